@@ -1,0 +1,1 @@
+"""The interleaving explorer, counterexample traces and the command line."""

@@ -1,0 +1,169 @@
+"""Linux's user-visible constants (x86-64 values) and the model's page geometry.
+
+The values are those of include/uapi/asm-generic/mman-common.h, include/uapi/linux/mman.h,
+include/uapi/asm-generic/errno-base.h and include/linux/mm.h (VM_* flags) on x86-64, so that a
+syscall sequence means the same thing to the model and to the real kernel.
+"""
+
+# --- geometry (arch/x86/include/asm/page_types.h, pgtable_64_types.h: 4-level paging) -------
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PTRS_PER_TABLE = 512
+PMD_SHIFT = 21
+PUD_SHIFT = 30
+PGDIR_SHIFT = 39
+PMD_SIZE = 1 << PMD_SHIFT
+PUD_SIZE = 1 << PUD_SHIFT
+PGDIR_SIZE = 1 << PGDIR_SHIFT
+BITS_PER_LONG = 64
+ULONG_MAX = (1 << BITS_PER_LONG) - 1
+PAGE_MASK = ULONG_MAX ^ (PAGE_SIZE - 1)
+PMD_MASK = ULONG_MAX ^ (PMD_SIZE - 1)
+PUD_MASK = ULONG_MAX ^ (PUD_SIZE - 1)
+PGDIR_MASK = ULONG_MAX ^ (PGDIR_SIZE - 1)
+# TASK_SIZE_MAX for 4-level paging: 128 TiB minus the guard page.
+TASK_SIZE = (1 << 47) - PAGE_SIZE
+FIRST_USER_ADDRESS = 0
+USER_PGTABLES_CEILING = 0       # "0 means the top of the address space" (free_pgtables)
+# /proc/sys/vm/mmap_min_addr default on x86-64 distributions.
+MMAP_MIN_ADDR = 65536
+# get_unmapped_area's top-down base when no hint fits (arch_pick_mmap_layout without ASLR).
+MMAP_BASE = 0x7F0000000000
+
+# --- prot / flags (include/uapi/asm-generic/mman-common.h, linux/mman.h) --------------------
+PROT_NONE = 0x0
+PROT_READ = 0x1
+PROT_WRITE = 0x2
+PROT_EXEC = 0x4
+PROT_GROWSDOWN = 0x01000000
+PROT_GROWSUP = 0x02000000
+
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_SHARED_VALIDATE = 0x03
+MAP_TYPE = 0x0F
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_32BIT = 0x40
+MAP_GROWSDOWN = 0x0100
+MAP_DENYWRITE = 0x0800
+MAP_EXECUTABLE = 0x1000
+MAP_LOCKED = 0x2000
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_NONBLOCK = 0x10000
+MAP_STACK = 0x20000
+MAP_HUGETLB = 0x40000
+MAP_SYNC = 0x80000
+MAP_FIXED_NOREPLACE = 0x100000
+MAP_UNINITIALIZED = 0x4000000
+
+MADV_NORMAL = 0
+MADV_RANDOM = 1
+MADV_SEQUENTIAL = 2
+MADV_WILLNEED = 3
+MADV_DONTNEED = 4
+MADV_FREE = 8
+MADV_REMOVE = 9
+MADV_DONTFORK = 10
+MADV_DOFORK = 11
+MADV_MERGEABLE = 12
+MADV_UNMERGEABLE = 13
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+MADV_DONTDUMP = 16
+MADV_DODUMP = 17
+MADV_WIPEONFORK = 18
+MADV_KEEPONFORK = 19
+MADV_COLD = 20
+MADV_PAGEOUT = 21
+MADV_POPULATE_READ = 22
+MADV_POPULATE_WRITE = 23
+MADV_DONTNEED_LOCKED = 24
+MADV_COLLAPSE = 25
+MADV_HWPOISON = 100
+MADV_SOFT_OFFLINE = 101
+
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+MLOCK_ONFAULT = 0x01
+
+# --- errno (include/uapi/asm-generic/errno-base.h) ------------------------------------------
+EPERM = 1
+ENOENT = 2
+EINTR = 4
+EIO = 5
+EBADF = 9
+EAGAIN = 11
+ENOMEM = 12
+EACCES = 13
+EFAULT = 14
+EBUSY = 16
+EEXIST = 17
+ENODEV = 19
+EINVAL = 22
+ENFILE = 23
+EMFILE = 24
+EFBIG = 27
+EOVERFLOW = 75
+
+ERRNO_NAMES = {
+    EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EIO: "EIO", EBADF: "EBADF",
+    EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY",
+    EEXIST: "EEXIST", ENODEV: "ENODEV", EINVAL: "EINVAL", ENFILE: "ENFILE", EMFILE: "EMFILE",
+    EFBIG: "EFBIG", EOVERFLOW: "EOVERFLOW",
+}
+
+# --- vm_flags (include/linux/mm.h) -----------------------------------------------------------
+VM_NONE = 0x00000000
+VM_READ = 0x00000001
+VM_WRITE = 0x00000002
+VM_EXEC = 0x00000004
+VM_SHARED = 0x00000008
+VM_MAYREAD = 0x00000010
+VM_MAYWRITE = 0x00000020
+VM_MAYEXEC = 0x00000040
+VM_MAYSHARE = 0x00000080
+VM_GROWSDOWN = 0x00000100
+VM_PFNMAP = 0x00000400
+VM_LOCKED = 0x00002000
+VM_IO = 0x00004000
+VM_SEQ_READ = 0x00008000
+VM_RAND_READ = 0x00010000
+VM_DONTCOPY = 0x00020000
+VM_DONTEXPAND = 0x00040000
+VM_LOCKONFAULT = 0x00080000
+VM_ACCOUNT = 0x00100000
+VM_NORESERVE = 0x00200000
+VM_HUGETLB = 0x00400000
+VM_SYNC = 0x00800000
+VM_WIPEONFORK = 0x02000000
+VM_DONTDUMP = 0x04000000
+VM_SOFTDIRTY = 0x08000000
+VM_MIXEDMAP = 0x10000000
+VM_HUGEPAGE = 0x20000000
+VM_NOHUGEPAGE = 0x40000000
+VM_MERGEABLE = 0x80000000
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
+VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+VM_STACK_INCOMPLETE_SETUP = 0
+# VM_* flags that do not prevent two VMAs from merging (mm/vma.c: VM_IGNORE_MERGE).
+VM_IGNORE_MERGE = VM_SOFTDIRTY
+
+# --- mm counters (include/linux/mm_types_task.h) ---------------------------------------------
+MM_FILEPAGES = 0
+MM_ANONPAGES = 1
+MM_SWAPENTS = 2
+MM_SHMEMPAGES = 3
+NR_MM_COUNTERS = 4
+RSS_COUNTER_NAMES = ("MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES")
+
+# --- mm->flags bits (include/linux/mm_types.h) -----------------------------------------------
+MMF_UNSTABLE = 22
+MMF_OOM_SKIP = 21
+MMF_OOM_REAP_QUEUED = 25
+
+# Slab/page poison byte (include/linux/poison.h POISON_FREE): what a load through a stale
+# translation to a freed frame reads.
+POISON_FREE = 0x6B

@@ -1,0 +1,279 @@
+"""The hardware: CPUs with a TLB and a paging-structure (walk) cache, the MMU's page walk,
+and the architecture's TLB invalidation.
+
+What it models:
+* a TLB of leaf translations per CPU, tagged with the mm (PCID/ASID), each entry holding pfn,
+  writable and dirty; a *hit* uses the cached translation even when the PTE is gone;
+* a paging-structure cache per CPU: for a virtual-address prefix, the table frame the walk
+  reached at that level (x86's PML4E/PDPTE/PDE caches, arm64's walk cache); a miss walks from
+  the deepest cached entry, so a freed table that is still cached is still walked;
+* the walk sets the accessed bit, and a store through a clean writable entry re-walks to set
+  the dirty bit in the PTE (the hardware A/D updates are atomic RMWs on the PTE);
+* TLB invalidation as each architecture does it (arch/x86/mm/tlb.c flush_tlb_mm_range;
+  arch/arm64/include/asm/tlbflush.h __flush_tlb_range, flush_tlb_mm, and arm64's tlb_flush()
+  in asm/tlb.h), sent to every CPU in mm_cpumask as a synchronous IPI.
+
+Steps and atomicity: one user instruction is several scheduling points (the TLB lookup, each
+level of a walk, the fill, the data access), so that a PTE clear on another CPU can land
+between them, as it can on real hardware. A flush IPI cannot: the IPI is taken at an
+instruction boundary, so a flush step is enabled only when no target CPU is in the middle of
+an instruction. This is what makes "flush, then free" safe on real machines, and the model
+reproduces it instead of assuming it.
+
+Simplifications: no speculative or prefetching walks (a TLB entry is made only by an access);
+x86's INVLPG drops the whole paging-structure cache of the PCID (as the SDM specifies, which
+is why walk-cache bugs show on arm64 and not on x86); no lazy-TLB mode (a CPU stays in
+mm_cpumask once it ran the mm); no TLB capacity limit.
+"""
+
+from __future__ import annotations
+
+from . import sched
+from .constants import PAGE_SHIFT, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, ULONG_MAX
+from .pgtable import LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, level_index
+from .pte import PRESENT, pte_t
+
+TLB_FLUSH_ALL = ULONG_MAX
+ARCHES = ("x86", "arm64")
+
+# For a table at level L (1 = PTE table), the address bits that select it (the prefix the
+# paging-structure cache is tagged with): a PTE table is selected by VA[47:21], and so on.
+_PREFIX_SHIFT = {LEVEL_PTE: PMD_SHIFT, LEVEL_PMD: PUD_SHIFT, LEVEL_PUD: PGDIR_SHIFT}
+
+
+class TlbEntry:
+    """A cached leaf translation. ``gen`` is the frame's generation at fill time (for the
+    invariants only: it tells a reused frame from the frame the translation was made for)."""
+
+    __slots__ = ("pfn", "gen", "write", "dirty")
+
+    def __init__(self, pfn: int, gen: int, write: bool, dirty: bool):
+        self.pfn = pfn
+        self.gen = gen
+        self.write = write
+        self.dirty = dirty
+
+    def __repr__(self) -> str:
+        return f"pfn {self.pfn} {'rw' if self.write else 'ro'}{' dirty' if self.dirty else ''}"
+
+
+class Cpu:
+    """One CPU: its TLB, its paging-structure cache, the mm it runs, and whether it is in the
+    middle of a user instruction (``busy``, which holds off flush IPIs)."""
+
+    def __init__(self, cpu_id: int):
+        self.id = cpu_id
+        self.tlb: dict[tuple[int, int], TlbEntry] = {}
+        self.pwc: dict[tuple[int, int, int], tuple[int, int]] = {}
+        self.active_mm = None
+        self.busy = False
+
+    @property
+    def obj(self) -> tuple:
+        return ("tlb", self.id)
+
+    def __repr__(self) -> str:
+        return f"<cpu{self.id} tlb={self.tlb} pwc={self.pwc}>"
+
+
+class Fault(Exception):
+    """A page fault raised by the MMU: the access could not be translated or is not
+    permitted by the cached/walked translation."""
+
+    def __init__(self, addr: int, write: bool, reason: str):
+        super().__init__(f"#PF at {addr:#x} ({'write' if write else 'read'}: {reason})")
+        self.addr = addr
+        self.write = write
+        self.reason = reason
+
+
+def switch_mm(cpu: Cpu, mm) -> None:
+    """arch/x86/mm/tlb.c switch_mm_irqs_off(): run *mm* on *cpu*; the CPU joins mm_cpumask."""
+    sched.point("switch_mm", writes=(cpu.obj, ("cpumask", mm.id)))
+    cpu.active_mm = mm
+    mm.cpumask.add(cpu.id)
+
+
+def _walk(cpu: Cpu, mm, addr: int):
+    """The page walk: from the deepest paging-structure-cache hit, or from CR3 (mm->pgd),
+    down to the PTE slot. Returns (pte table frame, index) or None if a level is not present.
+    Each level read is a scheduling point; each level reached is cached."""
+    zone = mm.zone
+    table = None
+    level = LEVEL_PTE
+    for level in (LEVEL_PTE, LEVEL_PMD, LEVEL_PUD):
+        hit = cpu.pwc.get((mm.id, level, addr >> _PREFIX_SHIFT[level]))
+        if hit is not None:
+            table = zone.pfn_to_page(hit[0])
+            break
+    else:
+        table = mm.pgd
+        level = LEVEL_PGD
+    while level > LEVEL_PTE:
+        idx = level_index(level, addr)
+        sched.point("mmu_walk", reads=(("pte", table.pfn, idx),), writes=(cpu.obj,))
+        entries = table.table
+        entry = entries.get(idx) if entries is not None else None
+        if entry is None or not hasattr(entry, "gen"):
+            # Not present, or the frame no longer holds a table (it was freed and reused):
+            # what the hardware reads is garbage; the model treats it as not present.
+            return None
+        level -= 1
+        table = zone.pfn_to_page(entry.pfn)
+        cpu.pwc[(mm.id, level, addr >> _PREFIX_SHIFT[level])] = (table.pfn, entry.gen)
+    return table, level_index(LEVEL_PTE, addr)
+
+
+def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
+    """Translate *addr* for a user load or store: a TLB hit, or a walk and fill.
+
+    Raises :class:`Fault` when there is no valid translation permitting the access; the CPU
+    then drops any TLB entry for the address (x86 invalidates on #PF). On return the CPU is
+    ``busy`` until :func:`mmu_access_data` completes the instruction.
+    """
+    vpn = addr >> PAGE_SHIFT
+    key = (mm.id, vpn)
+    sched.point("tlb_lookup", reads=(cpu.obj,), writes=(cpu.obj,))
+    cpu.busy = True
+    entry = cpu.tlb.get(key)
+    if entry is not None and (not write or (entry.write and entry.dirty)):
+        return entry
+    if entry is not None and write and not entry.write:
+        cpu.tlb.pop(key, None)
+        cpu.busy = False
+        raise Fault(addr, write, "write to a read-only translation")
+    found = _walk(cpu, mm, addr)
+    if found is None:
+        cpu.tlb.pop(key, None)
+        cpu.busy = False
+        raise Fault(addr, write, "no page table")
+    table, idx = found
+    slot = ("pte", table.pfn, idx)
+    sched.point("tlb_fill", reads=(slot,), writes=(slot, cpu.obj))
+    entries = table.table
+    pte = entries.get(idx) if entries is not None else None
+    if not isinstance(pte, pte_t) or pte.kind != PRESENT:
+        cpu.tlb.pop(key, None)
+        cpu.busy = False
+        raise Fault(addr, write, "pte not present")
+    if write and not pte.write:
+        cpu.tlb.pop(key, None)
+        cpu.busy = False
+        raise Fault(addr, write, "pte read-only")
+    # The hardware's atomic accessed/dirty update.
+    if not pte.young or (write and not pte.dirty):
+        entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special)
+    page = mm.zone.pfn_to_page(pte.pfn)
+    entry = TlbEntry(pte.pfn, page.gen, pte.write, pte.dirty or write)
+    cpu.tlb[key] = entry
+    return entry
+
+
+def mmu_access_data(cpu: Cpu, mm, addr: int, entry: TlbEntry, write: bool, value: int = 0):
+    """The memory access of the instruction, through the translation *entry*; ends the
+    instruction (the CPU takes IPIs again). Returns the byte loaded, or None for a store."""
+    frame = ("frame", entry.pfn)
+    if write:
+        sched.point("store", reads=(cpu.obj,), writes=(frame, cpu.obj))
+    else:
+        sched.point("load", reads=(frame, cpu.obj), writes=(cpu.obj,))
+    page = mm.zone.pfn_to_page(entry.pfn)
+    offset = addr & ((1 << PAGE_SHIFT) - 1)
+    cpu.busy = False
+    if write:
+        page.write_byte(offset, value)
+        return None
+    return page.read_byte(offset)
+
+
+# --- invalidation -----------------------------------------------------------------------------
+def _targets(machine, mm) -> list[Cpu]:
+    return [machine.cpus[c] for c in sorted(mm.cpumask)]
+
+
+def _ipi(machine, mm, label: str, targets: list[Cpu]) -> None:
+    """The synchronous IPI: one step that writes every target's TLB, enabled only when no
+    target is in the middle of an instruction."""
+    sched.point(label, reads=(("cpumask", mm.id),), writes=tuple(c.obj for c in targets),
+                wait=lambda: not any(c.busy for c in targets))
+
+
+def _drop_leaf(cpu: Cpu, mm_id: int, start: int, end: int) -> None:
+    first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+    for key in [k for k in cpu.tlb if k[0] == mm_id and first <= k[1] <= last]:
+        del cpu.tlb[key]
+
+
+def _drop_walk(cpu: Cpu, mm_id: int, start: int, end: int) -> None:
+    for key in list(cpu.pwc):
+        if key[0] != mm_id:
+            continue
+        level, prefix = key[1], key[2]
+        shift = _PREFIX_SHIFT[level]
+        lo, hi = prefix << shift, ((prefix + 1) << shift) - 1
+        if lo <= end - 1 and start <= hi:
+            del cpu.pwc[key]
+
+
+def _drop_all(cpu: Cpu, mm_id: int) -> None:
+    for key in [k for k in cpu.tlb if k[0] == mm_id]:
+        del cpu.tlb[key]
+    for key in [k for k in cpu.pwc if k[0] == mm_id]:
+        del cpu.pwc[key]
+
+
+def flush_tlb_mm_range(machine, mm, start: int, end: int, stride_shift: int,
+                       freed_tables: bool) -> None:
+    """arch/x86/mm/tlb.c flush_tlb_mm_range(): INVLPG each page of [start, end) on every CPU
+    of mm_cpumask, or a full flush for TLB_FLUSH_ALL. On x86 INVLPG also invalidates the
+    whole paging-structure cache of the PCID (Intel SDM 4.10.4.1), whatever freed_tables is."""
+    targets = _targets(machine, mm)
+    _ipi(machine, mm, "flush_tlb_mm_range", targets)
+    for cpu in targets:
+        if end == TLB_FLUSH_ALL:
+            _drop_all(cpu, mm.id)
+        else:
+            _drop_leaf(cpu, mm.id, start, end)
+            cpu.pwc = {k: v for k, v in cpu.pwc.items() if k[0] != mm.id}
+    sched.event("tlb_flush", mm=mm, start=start, end=end, freed_tables=freed_tables)
+
+
+def arm64_flush_tlb_range(machine, mm, start: int, end: int, last_level: bool) -> None:
+    """arch/arm64/include/asm/tlbflush.h __flush_tlb_range(): TLBI VALE1IS (last level only:
+    the walk cache keeps its entries) or TLBI VAE1IS (all levels for each address)."""
+    targets = _targets(machine, mm)
+    _ipi(machine, mm, "__flush_tlb_range", targets)
+    for cpu in targets:
+        _drop_leaf(cpu, mm.id, start, end)
+        if not last_level:
+            _drop_walk(cpu, mm.id, start, end)
+    sched.event("tlb_flush", mm=mm, start=start, end=end, freed_tables=not last_level)
+
+
+def arm64_flush_tlb_mm(machine, mm) -> None:
+    """arch/arm64 flush_tlb_mm(): TLBI ASIDE1IS, everything of the ASID."""
+    targets = _targets(machine, mm)
+    _ipi(machine, mm, "flush_tlb_mm", targets)
+    for cpu in targets:
+        _drop_all(cpu, mm.id)
+    sched.event("tlb_flush", mm=mm, start=0, end=TLB_FLUSH_ALL, freed_tables=True)
+
+
+def flush_tlb_range(machine, mm, start: int, end: int) -> None:
+    """include/asm-generic flush_tlb_range(vma, start, end) on the model's architecture (a
+    leaf flush of the range; the callers do not free tables)."""
+    if machine.arch == "arm64":
+        arm64_flush_tlb_range(machine, mm, start, end, last_level=False)
+    else:
+        flush_tlb_mm_range(machine, mm, start, end, PAGE_SHIFT, False)
+
+
+def flush_tlb_page(machine, mm, addr: int) -> None:
+    flush_tlb_range(machine, mm, addr, addr + (1 << PAGE_SHIFT))
+
+
+def flush_tlb_mm(machine, mm) -> None:
+    if machine.arch == "arm64":
+        arm64_flush_tlb_mm(machine, mm)
+    else:
+        flush_tlb_mm_range(machine, mm, 0, TLB_FLUSH_ALL, PAGE_SHIFT, True)

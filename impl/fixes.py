@@ -1,0 +1,84 @@
+"""Historical fixes as named toggles (default on).
+
+Each toggle is a real upstream commit in the unmap paths. Switched off, the model runs the
+code path the kernel had before the fix, so the checker can show what the fix prevents
+(../shared/reference/historic-fixes.md has each bug's interleaving). The paths that consult a
+toggle say so in their docstrings, with the before/after shapes.
+
+Some fixes live in a shape of a function that the kernel has since rewritten; those need the
+older *kernel era* (``Machine.era``), e.g. 27ae357fa82b lives in exit_mmap's 5.x OOM-victim
+path, which 6.1 removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fix:
+    commit: str
+    title: str
+    version: str
+    effect_when_off: str
+    era: str = "6.18"
+
+
+FIXES: dict[str, Fix] = {f.commit: f for f in (
+    Fix("99baac21e458", "mm: fix MADV_[FREE|DONTNEED] TLB flush miss problem", "v4.13",
+        "tlb_finish_mmu() flushes only what its own gather collected, even when another "
+        "thread is batching a flush of the same mm (mm_tlb_flush_nested() is ignored)"),
+    Fix("7a30df49f63a", "mm: mmu_gather: remove __tlb_reset_range() for force flush", "v5.2",
+        "a forced (nested) flush resets the gather with __tlb_reset_range(), which clears "
+        "freed_tables, so the flush is last-level only and walk caches keep freed tables"),
+    Fix("1cf35d47712d", "mm: split 'tlb_flush_mmu()' into tlb flushing and memory freeing "
+        "parts", "v3.15",
+        "a dirty shared PTE does not force a flush, and the TLB flush of a zap_pte_range "
+        "batch runs after the page-table lock is dropped"),
+    Fix("5df397dec7c4", "mm: delay page_remove_rmap() until after the TLB has been flushed",
+        "v6.2",
+        "zap_pte_range removes the rmap of a dirty shared page before the TLB flush, so "
+        "folio_mkclean() sees it unmapped and does not wait on the page-table lock"),
+    Fix("687cb0884a71", "mm, oom_reaper: gather each vma to prevent leaking TLB entry",
+        "v4.15",
+        "__oom_reap_task_mm() uses one fullmm gather for the whole mm; on arm64 a fullmm "
+        "flush is skipped, so reaped pages are freed while still in a TLB"),
+    Fix("27ae357fa82b", "mm, oom: fix concurrent munlock and oom reaper unmap, v3", "v4.17",
+        "exit_mmap() munlocks (clearing VM_LOCKED) before it reaps and sets MMF_OOM_SKIP, so "
+        "the OOM reaper can zap a VMA while exit_mmap's munlock walker is inside it",
+        era="5.x"),
+    Fix("9f9f1acd713d", "mm: fix rss count leakage during migration", "v3.3",
+        "zap_pte_range (and fork's copy) ignore migration entries in the rss counters, so "
+        "unmapping a page under migration leaks an MM_ANONPAGES/MM_FILEPAGES count"),
+    Fix("7e7757876f25", "mm/mremap: fix vm_pgoff in vma_merge() case 3", "v6.4",
+        "when a new range merges into the following VMA, which expands downwards, the merged "
+        "VMA keeps the new range's pgoff instead of next->vm_pgoff - pglen"),
+)}
+
+ERAS = ("6.18", "5.x")
+
+
+class Fixes:
+    """The set of fixes switched off for one machine (all on by default)."""
+
+    def __init__(self, off: tuple[str, ...] | list[str] = ()):
+        unknown = [c for c in off if c not in FIXES]
+        if unknown:
+            raise ValueError(f"unknown fix commit {unknown[0]!r} (known: "
+                             f"{', '.join(FIXES)})")
+        self.off = frozenset(off)
+
+    def on(self, commit: str) -> bool:
+        assert commit in FIXES, commit
+        return commit not in self.off
+
+    def __repr__(self) -> str:
+        return f"Fixes(off={sorted(self.off)})"
+
+
+def resolve_commit(prefix: str) -> str:
+    """Accept a commit id prefix of at least 7 hex digits, as git does."""
+    matches = [c for c in FIXES if c.startswith(prefix.lower())] if len(prefix) >= 7 else []
+    if len(matches) != 1:
+        raise ValueError(f"unknown fix commit {prefix!r} (known: {', '.join(FIXES)})")
+    return matches[0]

@@ -1,0 +1,196 @@
+"""Locks: spinlocks (the page-table locks) and the mmap_lock rw-semaphore.
+
+Models include/linux/spinlock.h and kernel/locking/rwsem.c / include/linux/mmap_lock.h
+(mmap_read_lock, mmap_read_trylock, mmap_write_lock, mmap_write_downgrade, ...).
+
+Every lock operation is a scheduling point that writes the lock object, so acquire and
+release are dependencies like any other access. An acquire whose lock is not available is a
+blocked step: the explorer does not schedule it until the lock is released (the ``wait``
+predicate of :func:`sched.point`). The model checks lock discipline: releasing a lock that is
+not held, or taking a sleeping lock (the rwsem) while holding a spinlock, raises
+:class:`LockDiscipline`.
+
+Simplifications: rwsem fairness (a queued writer blocking new readers) is not modelled, so
+readers may overtake a waiting writer; this allows more interleavings, never fewer.
+"""
+
+from __future__ import annotations
+
+from . import sched
+from .sched import LockDiscipline
+
+
+class SpinLock:
+    """spinlock_t. ``owner`` is the holding context's name, or None."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.owner = None
+
+    @property
+    def obj(self) -> tuple:
+        return ("lock", self.name)
+
+    def __repr__(self) -> str:
+        return f"<spinlock {self.name} owner={self.owner}>"
+
+
+def spin_lock(lock: SpinLock) -> None:
+    sched.point("spin_lock", writes=(lock.obj,), wait=lambda: lock.owner is None)
+    cur = sched.current()
+    lock.owner = cur.name
+    cur.held.append(lock)
+
+
+def spin_trylock(lock: SpinLock) -> bool:
+    sched.point("spin_trylock", writes=(lock.obj,))
+    if lock.owner is not None:
+        return False
+    cur = sched.current()
+    lock.owner = cur.name
+    cur.held.append(lock)
+    return True
+
+
+def spin_unlock(lock: SpinLock) -> None:
+    sched.point("spin_unlock", writes=(lock.obj,))
+    cur = sched.current()
+    if lock.owner != cur.name:
+        raise LockDiscipline(f"{cur.name}: spin_unlock of {lock.name} held by {lock.owner}")
+    lock.owner = None
+    cur.held.remove(lock)
+
+
+def spin_is_locked(lock: SpinLock) -> bool:
+    sched.point("spin_is_locked", reads=(lock.obj,))
+    return lock.owner is not None
+
+
+def might_sleep(what: str) -> None:
+    """include/linux/kernel.h might_sleep(): sleeping with a spinlock held is a bug."""
+    cur = sched.current()
+    if cur.held:
+        raise LockDiscipline(f"{cur.name}: BUG: sleeping function called from invalid "
+                             f"context ({what} with {cur.held[-1].name} held)")
+
+
+class RwSem:
+    """struct rw_semaphore as used for mmap_lock: ``readers`` holders or one ``writer``."""
+
+    __slots__ = ("name", "readers", "writer")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.readers: list = []
+        self.writer = None
+
+    @property
+    def obj(self) -> tuple:
+        return ("lock", self.name)
+
+    def __repr__(self) -> str:
+        return f"<rwsem {self.name} writer={self.writer} readers={self.readers}>"
+
+    def state(self) -> str:
+        if self.writer is not None:
+            return f"write-locked by {self.writer}"
+        if self.readers:
+            return "read-locked by " + ", ".join(self.readers)
+        return "unlocked"
+
+
+def down_read(sem: RwSem) -> None:
+    might_sleep(f"down_read({sem.name})")
+    sched.point("down_read", writes=(sem.obj,), wait=lambda: sem.writer is None)
+    sem.readers.append(sched.current().name)
+
+
+def down_read_trylock(sem: RwSem) -> bool:
+    sched.point("down_read_trylock", writes=(sem.obj,))
+    if sem.writer is not None:
+        return False
+    sem.readers.append(sched.current().name)
+    return True
+
+
+def up_read(sem: RwSem) -> None:
+    sched.point("up_read", writes=(sem.obj,))
+    name = sched.current().name
+    if name not in sem.readers:
+        raise LockDiscipline(f"{name}: up_read of {sem.name} not read-held by it")
+    sem.readers.remove(name)
+
+
+def down_write(sem: RwSem) -> None:
+    might_sleep(f"down_write({sem.name})")
+    sched.point("down_write", writes=(sem.obj,),
+                wait=lambda: sem.writer is None and not sem.readers)
+    sem.writer = sched.current().name
+
+
+def down_write_trylock(sem: RwSem) -> bool:
+    sched.point("down_write_trylock", writes=(sem.obj,))
+    if sem.writer is not None or sem.readers:
+        return False
+    sem.writer = sched.current().name
+    return True
+
+
+def up_write(sem: RwSem) -> None:
+    sched.point("up_write", writes=(sem.obj,))
+    name = sched.current().name
+    if sem.writer != name:
+        raise LockDiscipline(f"{name}: up_write of {sem.name} held by {sem.writer}")
+    sem.writer = None
+
+
+def downgrade_write(sem: RwSem) -> None:
+    sched.point("downgrade_write", writes=(sem.obj,))
+    name = sched.current().name
+    if sem.writer != name:
+        raise LockDiscipline(f"{name}: downgrade_write of {sem.name} held by {sem.writer}")
+    sem.writer = None
+    sem.readers.append(name)
+
+
+# include/linux/mmap_lock.h ------------------------------------------------------------------
+def mmap_read_lock(mm) -> None:
+    down_read(mm.mmap_lock)
+
+
+def mmap_read_trylock(mm) -> bool:
+    return down_read_trylock(mm.mmap_lock)
+
+
+def mmap_read_unlock(mm) -> None:
+    up_read(mm.mmap_lock)
+
+
+def mmap_write_lock(mm) -> None:
+    down_write(mm.mmap_lock)
+
+
+def mmap_write_lock_killable(mm) -> int:
+    down_write(mm.mmap_lock)
+    return 0
+
+
+def mmap_write_unlock(mm) -> None:
+    up_write(mm.mmap_lock)
+
+
+def mmap_write_downgrade(mm) -> None:
+    downgrade_write(mm.mmap_lock)
+
+
+def mmap_assert_write_locked(mm) -> None:
+    if mm.mmap_lock.writer != sched.current().name:
+        raise LockDiscipline(f"{sched.current().name}: mmap_assert_write_locked failed")
+
+
+def mmap_assert_locked(mm) -> None:
+    name = sched.current().name
+    if mm.mmap_lock.writer != name and name not in mm.mmap_lock.readers:
+        raise LockDiscipline(f"{name}: mmap_assert_locked failed")

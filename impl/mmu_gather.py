@@ -1,0 +1,387 @@
+"""``struct mmu_gather``: batching the TLB flush and the freeing of pages and page tables.
+
+Models mm/mmu_gather.c (tlb_gather_mmu, tlb_gather_mmu_fullmm, __tlb_remove_folio_pages,
+tlb_next_batch, tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu, tlb_remove_table,
+tlb_table_flush), include/asm-generic/tlb.h (__tlb_adjust_range, __tlb_reset_range,
+tlb_flush_mmu_tlbonly, tlb_remove_tlb_entry, tlb_start_vma, tlb_end_vma, pte_free_tlb ...)
+and the architectures' tlb_flush() (arch/x86/include/asm/tlb.h, arch/arm64/include/asm/tlb.h).
+
+The gather is on the stack of the thread that uses it, so its fields need no scheduling
+points; what it does to shared state (the flush, freeing pages and tables, the rmap removals,
+tlb_flush_pending) goes through the accessors.
+
+The protocol the invariants check: a page or table queued here is freed only by
+tlb_flush_mmu_free(), which tlb_flush_mmu() runs after tlb_flush_mmu_tlbonly(); so nothing is
+freed before the flush that covers it, unless a flush is skipped or too narrow (the historic
+bugs).
+
+Simplifications: the batch pages and the table batch are Python lists with the kernel's
+capacities (Tunables: MMU_GATHER_BUNDLE, MAX_GATHER_BATCH, MAX_GATHER_BATCH_COUNT,
+MAX_TABLE_BATCH); page-table pages are freed right after the invalidating flush (the RCU grace
+period of MMU_GATHER_RCU_TABLE_FREE protects software walkers, which the model does not have:
+GUP-fast is not modelled); no mmu notifiers; page sizes are all PAGE_SIZE.
+"""
+
+from __future__ import annotations
+
+from . import sched
+from .constants import PAGE_SHIFT, PAGE_SIZE, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, TASK_SIZE, \
+    ULONG_MAX, VM_EXEC, VM_HUGETLB, VM_MIXEDMAP, VM_PFNMAP
+from .cpu import TLB_FLUSH_ALL, arm64_flush_tlb_mm, arm64_flush_tlb_range, flush_tlb_mm_range
+from .mm_types import dec_tlb_flush_pending, inc_tlb_flush_pending, mm_tlb_flush_nested
+from .page import Page, folio_put
+
+# Kernel capacities (mm/mmu_gather.c, include/asm-generic/tlb.h) for 4 KiB pages.
+MMU_GATHER_BUNDLE = 8
+MAX_GATHER_BATCH = (PAGE_SIZE - 16) // 8          # 510
+MAX_GATHER_BATCH_COUNT = 10000 // MAX_GATHER_BATCH  # 19
+MAX_TABLE_BATCH = (PAGE_SIZE - 16) // 8            # 510
+
+
+class mmu_gather_batch:
+    __slots__ = ("pages", "max")
+
+    def __init__(self, max_entries: int):
+        self.pages: list[tuple[Page, bool]] = []   # (page, ENCODED_PAGE_BIT_DELAY_RMAP)
+        self.max = max_entries
+
+
+class mmu_gather:
+    def __init__(self) -> None:
+        self.mm = None
+        self.fullmm = False
+        self.need_flush_all = False
+        self.freed_tables = False
+        self.cleared_ptes = self.cleared_pmds = self.cleared_puds = self.cleared_p4ds = False
+        self.vma_exec = self.vma_huge = self.vma_pfn = False
+        self.delayed_rmap = False
+        self.start = 0
+        self.end = 0
+        self.local = None
+        self.batches: list[mmu_gather_batch] = []
+        self.active = 0
+        self.tables: list[Page] | None = None
+        # Model-only: the union of every range this gather adjusted to, so that the pre-fix
+        # path of 7a30df49f63a can re-adjust to "the caller's range" after resetting (the
+        # 5.1 tlb_finish_mmu took that range as arguments, which 6.18 no longer has).
+        self.span_start = ULONG_MAX
+        self.span_end = 0
+
+    def __repr__(self) -> str:
+        return (f"<mmu_gather mm{self.mm.id} fullmm={int(self.fullmm)} "
+                f"range={self.start:#x}-{self.end:#x} freed_tables={int(self.freed_tables)} "
+                f"pages={sum(len(b.pages) for b in self.batches)}>")
+
+
+# --- include/asm-generic/tlb.h -----------------------------------------------------------------
+def __tlb_adjust_range(tlb: mmu_gather, address: int, range_size: int) -> None:
+    tlb.start = min(tlb.start, address)
+    tlb.end = max(tlb.end, address + range_size)
+    tlb.span_start = min(tlb.span_start, address)
+    tlb.span_end = max(tlb.span_end, address + range_size)
+
+
+def __tlb_reset_range(tlb: mmu_gather) -> None:
+    if tlb.fullmm:
+        tlb.start = tlb.end = ULONG_MAX
+    else:
+        tlb.start = TASK_SIZE
+        tlb.end = 0
+    tlb.freed_tables = False
+    tlb.cleared_ptes = tlb.cleared_pmds = tlb.cleared_puds = tlb.cleared_p4ds = False
+
+
+def tlb_get_unmap_shift(tlb: mmu_gather) -> int:
+    if tlb.cleared_ptes:
+        return PAGE_SHIFT
+    if tlb.cleared_pmds:
+        return PMD_SHIFT
+    if tlb.cleared_puds:
+        return PUD_SHIFT
+    if tlb.cleared_p4ds:
+        return PGDIR_SHIFT
+    return PAGE_SHIFT
+
+
+def tlb_flush(tlb: mmu_gather) -> None:
+    """The architecture's tlb_flush().
+
+    x86 (arch/x86/include/asm/tlb.h): flush [start, end) or everything for a fullmm gather,
+    telling flush_tlb_mm_range() whether tables were freed.
+    arm64 (arch/arm64/include/asm/tlb.h): a fullmm gather only invalidates the walk cache
+    when tables were freed ("the ASID allocator won't reallocate our ASID without
+    invalidating the entire TLB") and otherwise does nothing; a range flush is last-level
+    only unless tables were freed. Bug 687cb0884a71 depends on that early return.
+    """
+    machine = tlb.mm.machine
+    if machine.arch == "arm64":
+        last_level = not tlb.freed_tables
+        if tlb.fullmm:
+            if not last_level:
+                arm64_flush_tlb_mm(machine, tlb.mm)
+            return
+        arm64_flush_tlb_range(machine, tlb.mm, tlb.start, tlb.end, last_level)
+        return
+    start, end = 0, TLB_FLUSH_ALL
+    if not tlb.fullmm and not tlb.need_flush_all:
+        start, end = tlb.start, tlb.end
+    flush_tlb_mm_range(machine, tlb.mm, start, end, tlb_get_unmap_shift(tlb), tlb.freed_tables)
+
+
+def tlb_flush_mmu_tlbonly(tlb: mmu_gather) -> None:
+    """Flush the TLB for what the gather collected; nothing if nothing was cleared."""
+    if not (tlb.freed_tables or tlb.cleared_ptes or tlb.cleared_pmds or tlb.cleared_puds or
+            tlb.cleared_p4ds):
+        return
+    tlb_flush(tlb)
+    __tlb_reset_range(tlb)
+
+
+def tlb_update_vma_flags(tlb: mmu_gather, vma) -> None:
+    tlb.vma_huge = bool(vma.vm_flags & VM_HUGETLB)
+    tlb.vma_exec = bool(vma.vm_flags & VM_EXEC)
+    tlb.vma_pfn |= bool(vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP))
+
+
+def tlb_start_vma(tlb: mmu_gather, vma) -> None:
+    """Nothing for a fullmm gather; flush_cache_range() is a no-op on x86 and arm64."""
+    if tlb.fullmm:
+        return
+    tlb_update_vma_flags(tlb, vma)
+
+
+def tlb_end_vma(tlb: mmu_gather, vma) -> None:
+    """Flush at VMA boundaries so the range does not grow over the gap between VMAs
+    (CONFIG_MMU_GATHER_MERGE_VMAS is not set on x86 or arm64)."""
+    if tlb.fullmm:
+        return
+    tlb_flush_mmu_tlbonly(tlb)
+
+
+def tlb_free_vmas(tlb: mmu_gather) -> None:
+    if tlb.fullmm:
+        return
+    if tlb.vma_pfn:
+        tlb_flush_mmu_tlbonly(tlb)
+
+
+def tlb_flush_pte_range(tlb: mmu_gather, address: int, size: int) -> None:
+    __tlb_adjust_range(tlb, address, size)
+    tlb.cleared_ptes = True
+
+
+def tlb_flush_pmd_range(tlb: mmu_gather, address: int, size: int) -> None:
+    __tlb_adjust_range(tlb, address, size)
+    tlb.cleared_pmds = True
+
+
+def tlb_flush_pud_range(tlb: mmu_gather, address: int, size: int) -> None:
+    __tlb_adjust_range(tlb, address, size)
+    tlb.cleared_puds = True
+
+
+def tlb_flush_p4d_range(tlb: mmu_gather, address: int, size: int) -> None:
+    __tlb_adjust_range(tlb, address, size)
+    tlb.cleared_p4ds = True
+
+
+def tlb_remove_tlb_entry(tlb: mmu_gather, ptep, address: int) -> None:
+    """Remember a PTE unmapping for the later invalidation (the flush range grows)."""
+    tlb_flush_pte_range(tlb, address, PAGE_SIZE)
+
+
+def tlb_remove_tlb_entries(tlb: mmu_gather, ptep, nr: int, address: int) -> None:
+    tlb_flush_pte_range(tlb, address, PAGE_SIZE * nr)
+
+
+def tlb_delay_rmap(tlb: mmu_gather) -> bool:
+    """CONFIG_SMP: rmap removal of dirty file pages can be delayed past the flush
+    (5df397dec7c4)."""
+    return True
+
+
+def pte_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    tlb_flush_pmd_range(tlb, address, PAGE_SIZE)
+    tlb.freed_tables = True
+    tlb_remove_table(tlb, table)
+
+
+def pmd_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    tlb_flush_pud_range(tlb, address, PAGE_SIZE)
+    tlb.freed_tables = True
+    tlb_remove_table(tlb, table)
+
+
+def pud_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    tlb_flush_p4d_range(tlb, address, PAGE_SIZE)
+    tlb.freed_tables = True
+    tlb_remove_table(tlb, table)
+
+
+# --- mm/mmu_gather.c ---------------------------------------------------------------------------
+def _tunable(tlb: mmu_gather, name: str, default: int) -> int:
+    return getattr(tlb.mm.machine.tunables, name, default)
+
+
+def tlb_next_batch(tlb: mmu_gather) -> bool:
+    """Move to (or allocate) the next batch; False when batching must stop and flush."""
+    # Limit batching if we have delayed rmaps pending.
+    if tlb.delayed_rmap and tlb.active != 0:
+        return False
+    if tlb.active + 1 < len(tlb.batches):
+        tlb.active += 1
+        return True
+    if len(tlb.batches) - 1 == _tunable(tlb, "gather_batch_count", MAX_GATHER_BATCH_COUNT):
+        return False
+    tlb.batches.append(mmu_gather_batch(_tunable(tlb, "gather_batch", MAX_GATHER_BATCH)))
+    tlb.active += 1
+    return True
+
+
+def __tlb_remove_folio_pages(tlb: mmu_gather, page: Page, nr_pages: int,
+                             delay_rmap: bool) -> bool:
+    """Queue *page* (holding the reference the PTE held) for freeing after the flush.
+    Returns True when the gather is full and the caller must flush."""
+    if delay_rmap:
+        tlb.delayed_rmap = True
+    batch = tlb.batches[tlb.active]
+    batch.pages.append((page, delay_rmap))
+    if len(batch.pages) >= batch.max - 1:
+        if not tlb_next_batch(tlb):
+            return True
+    return False
+
+
+def __tlb_remove_page(tlb: mmu_gather, page: Page) -> bool:
+    return __tlb_remove_folio_pages(tlb, page, 1, False)
+
+
+def tlb_remove_page(tlb: mmu_gather, page: Page) -> None:
+    if __tlb_remove_page(tlb, page):
+        tlb_flush_mmu(tlb)
+
+
+def tlb_flush_rmap_batch(batch: mmu_gather_batch, vma) -> None:
+    from .rmap import folio_remove_rmap_ptes
+    for page, delay_rmap in batch.pages:
+        if delay_rmap:
+            folio_remove_rmap_ptes(page, page, 1, vma)
+
+
+def tlb_flush_rmaps(tlb: mmu_gather, vma) -> None:
+    """The rmap removals delayed until after the TLB flush (5df397dec7c4). Only the local
+    batch and the active one can hold delayed entries (tlb_next_batch sees to it)."""
+    if not tlb.delayed_rmap:
+        return
+    tlb_flush_rmap_batch(tlb.batches[0], vma)
+    if tlb.active != 0:
+        tlb_flush_rmap_batch(tlb.batches[tlb.active], vma)
+    tlb.delayed_rmap = False
+
+
+def tlb_batch_pages_flush(tlb: mmu_gather) -> None:
+    """free_pages_and_swap_cache() on every batch: drop the references the PTEs held."""
+    for batch in tlb.batches:
+        pages, batch.pages = batch.pages, []
+        for page, _ in pages:
+            folio_put(page)
+    tlb.active = 0
+
+
+def tlb_batch_list_free(tlb: mmu_gather) -> None:
+    del tlb.batches[1:]
+
+
+def tlb_remove_table(tlb: mmu_gather, table: Page) -> None:
+    """Queue a page-table page; a full table batch is flushed (and freed) at once."""
+    if tlb.tables is None:
+        tlb.tables = []
+    tlb.tables.append(table)
+    if len(tlb.tables) == _tunable(tlb, "table_batch", MAX_TABLE_BATCH):
+        tlb_table_flush(tlb)
+
+
+def tlb_table_invalidate(tlb: mmu_gather) -> None:
+    """tlb_needs_table_invalidate() is true: invalidate hardware walk caches first."""
+    tlb_flush_mmu_tlbonly(tlb)
+
+
+def __tlb_remove_table(table: Page) -> None:
+    sched.point("__tlb_remove_table", writes=(table.obj,))
+    table.table = None
+    table.ptl = None
+    folio_put(table)
+
+
+def tlb_table_flush(tlb: mmu_gather) -> None:
+    if tlb.tables:
+        tlb_table_invalidate(tlb)
+        tables, tlb.tables = tlb.tables, None
+        for table in tables:
+            __tlb_remove_table(table)
+    tlb.tables = None
+
+
+def tlb_flush_mmu_free(tlb: mmu_gather) -> None:
+    tlb_table_flush(tlb)
+    tlb_batch_pages_flush(tlb)
+
+
+def tlb_flush_mmu(tlb: mmu_gather) -> None:
+    """Flush the TLB, then free what was batched: the order the whole protocol rests on."""
+    tlb_flush_mmu_tlbonly(tlb)
+    tlb_flush_mmu_free(tlb)
+
+
+def __tlb_gather_mmu(tlb: mmu_gather, mm, fullmm: bool) -> None:
+    tlb.mm = mm
+    tlb.fullmm = fullmm
+    tlb.need_flush_all = False
+    tlb.batches = [mmu_gather_batch(_tunable(tlb, "gather_bundle", MMU_GATHER_BUNDLE))]
+    tlb.active = 0
+    tlb.delayed_rmap = False
+    tlb.tables = None
+    tlb.vma_pfn = False
+    __tlb_reset_range(tlb)
+    inc_tlb_flush_pending(tlb.mm)
+
+
+def tlb_gather_mmu(tlb: mmu_gather, mm) -> None:
+    """Initialise a gather for tearing down part of *mm*."""
+    __tlb_gather_mmu(tlb, mm, False)
+
+
+def tlb_gather_mmu_fullmm(tlb: mmu_gather, mm) -> None:
+    """Initialise a gather for tearing down all of *mm* (exit, exec): no other user."""
+    __tlb_gather_mmu(tlb, mm, True)
+
+
+def tlb_finish_mmu(tlb: mmu_gather) -> None:
+    """Finish a gather: flush, free, and leave the tlb_flush_pending count.
+
+    If another thread is batching a flush of the same mm (mm_tlb_flush_nested()), this
+    thread may have seen PTEs the other cleared and not gathered them; so it flushes
+    everything, walk caches included, before returning (99baac21e458 and 7a30df49f63a).
+
+    Fix toggles:
+    * 99baac21e458 off: the nested check does not exist; only what was gathered is flushed.
+    * 7a30df49f63a off (the v4.20-v5.1 shape): the forced flush resets the range with
+      __tlb_reset_range(), which clears freed_tables, and re-adjusts it to the caller's range,
+      so the flush is leaf-only on arm64 and freed tables stay in walk caches.
+    """
+    fixes = tlb.mm.machine.fixes
+    if fixes.on("99baac21e458") and mm_tlb_flush_nested(tlb.mm):
+        if fixes.on("7a30df49f63a"):
+            tlb.fullmm = True
+            __tlb_reset_range(tlb)
+            tlb.freed_tables = True
+        else:
+            # v5.1: __tlb_reset_range(tlb); __tlb_adjust_range(tlb, start, end - start);
+            span_start, span_end = tlb.span_start, tlb.span_end
+            __tlb_reset_range(tlb)
+            if span_end > span_start:
+                __tlb_adjust_range(tlb, span_start, span_end - span_start)
+                tlb.cleared_ptes = True
+    tlb_flush_mmu(tlb)
+    tlb_batch_list_free(tlb)
+    dec_tlb_flush_pending(tlb.mm)

@@ -1,0 +1,121 @@
+"""The one narrow hook through which every access to shared kernel state passes.
+
+Every model function that touches state another thread can see (a PTE read or clear, a
+refcount, mapcount or rss update, ``tlb_flush_pending``, a TLB fill or flush, a lock operation)
+first calls :func:`point` with a label and the objects the coming step reads and writes.
+Between two points a thread only touches its own locals, so a *step* is "the access announced
+at a point, plus the local work up to the next point".
+
+Sequential use (tests, the syscall API, the oracle) runs straight through: with no runtime
+installed, :func:`point` only checks that a blocking step could proceed (otherwise the single
+thread would sleep forever, which is a deadlock) and returns.
+
+The explorer installs a runtime whose ``point`` switches to the scheduler. The mechanism is
+greenlets, chosen over the alternatives for these reasons:
+
+* generators would force ``yield from`` into every kernel function and every caller of one,
+  so ``impl/`` would no longer read like mm/memory.c line for line;
+* OS threads cost a real context switch per step (tens of microseconds) and make a
+  deterministic hand-off harder than it should be;
+* a greenlet switch costs about a microsecond, keeps the kernel code plain, and a thread's
+  whole future is decided by the scheduler's choices alone, so re-running the scenario from
+  the start along a recorded schedule reproduces it exactly (stateless replay);
+* the point announces the step *before* it happens, with its read and write sets, which is
+  what dynamic partial-order reduction needs to compute dependencies and what a scheduler
+  needs to know whether a blocked thread (a lock held by someone else) is enabled.
+
+Object identities used in read/write sets are small tuples, for example ``("pte", pfn, idx)``
+for a page-table slot, ``("page", pfn)`` for a struct page, ``("rss", mm_id)``,
+``("tlb", cpu)``, ``("lock", name)``; two steps are dependent when one writes an object the
+other reads or writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+Obj = tuple
+WaitFn = Optional[Callable[[], bool]]
+
+
+class KernelBug(Exception):
+    """A BUG_ON / VM_BUG_ON fired in the model (the kernel would oops here)."""
+
+
+class Deadlock(KernelBug):
+    """A thread would sleep forever: the lock it waits for can never be released."""
+
+
+class LockDiscipline(KernelBug):
+    """Unlock of a lock not held, or sleeping while holding a spinlock."""
+
+
+@dataclass
+class Context:
+    """What ``current`` means for the model: the task running kernel code, and on which CPU.
+
+    ``held`` lists the spinlocks the context holds (for "sleeping under a spinlock");
+    ``syscall`` names the system call or kernel actor it is executing, for traces.
+    """
+
+    name: str = "task"
+    cpu: int = 0
+    task: Any = None
+    held: list = field(default_factory=list)
+    syscall: str = ""
+
+
+_DEFAULT = Context()
+_current: Context = _DEFAULT
+
+#: The installed runtime, or None for straight-through sequential execution.
+RT: Any = None
+
+
+def current() -> Context:
+    """The running context (``current`` in the kernel)."""
+    return _current
+
+
+def set_current(ctx: Context) -> Context:
+    """Make *ctx* the running context; returns the previous one (for restoring)."""
+    global _current
+    prev = _current
+    _current = ctx
+    return prev
+
+
+def install(runtime: Any) -> None:
+    """Install an explorer runtime (an object with ``point`` and ``event`` methods)."""
+    global RT
+    RT = runtime
+
+
+def uninstall() -> None:
+    global RT, _current
+    RT = None
+    _current = _DEFAULT
+
+
+def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
+          wait: WaitFn = None) -> None:
+    """A scheduling point before a step that reads *reads* and writes *writes*.
+
+    *wait*, when given, says whether the step can proceed now (a lock is free). The scheduler
+    treats a thread whose wait is false as disabled.
+    """
+    rt = RT
+    if rt is None:
+        if wait is not None and not wait():
+            raise Deadlock(f"{_current.name}: {label} would sleep forever (single-threaded run)")
+        return
+    rt.point(label, reads, writes, wait)
+
+
+def event(kind: str, **info: Any) -> None:
+    """Report a kernel event that invariants are checked at (a flush completed, a syscall
+    returned to user space, exit_mmap finished ...). Sequential runs ignore events."""
+    rt = RT
+    if rt is not None:
+        rt.event(kind, info)

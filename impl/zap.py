@@ -1,0 +1,466 @@
+"""Zapping user mappings: the unmap side of mm/memory.c.
+
+Models, with their names and call tree, Linux 6.18's
+``unmap_vmas -> unmap_single_vma -> unmap_page_range -> zap_p4d_range -> zap_pud_range ->
+zap_pmd_range -> zap_pte_range -> do_zap_pte_range -> zap_present_ptes /
+zap_nonpresent_ptes -> zap_present_folio_ptes``, plus ``zap_page_range_single`` /
+``zap_page_range_single_batched`` (MADV_DONTNEED and the OOM-free paths), ``vm_normal_page``
+and ``print_bad_pte``.
+
+The walk skips empty upper levels (pgd_none, pud_none, pmd_none) as the kernel does, so the
+cost of a zap is proportional to the populated tables, not to the span of the range.
+
+Simplifications: order-0 folios only (no folio_pte_batch: every batch is one PTE), no THP or
+hugetlb, no userfaultfd markers, no device-private entries, no mmu notifiers, no uprobes.
+``need_resched()`` is never true (the model's scheduler preempts at every scheduling point
+instead). The fix toggles consulted here are described in :func:`zap_present_folio_ptes`,
+:func:`zap_nonpresent_ptes` and :func:`zap_pte_range`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from . import sched, word
+from .constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SIZE,
+                        PMD_SIZE, ULONG_MAX, VM_HUGETLB)
+from .locks import spin_lock, spin_unlock
+from .mm_types import (add_mm_rss_vec, linear_page_index, mm_counter, vm_area_struct)
+from .mmu_gather import (__tlb_remove_folio_pages, pte_free_tlb, tlb_delay_rmap, tlb_end_vma,
+                         tlb_flush_mmu, tlb_flush_mmu_tlbonly, tlb_flush_rmaps,
+                         tlb_remove_tlb_entry, tlb_start_vma, tlb_gather_mmu, tlb_finish_mmu,
+                         mmu_gather)
+from .page import Page, folio_set_dirty, folio_test_anon, page_mapcount
+from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_offset,
+                      pgd_addr_end, pgd_offset, pgdp_get, pmd_addr_end, pmd_offset, pmdp_get,
+                      pte_clear_not_present_full, pte_offset_map_lock, pte_unmap_unlock,
+                      ptep_get, ptep_get_and_clear_full, pud_addr_end, pud_offset, pudp_get,
+                      _write, LEVEL_PTE)
+from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_special,
+                  pte_t, pte_young)
+
+ZAP_FLAG_DROP_MARKER = 1 << 0
+ZAP_FLAG_UNMAP = 1 << 1
+
+
+@dataclass
+class zap_details:
+    """include/linux/mm.h struct zap_details (the fields the model uses)."""
+
+    even_cows: bool = False
+    reclaim_pt: bool = False
+    zap_flags: int = 0
+
+
+def vm_normal_page(vma: vm_area_struct, addr: int, pte: pte_t) -> Optional[Page]:
+    """mm/memory.c vm_normal_page(): the struct page a present PTE maps, or None for a
+    special mapping (the shared zero page is mapped pte_special)."""
+    if pte_special(pte):
+        return None
+    return vma.vm_mm.zone.pfn_to_page(pte.pfn)
+
+
+def print_bad_pte(vma: vm_area_struct, addr: int, pte: pte_t, page: Optional[Page]) -> None:
+    """mm/memory.c print_bad_pte(): "BUG: Bad page map in process" in dmesg; the kernel
+    carries on (and taints)."""
+    mm = vma.vm_mm
+    line = (f"BUG: Bad page map in process mm{mm.id}  pte:{describe(pte)} "
+            f"pmd:? addr:{addr:#x} vm_flags:{vma.vm_flags:#x} anon_vma:{vma.anon_vma} "
+            f"mapping:{vma.vm_file} index:{linear_page_index(vma, addr):#x}")
+    if page is not None:
+        line += f" page:pfn {page.pfn} refcount:{page._refcount} mapcount:{page_mapcount(page)}"
+    mm.machine.printk(line)
+    sched.event("bad_pte", mm=mm, addr=addr, text=line)
+
+
+def should_zap_cows(details: Optional[zap_details]) -> bool:
+    """By default zap everything; callers that keep private COW pages say so."""
+    if details is None or details.reclaim_pt:
+        return True
+    return details.even_cows
+
+
+def should_zap_folio(details: Optional[zap_details], folio: Page) -> bool:
+    if should_zap_cows(details):
+        return True
+    return not folio_test_anon(folio)
+
+
+def zap_present_folio_ptes(tlb: mmu_gather, vma: vm_area_struct, folio: Page, page: Page,
+                           pte: EntryPtr, ptent: pte_t, nr: int, addr: int,
+                           details: Optional[zap_details], rss: list, state: dict) -> None:
+    """Clear a present PTE that maps a folio, account it, and queue the folio.
+
+    A dirty file PTE dirties the folio; since 5df397dec7c4 its rmap removal is delayed until
+    after the TLB flush, which is forced before the page-table lock is dropped.
+
+    Fix toggles:
+    * 5df397dec7c4 off: the rmap is removed at once, before any flush (6.0 shape).
+    * 1cf35d47712d off: a dirty PTE does not force the flush (3.14 shape); with 5df397dec7c4
+      on, delaying the rmap still forces a flush, but zap_pte_range then flushes after the
+      unlock (see there).
+    """
+    mm = tlb.mm
+    fixes = mm.machine.fixes
+    delay_rmap = False
+    if not folio_test_anon(folio):
+        ptent = ptep_get_and_clear_full(mm, addr, pte, tlb.fullmm)
+        if pte_dirty(ptent):
+            folio_set_dirty(folio)
+            if fixes.on("5df397dec7c4"):
+                if tlb_delay_rmap(tlb):
+                    delay_rmap = True
+                    state["force_flush"] = True
+            elif fixes.on("1cf35d47712d"):
+                # v3.15..v6.1: a dirty shared PTE forces the flush before the unlock.
+                state["force_flush"] = True
+        # pte_young: folio_mark_accessed() only touches LRU state the model does not keep.
+        rss[mm_counter(folio)] -= nr
+    else:
+        ptep_get_and_clear_full(mm, addr, pte, tlb.fullmm)
+        rss[MM_ANONPAGES] -= nr
+    tlb_remove_tlb_entry(tlb, pte, addr)
+    if not delay_rmap:
+        from .rmap import folio_remove_rmap_ptes
+        folio_remove_rmap_ptes(folio, page, nr, vma)
+        if page_mapcount(folio) < 0:
+            print_bad_pte(vma, addr, ptent, page)
+    if __tlb_remove_folio_pages(tlb, page, nr, delay_rmap):
+        state["force_flush"] = True
+        state["force_break"] = True
+
+
+def zap_present_ptes(tlb: mmu_gather, vma: vm_area_struct, pte: EntryPtr, ptent: pte_t,
+                     max_nr: int, addr: int, details: Optional[zap_details], rss: list,
+                     state: dict) -> int:
+    """Zap (or skip) one present PTE; returns the number of PTEs processed (always 1: no
+    large folios)."""
+    mm = tlb.mm
+    page = vm_normal_page(vma, addr, ptent)
+    if page is None:
+        # The shared zero page: no struct page to account.
+        ptep_get_and_clear_full(mm, addr, pte, tlb.fullmm)
+        tlb_remove_tlb_entry(tlb, pte, addr)
+        return 1
+    folio = page
+    if not should_zap_folio(details, folio):
+        state["any_skipped"] = True
+        return 1
+    zap_present_folio_ptes(tlb, vma, folio, page, pte, ptent, 1, addr, details, rss, state)
+    return 1
+
+
+def zap_nonpresent_ptes(tlb: mmu_gather, vma: vm_area_struct, pte: EntryPtr, ptent: pte_t,
+                        max_nr: int, addr: int, details: Optional[zap_details], rss: list,
+                        state: dict) -> int:
+    """Zap a swap or migration entry.
+
+    A migration entry still accounts the page it replaced, so zapping it decrements that
+    page's counter (rss[mm_counter(folio)]--).
+
+    Fix toggle 9f9f1acd713d off (before v3.3): migration entries are not swap slots and were
+    ignored by the accounting, so the counter leaks and check_mm() reports it at exit.
+    """
+    state["any_skipped"] = True
+    mm = tlb.mm
+    if not is_migration_entry(ptent):
+        # A genuine swap entry: a private anonymous page.
+        if not should_zap_cows(details):
+            return 1
+        rss[MM_SWAPENTS] -= 1
+        free_swap_and_cache(mm.machine, ptent)
+    else:
+        folio = mm.zone.pfn_to_page(ptent.pfn)
+        if not should_zap_folio(details, folio):
+            return 1
+        if mm.machine.fixes.on("9f9f1acd713d"):
+            rss[mm_counter(folio)] -= 1
+    pte_clear_not_present_full(mm, addr, pte, tlb.fullmm)
+    return 1
+
+
+def free_swap_and_cache(machine, ptent: pte_t) -> None:
+    """mm/swapfile.c free_swap_and_cache_nr(): release the swap slot."""
+    sched.point("free_swap_and_cache", writes=(("swap", ptent.offset),))
+    machine.swap_map.pop(ptent.offset, None)
+
+
+def do_zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pte: EntryPtr, addr: int,
+                     end: int, details: Optional[zap_details], rss: list, state: dict) -> int:
+    """Skip a run of none PTEs, then zap the next present or non-present one."""
+    ptent = ptep_get(pte)
+    max_nr = (end - addr) // PAGE_SIZE
+    nr = 0
+    if pte_none(ptent):
+        nr = 1
+        while nr < max_nr:
+            ptent = ptep_get(pte + nr)
+            if not pte_none(ptent):
+                break
+            nr += 1
+        max_nr -= nr
+        if not max_nr:
+            return nr
+        pte = pte + nr
+        addr += nr * PAGE_SIZE
+    if pte_present(ptent):
+        nr += zap_present_ptes(tlb, vma, pte, ptent, max_nr, addr, details, rss, state)
+    else:
+        nr += zap_nonpresent_ptes(tlb, vma, pte, ptent, max_nr, addr, details, rss, state)
+    return nr
+
+
+def pte_table_reclaim_possible(start: int, end: int, details: Optional[zap_details]) -> bool:
+    """CONFIG_PT_RECLAIM (enabled on x86-64 6.18): MADV_DONTNEED over a whole PTE table
+    may free the emptied table."""
+    return details is not None and details.reclaim_pt and (end - start >= PMD_SIZE)
+
+
+def zap_empty_pte_table(mm, pmd: EntryPtr, ptl) -> tuple[bool, object]:
+    """Clear the pmd of an emptied table while holding the PTL (and mm->page_table_lock,
+    the pmd lock, if it can be taken without waiting)."""
+    from .locks import spin_trylock
+    pml = mm.page_table_lock
+    if not spin_trylock(pml):
+        return False, None
+    pmdval = pmdp_get(pmd)
+    _write(pmd, None, "pmd_clear")
+    spin_unlock(pml)
+    return True, pmdval
+
+
+def zap_pte_table_if_empty(mm, pmd: EntryPtr, addr: int) -> tuple[bool, object]:
+    """Slow path: under the pmd lock and the PTL, free the table only if every PTE is none."""
+    pml = mm.page_table_lock
+    spin_lock(pml)
+    pmdval = pmdp_get(pmd)
+    if pmdval is None:
+        spin_unlock(pml)
+        return False, None
+    table = entry_table(pmd, pmdval)
+    ptl = table.ptl
+    spin_lock(ptl)
+    for i in range(512):
+        if not pte_none(ptep_get(EntryPtr(table, i))):
+            spin_unlock(ptl)
+            spin_unlock(pml)
+            return False, None
+    _write(pmd, None, "pmd_clear")
+    spin_unlock(ptl)
+    spin_unlock(pml)
+    return True, pmdval
+
+
+def zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pmd: EntryPtr, addr: int, end: int,
+                  details: Optional[zap_details]) -> int:
+    """Zap the PTEs of one page table in [addr, end), under its lock.
+
+    rss deltas are batched in the local rss[] and applied before the unlock. If the gather
+    filled up or a dirty file PTE was zapped (force_flush), the TLB is flushed before the
+    page-table lock is dropped (1cf35d47712d), the delayed rmaps are removed after that flush
+    (5df397dec7c4), and the pages are freed after the unlock.
+
+    Fix toggle 1cf35d47712d off (v3.14 shape): the lock is dropped first and the forced flush
+    and freeing happen after it.
+    """
+    can_reclaim_pt = pte_table_reclaim_possible(addr, end, details)
+    mm = tlb.mm
+    start = addr
+    direct_reclaim = True
+    pmdval = None
+    flush_under_ptl = mm.machine.fixes.on("1cf35d47712d")
+    while True:  # retry:
+        state = {"force_flush": False, "force_break": False, "any_skipped": False}
+        rss = [0] * NR_MM_COUNTERS
+        start_pte, ptl = pte_offset_map_lock(mm, pmd, addr)
+        if start_pte is None:
+            return addr
+        pte = start_pte
+        while True:
+            state["any_skipped"] = False
+            nr = do_zap_pte_range(tlb, vma, pte, addr, end, details, rss, state)
+            if state["any_skipped"]:
+                can_reclaim_pt = False
+            if state["force_break"]:
+                addr += nr * PAGE_SIZE
+                direct_reclaim = False
+                break
+            pte = pte + nr
+            addr += PAGE_SIZE * nr
+            if addr == end:
+                break
+        if can_reclaim_pt and direct_reclaim and addr == end:
+            direct_reclaim, pmdval = zap_empty_pte_table(mm, pmd, ptl)
+        add_mm_rss_vec(mm, rss)
+        force_flush = state["force_flush"]
+        if flush_under_ptl:
+            # Do the actual TLB flush before dropping ptl.
+            if force_flush:
+                tlb_flush_mmu_tlbonly(tlb)
+                tlb_flush_rmaps(tlb, vma)
+            pte_unmap_unlock(start_pte, ptl)
+            if force_flush:
+                tlb_flush_mmu(tlb)
+        else:
+            pte_unmap_unlock(start_pte, ptl)
+            if force_flush:
+                tlb_flush_mmu_tlbonly(tlb)
+                tlb_flush_rmaps(tlb, vma)
+                tlb_flush_mmu(tlb)
+        if addr != end:
+            continue
+        break
+    if can_reclaim_pt:
+        if not direct_reclaim:
+            direct_reclaim, pmdval = zap_pte_table_if_empty(mm, pmd, start)
+        if direct_reclaim and pmdval is not None:
+            pte_free_tlb(tlb, entry_table(pmd, pmdval), addr)
+            mm_dec_nr_table(mm, LEVEL_PTE)
+    return addr
+
+
+def zap_pmd_range(tlb: mmu_gather, vma: vm_area_struct, pud: EntryPtr, pudval, addr: int,
+                  end: int, details: Optional[zap_details]) -> int:
+    pmd = pmd_offset(pud, pudval, addr)
+    while True:
+        next_ = pmd_addr_end(addr, end)
+        if pmdp_get(pmd) is None:
+            addr = next_
+        else:
+            addr = zap_pte_range(tlb, vma, pmd, addr, next_, details)
+            if addr != next_:
+                continue  # the kernel's "pmd--" then "pmd++": retry the same pmd
+        if addr == end:
+            return addr
+        pmd = pmd + 1
+
+
+def zap_pud_range(tlb: mmu_gather, vma: vm_area_struct, p4d: EntryPtr, p4dval, addr: int,
+                  end: int, details: Optional[zap_details]) -> int:
+    pud = pud_offset(p4d, p4dval, addr)
+    while True:
+        next_ = pud_addr_end(addr, end)
+        pudval = pudp_get(pud)
+        if pudval is not None:
+            next_ = zap_pmd_range(tlb, vma, pud, pudval, addr, next_, details)
+        addr = next_
+        if addr == end:
+            return addr
+        pud = pud + 1
+
+
+def zap_p4d_range(tlb: mmu_gather, vma: vm_area_struct, pgd: EntryPtr, addr: int, end: int,
+                  details: Optional[zap_details]) -> int:
+    p4d = p4d_offset(pgd, addr)
+    while True:
+        next_ = p4d_addr_end(addr, end)
+        p4dval = pgdp_get(p4d)
+        if p4dval is not None:
+            next_ = zap_pud_range(tlb, vma, p4d, p4dval, addr, next_, details)
+        addr = next_
+        if addr == end:
+            return addr
+        p4d = p4d + 1
+
+
+def unmap_page_range(tlb: mmu_gather, vma: vm_area_struct, addr: int, end: int,
+                     details: Optional[zap_details]) -> None:
+    """Zap [addr, end) of one VMA: walk the pgd entries, skipping empty ones."""
+    from .sched import KernelBug
+    if addr >= end:
+        raise KernelBug(f"BUG_ON(addr >= end) in unmap_page_range: {addr:#x} >= {end:#x}")
+    _zap_enter(vma)
+    tlb_start_vma(tlb, vma)
+    pgd = pgd_offset(vma.vm_mm, addr)
+    while True:
+        next_ = pgd_addr_end(addr, end)
+        if pgdp_get(pgd) is not None:
+            next_ = zap_p4d_range(tlb, vma, pgd, addr, next_, details)
+        addr = next_
+        if addr == end:
+            break
+        pgd = pgd + 1
+    tlb_end_vma(tlb, vma)
+    _zap_exit(vma)
+
+
+def _zap_enter(vma: vm_area_struct) -> None:
+    """Model-only witness for the walker-stability invariant (N5): a zap is inside vma."""
+    sched.point("zap_enter", writes=(vma.obj,))
+    vma.zappers += 1
+    if vma.walkers:
+        sched.event("zap_under_walker", vma=vma)
+
+
+def _zap_exit(vma: vm_area_struct) -> None:
+    sched.point("zap_exit", writes=(vma.obj,))
+    vma.zappers -= 1
+
+
+def unmap_single_vma_range(vma: vm_area_struct, start_addr, end_addr):
+    """The clipping of unmap_single_vma(): the part of [start_addr, end_addr) inside the VMA,
+    or None. Written with word helpers so the proofs can run it on symbolic addresses."""
+    start = word.umax(vma.vm_start, start_addr)
+    inside_start = word.ult(start, vma.vm_end)
+    end = word.umin(vma.vm_end, end_addr)
+    inside_end = word.ult(vma.vm_start, end)
+    return word.land(inside_start, inside_end), start, end
+
+
+def unmap_single_vma(tlb: mmu_gather, vma: vm_area_struct, start_addr: int, end_addr: int,
+                     details: Optional[zap_details], mm_wr_locked: bool) -> None:
+    """Zap the part of [start_addr, end_addr) that lies in *vma* (uprobes and hugetlb are not
+    modelled)."""
+    ok, start, end = unmap_single_vma_range(vma, start_addr, end_addr)
+    if not ok:
+        return
+    if start != end:
+        if vma.vm_flags & VM_HUGETLB:
+            return
+        unmap_page_range(tlb, vma, start, end, details)
+
+
+def unmap_vmas(tlb: mmu_gather, vmi, vma: vm_area_struct, start_addr: int, end_addr: int,
+               tree_end: int, mm_wr_locked: bool) -> None:
+    """Unmap [start_addr, end_addr) of every VMA from *vma* on, as the iterator *vmi* finds
+    them below tree_end. exit_mmap passes 0 and ULONG_MAX (seed 001's "-1")."""
+    details = zap_details(even_cows=True, zap_flags=ZAP_FLAG_DROP_MARKER | ZAP_FLAG_UNMAP)
+    while True:
+        start, end = start_addr, end_addr
+        unmap_single_vma(tlb, vma, start, end, details, mm_wr_locked)
+        vma = vmi.vma_find(word.sub(tree_end, 1))
+        if vma is None:
+            break
+
+
+def zap_page_range_single_batched(tlb: mmu_gather, vma: vm_area_struct, address: int,
+                                  size: int, details: Optional[zap_details]) -> None:
+    """Zap [address, address + size) of one VMA into the caller's gather (6.16+: MADV_DONTNEED
+    batches its flush over the whole madvise range)."""
+    end = address + size
+    update_hiwater_rss(vma.vm_mm)
+    unmap_single_vma(tlb, vma, address, end, details, False)
+
+
+def zap_page_range_single(vma: vm_area_struct, address: int, size: int,
+                          details: Optional[zap_details]) -> None:
+    """Zap a range of one VMA with a gather of its own."""
+    tlb = mmu_gather()
+    tlb_gather_mmu(tlb, vma.vm_mm)
+    zap_page_range_single_batched(tlb, vma, address, size, details)
+    tlb_finish_mmu(tlb)
+
+
+def update_hiwater_rss(mm) -> None:
+    """include/linux/mm.h update_hiwater_rss(): remember the peak rss (reads rss)."""
+    from .mm_types import get_mm_rss
+    sched.point("update_hiwater_rss", reads=(("rss", mm.id),))
+    mm.hiwater_rss = max(mm.hiwater_rss, get_mm_rss(mm))
+
+
+__all__ = [
+    "zap_details", "vm_normal_page", "print_bad_pte", "zap_pte_range", "zap_pmd_range",
+    "zap_pud_range", "zap_p4d_range", "unmap_page_range", "unmap_single_vma", "unmap_vmas",
+    "zap_page_range_single", "zap_page_range_single_batched", "ULONG_MAX", "MM_FILEPAGES",
+]

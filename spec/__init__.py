@@ -1,0 +1,1 @@
+"""Invariants and the abstract specification, encoded in z3."""
