@@ -22,10 +22,32 @@ class Tunables:
     flush (MAX_GATHER_BATCH * MAX_GATHER_BATCH_COUNT in the kernel: thousands; small values
     make the force_flush path reachable in small scenarios).
     ``fault_around_pages``: fault_around_bytes / PAGE_SIZE (16 by default in the kernel).
+    ``dac_mmap_min_addr``: /proc/sys/vm/mmap_min_addr (CONFIG_DEFAULT_MMAP_MIN_ADDR, Kconfig
+    default 4096): a MAP_FIXED below it needs CAP_SYS_RAWIO (security/commoncap.c
+    cap_mmap_addr, else -EPERM).
+    ``lsm_mmap_min_addr``: CONFIG_LSM_MMAP_MIN_ADDR (Kconfig default 65536). The kernel's
+    mmap_min_addr, below which a non-MAP_FIXED hint is rounded up (round_hint_to_min) and
+    which vm_unmapped_area never goes under, is max(dac_mmap_min_addr, lsm_mmap_min_addr)
+    (security/min_addr.c update_mmap_min_addr): 65536 on the oracle machine, although
+    /proc/sys/vm/mmap_min_addr reads 4096 there.
+    ``max_map_count``: /proc/sys/vm/max_map_count (DEFAULT_MAX_MAP_COUNT = 65530).
+    ``rlimit_memlock``: RLIMIT_MEMLOCK in bytes (8 MiB by default since 5.16).
+    ``capable``: the task has CAP_IPC_LOCK and CAP_SYS_RAWIO (root); False for an
+    unprivileged task.
     """
 
     gather_batch_pages: int = 10000
     fault_around_pages: int = 16
+    dac_mmap_min_addr: int = 4096
+    lsm_mmap_min_addr: int = 65536
+    max_map_count: int = 65530
+    rlimit_memlock: int = 8 << 20
+    capable: bool = False
+
+    @property
+    def mmap_min_addr(self) -> int:
+        """security/min_addr.c: the larger of the DAC and the LSM minimum."""
+        return max(self.dac_mmap_min_addr, self.lsm_mmap_min_addr)
 
 
 class Machine:
@@ -40,6 +62,7 @@ class Machine:
             raise ValueError(f"unknown kernel era {era!r} (known: {', '.join(ERAS)})")
         self.zone = Zone()
         self.cpus = [Cpu(i) for i in range(cpus)]
+        self.zone.tlb_objs = tuple(c.obj for c in self.cpus)
         self.arch = arch
         self.era = era
         self.fixes = Fixes(fixes_off)
@@ -48,6 +71,8 @@ class Machine:
         self._ids: dict[str, int] = {}
         self.next_swap_slot = 1
         self.swap_map: dict[int, object] = {}
+        # Every mm_struct from mm_init() to __mmdrop(), for views and invariants.
+        self.mms: list = []
 
     def next_id(self, kind: str) -> int:
         n = self._ids.get(kind, 0) + 1

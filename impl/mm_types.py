@@ -234,6 +234,7 @@ class mm_struct:
         self.hiwater_rss = 0
         self.hiwater_vm = 0
         self.freed = False
+        machine.mms.append(self)
 
     def __repr__(self) -> str:
         return f"<mm{self.id} vmas={len(self.mm_mt)} rss={self.rss_stat}>"

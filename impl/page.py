@@ -145,6 +145,8 @@ class Zone:
     def __init__(self) -> None:
         self.mem_map: list[Page] = []
         self.free_list: list[int] = []
+        # ("tlb", cpu) objects, set by the Machine: see free_unref_page().
+        self.tlb_objs: tuple = ()
         self.generation = 0
         zero = self._new_frame()
         zero.free = False
@@ -186,8 +188,13 @@ class Zone:
         return page
 
     def free_unref_page(self, page: Page) -> None:
-        """free_unref_page() / free_frozen_pages(): the frame goes back, poisoned."""
-        sched.point("free_unref_page", writes=(page.obj, ("zone",)))
+        """free_unref_page() / free_frozen_pages(): the frame goes back, poisoned.
+
+        The step also *reads* every CPU's TLB: not because the kernel does, but because the
+        invariant "no TLB entry reaches a freed frame" relates the two, and a step that can
+        falsify an invariant over several objects must be dependent on all of them for the
+        partial-order reduction to preserve it (the visibility condition)."""
+        sched.point("free_unref_page", reads=self.tlb_objs, writes=(page.obj, ("zone",)))
         if page.free:
             raise KernelBug(f"BUG: Bad page state: double free of pfn {page.pfn}")
         if page._mapcount != -1:
@@ -239,8 +246,9 @@ def folio_set_dirty(page: Page) -> None:
 
 
 def folio_clear_dirty(page: Page) -> bool:
-    """folio_test_clear_dirty(): returns whether it was dirty."""
-    sched.point("folio_test_clear_dirty", writes=(page.obj,))
+    """folio_test_clear_dirty(): returns whether it was dirty. Reads every TLB for the same
+    reason as free_unref_page(): the lost-write invariant relates PG_dirty and the TLBs."""
+    sched.point("folio_test_clear_dirty", reads=page.zone.tlb_objs, writes=(page.obj,))
     was = bool(page.flags & PG_dirty)
     page.flags &= ~PG_dirty
     return was
@@ -258,3 +266,69 @@ def folio_clear_flag(page: Page, flag: int) -> None:
 
 def page_flag_names(page: Page) -> list[str]:
     return [name for bit, name in PAGE_FLAG_NAMES if page.flags & bit]
+
+
+# --- folio lock and reference helpers (include/linux/pagemap.h, include/linux/page_ref.h) ------
+def folio_test_locked(page: Page) -> bool:
+    """folio_test_locked(): is PG_locked set."""
+    sched.point("folio_test_locked", reads=(page.obj,))
+    return bool(page.flags & PG_locked)
+
+
+def folio_trylock(page: Page) -> bool:
+    """include/linux/pagemap.h folio_trylock(): test-and-set PG_locked."""
+    sched.point("folio_trylock", writes=(page.obj,))
+    if page.flags & PG_locked:
+        return False
+    page.flags |= PG_locked
+    return True
+
+
+def folio_lock(page: Page) -> None:
+    """include/linux/pagemap.h folio_lock() -> __folio_lock(): sleep until PG_locked can be
+    taken. A sleeping lock: taking it under a spinlock is a bug."""
+    from .locks import might_sleep
+    might_sleep(f"folio_lock(pfn {page.pfn})")
+    sched.point("folio_lock", writes=(page.obj,), wait=lambda: not page.flags & PG_locked)
+    page.flags |= PG_locked
+
+
+def folio_unlock(page: Page) -> None:
+    """mm/filemap.c folio_unlock(): clear PG_locked and wake waiters."""
+    sched.point("folio_unlock", writes=(page.obj,))
+    if not page.flags & PG_locked:
+        raise KernelBug(f"VM_BUG_ON_FOLIO(!folio_test_locked): folio_unlock of pfn {page.pfn}")
+    page.flags &= ~PG_locked
+
+
+def folio_try_get(page: Page) -> bool:
+    """include/linux/page_ref.h folio_try_get(): take a reference unless the count is zero
+    (the folio is free or frozen)."""
+    sched.point("folio_try_get", writes=(page.obj,))
+    if page._refcount <= 0:
+        return False
+    page._refcount += 1
+    return True
+
+
+def folio_ref_count(page: Page) -> int:
+    """include/linux/page_ref.h folio_ref_count()."""
+    sched.point("folio_ref_count", reads=(page.obj,))
+    return page._refcount
+
+
+def folio_ref_freeze(page: Page, count: int) -> bool:
+    """include/linux/page_ref.h folio_ref_freeze(): cmpxchg the count from *count* to 0."""
+    sched.point("folio_ref_freeze", writes=(page.obj,))
+    if page._refcount != count:
+        return False
+    page._refcount = 0
+    return True
+
+
+def folio_ref_unfreeze(page: Page, count: int) -> None:
+    """include/linux/page_ref.h folio_ref_unfreeze(): set the frozen count to *count*."""
+    sched.point("folio_ref_unfreeze", writes=(page.obj,))
+    if page._refcount != 0:
+        raise KernelBug(f"VM_BUG_ON_FOLIO: unfreeze of unfrozen pfn {page.pfn}")
+    page._refcount = count

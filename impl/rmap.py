@@ -30,18 +30,19 @@ import bisect
 from typing import Any, Callable, Optional
 
 from . import sched
-from .constants import EBUSY, PAGE_SHIFT, VM_SHARED
+from .constants import EBUSY, EFAULT, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_SHARED, VM_WRITE
 from .cpu import flush_tlb_page
-from .locks import (RwSem, down_read, down_write, might_sleep, spin_lock, spin_unlock, up_read,
-                    up_write)
-from .mm_types import linear_page_index
-from .page import (Page, folio_get, folio_mapped, folio_put, folio_set_dirty, folio_test_anon,
-                   PG_swapbacked)
-from .pgtable import (EntryPtr, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
-                      pte_unmap_unlock, ptep_get, ptep_get_and_clear, set_pte_at, walk_to_pmd)
-from .pte import (PTE_NONE, is_migration_entry, is_swap_pte, is_writable_migration_entry,
-                  make_migration_entry, pfn_pte, pte_dirty, pte_mkclean, pte_mkdirty,
-                  pte_present, pte_pfn, pte_write, pte_wrprotect)
+from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
+                    spin_unlock, up_read, up_write)
+from .mm_types import linear_page_index, vm_flags_read
+from .page import (PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
+                   folio_set_dirty, folio_test_anon, folio_test_dirty)
+from .pgtable import (EntryPtr, entry_table, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
+                      ptep_get, ptep_get_and_clear, set_pte_at, walk_to_pmd)
+from .pte import (MIGRATION, is_migration_entry, is_writable_migration_entry,
+                  make_migration_entry, pfn_pte, pte_dirty, pte_mkclean, pte_mkdirty, pte_mkold,
+                  pte_mkwrite, pte_none, pte_present, pte_pfn, pte_t, pte_write, pte_wrprotect,
+                  pte_young)
 from .sched import KernelBug
 
 # include/linux/rmap.h: rmap_t flags.
@@ -482,6 +483,18 @@ def folio_add_new_anon_rmap(folio: Page, vma, address: int, flags: int = RMAP_EX
     # __lruvec_stat_mod_folio(NR_ANON_MAPPED): statistics are not modelled.
 
 
+def folio_move_anon_rmap(folio: Page, vma) -> None:
+    """Move an exclusive anonymous folio to *vma*'s anon_vma (after a COW reuse, so that rmap
+    walks need not search the parent's). Caller holds the folio lock.
+
+    Models mm/rmap.c folio_move_anon_rmap()."""
+    _assert_folio_locked(folio, "folio_move_anon_rmap", bug=True)
+    if vma.anon_vma is None:
+        raise KernelBug(f"VM_BUG_ON_VMA(!anon_vma): {vma}")
+    sched.point("folio_move_anon_rmap", writes=(folio.obj,))
+    folio.mapping = vma.anon_vma
+
+
 def __folio_add_rmap(folio: Page, page: Page, nr_pages: int, vma, label: str) -> int:
     """mm/rmap.c __folio_add_rmap(), RMAP_LEVEL_PTE, order 0: increment the mapcount; returns
     the number of pages that became mapped (for the statistics)."""
@@ -575,3 +588,878 @@ def folio_dup_file_rmap_ptes(folio: Page, page: Page, nr_pages: int, dst_vma) ->
 
 def folio_dup_file_rmap_pte(folio: Page, page: Page, dst_vma) -> None:
     folio_dup_file_rmap_ptes(folio, page, 1, dst_vma)
+
+
+# =============================================================================================
+# The file side of VMA teardown (mm/vma.c unlink_file_vma and its batch form)
+# =============================================================================================
+def __remove_shared_vm_struct(vma, mapping) -> None:
+    """mm/vma.c __remove_shared_vm_struct(): take the VMA out of the file's i_mmap. Caller
+    holds i_mmap_rwsem for write. (mapping_unmap_writable's i_mmap_writable count and
+    flush_dcache_mmap_lock are not modelled.)"""
+    vma_interval_tree_remove(vma, mapping.i_mmap)
+
+
+def unlink_file_vma(vma) -> None:
+    """Unlink a file-based VMA from its file's reverse map (free_pgtables, remove_vma).
+
+    Models mm/vma.c unlink_file_vma()."""
+    file = vma.vm_file
+    if file is not None:
+        mapping = file.f_mapping
+        i_mmap_lock_write(mapping)
+        __remove_shared_vm_struct(vma, mapping)
+        i_mmap_unlock_write(mapping)
+
+
+class unlink_vma_file_batch:
+    """``struct unlink_vma_file_batch`` (mm/vma.h): up to 8 VMAs of one file, unlinked
+    under one i_mmap_rwsem hold."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.vmas: list = []
+
+
+def unlink_file_vma_batch_init(vb: unlink_vma_file_batch) -> None:
+    vb.count = 0
+    vb.vmas = []
+
+
+def unlink_file_vma_batch_process(vb: unlink_vma_file_batch) -> None:
+    """mm/vma.c unlink_file_vma_batch_process()."""
+    mapping = vb.vmas[0].vm_file.f_mapping
+    i_mmap_lock_write(mapping)
+    for vma in vb.vmas[:vb.count]:
+        __remove_shared_vm_struct(vma, mapping)
+    i_mmap_unlock_write(mapping)
+    unlink_file_vma_batch_init(vb)
+
+
+def unlink_file_vma_batch_add(vb: unlink_vma_file_batch, vma) -> None:
+    """mm/vma.c unlink_file_vma_batch_add() (free_pgtables' 6.18 form)."""
+    if vma.vm_file is None:
+        return
+    if vb.count > 0 and vb.vmas[0].vm_file is not vma.vm_file:
+        unlink_file_vma_batch_process(vb)
+    vb.vmas.append(vma)
+    vb.count += 1
+    if vb.count == 8:
+        unlink_file_vma_batch_process(vb)
+
+
+def unlink_file_vma_batch_final(vb: unlink_vma_file_batch) -> None:
+    if vb.count > 0:
+        unlink_file_vma_batch_process(vb)
+
+
+# =============================================================================================
+# Folio -> mapping helpers
+# =============================================================================================
+def folio_anon_vma(folio: Page) -> Optional[AnonVma]:
+    """mm/util.c folio_anon_vma(): the anon_vma ->mapping points at, or None."""
+    sched.point("READ folio->mapping", reads=(folio.obj,))
+    mapping = folio.mapping
+    if mapping is None or not mapping.is_anon:
+        return None
+    return mapping
+
+
+def folio_mapping(folio: Page):
+    """mm/util.c folio_mapping(): the page-cache address_space, None for anon folios (no
+    swap cache in the model) and for folios that left the page cache."""
+    sched.point("READ folio->mapping", reads=(folio.obj,))
+    mapping = folio.mapping
+    if mapping is None or mapping.is_anon:
+        return None
+    return mapping
+
+
+def folio_pgoff(folio: Page) -> int:
+    return folio.index
+
+
+def _assert_folio_locked(folio: Page, what: str, bug: bool) -> None:
+    """VM_BUG_ON_FOLIO / VM_WARN_ON_FOLIO(!folio_test_locked(folio)). A debug assertion on
+    a lock the caller must hold itself, so it reads the bit without a scheduling point."""
+    if folio.flags & PG_locked:
+        return
+    if bug:
+        raise KernelBug(f"VM_BUG_ON_FOLIO(!folio_test_locked): {what} on pfn {folio.pfn}")
+    # VM_WARN_ON_FOLIO only warns; the model has no dmesg handle here and carries on.
+
+
+def vma_address(vma, pgoff: int, nr_pages: int) -> int:
+    """mm/internal.h vma_address(): the user address of file/anon page *pgoff* in *vma*, or
+    -EFAULT when it lies outside."""
+    if pgoff >= vma.vm_pgoff:
+        address = vma.vm_start + ((pgoff - vma.vm_pgoff) << PAGE_SHIFT)
+        # Check for address beyond vma.
+        if address < vma.vm_start or address >= vma.vm_end:
+            address = -EFAULT
+    elif pgoff + nr_pages - 1 >= vma.vm_pgoff:
+        address = vma.vm_start
+    else:
+        address = -EFAULT
+    return address
+
+
+# =============================================================================================
+# page_vma_mapped_walk (mm/page_vma_mapped.c)
+# =============================================================================================
+class PageVmaMappedWalk:
+    """``struct page_vma_mapped_walk`` (renamed: Python has one namespace for the struct and
+    the function): where a folio is looked for, and, after a successful
+    step, the PTE found and the page-table lock held (``ptl``)."""
+
+    __slots__ = ("pfn", "nr_pages", "pgoff", "vma", "address", "pmd", "pte", "ptl", "flags")
+
+    def __init__(self, pfn: int, nr_pages: int, pgoff: int, vma, address: int, flags: int):
+        self.pfn = pfn
+        self.nr_pages = nr_pages
+        self.pgoff = pgoff
+        self.vma = vma
+        self.address = address
+        self.pmd: Optional[EntryPtr] = None
+        self.pte: Optional[EntryPtr] = None
+        self.ptl = None
+        self.flags = flags
+
+
+def DEFINE_FOLIO_VMA_WALK(folio: Page, vma, address: int, flags: int) -> PageVmaMappedWalk:
+    """include/linux/rmap.h DEFINE_FOLIO_VMA_WALK()."""
+    return PageVmaMappedWalk(folio.pfn, 1, folio_pgoff(folio), vma, address, flags)
+
+
+def page_vma_mapped_walk_done(pvmw: PageVmaMappedWalk) -> None:
+    """include/linux/rmap.h page_vma_mapped_walk_done(): drop the PTL if held."""
+    # pte_unmap(): nothing to do without highmem page tables.
+    if pvmw.ptl is not None:
+        spin_unlock(pvmw.ptl)
+        pvmw.ptl = None
+
+
+def not_found(pvmw: PageVmaMappedWalk) -> bool:
+    page_vma_mapped_walk_done(pvmw)
+    return False
+
+
+def vma_address_end(pvmw: PageVmaMappedWalk) -> int:
+    """mm/internal.h vma_address_end(): the end of the range the walk may look at; for an
+    order-0 folio, the one page at pvmw->address."""
+    if pvmw.nr_pages == 1:
+        return pvmw.address + PAGE_SIZE
+    address = vma_address(pvmw.vma, pvmw.pgoff + pvmw.nr_pages, 1)
+    return pvmw.vma.vm_end if address == -EFAULT or address > pvmw.vma.vm_end else address
+
+
+def map_pte(pvmw: PageVmaMappedWalk, pmdval) -> bool:
+    """mm/page_vma_mapped.c map_pte(): map the PTE table and lock it.
+
+    With PVMW_SYNC the lock is always taken (pte_offset_map_lock). Otherwise the entry is
+    first read without the lock and the lock is taken only if it might be what the walk looks
+    for (a present PTE, or a migration entry under PVMW_MIGRATION); a none PTE returns false
+    without ever touching the PTL. Device-private entries are not modelled."""
+    mm = pvmw.vma.vm_mm
+    if pvmw.flags & PVMW_SYNC:
+        # Use the stricter lookup.
+        pvmw.pte, pvmw.ptl = pte_offset_map_lock(mm, pvmw.pmd, pvmw.address)
+        return pvmw.pte is not None
+
+    is_migration = bool(pvmw.flags & PVMW_MIGRATION)
+    while True:  # again:
+        # pte_offset_map_rw_nolock(): the table, its lock, and the pmd value used.
+        pmdval = pmdp_get(pvmw.pmd)
+        if pmd_none(pmdval):
+            pvmw.pte = None
+            return False
+        pvmw.pte = EntryPtr(entry_table(pvmw.pmd, pmdval), pte_index(pvmw.address))
+        ptl = pvmw.pte.table.ptl
+        ptent = ptep_get(pvmw.pte)          # ptep_get_lockless()
+        if pte_none(ptent):
+            return False
+        elif pte_present(ptent):
+            if is_migration:
+                return False
+        elif not is_migration:
+            # Device-private / device-exclusive entries are not modelled.
+            return False
+        spin_lock(ptl)
+        now = pmdp_get(pvmw.pmd)            # pmdp_get_lockless()
+        if now != pmdval:
+            spin_unlock(ptl)
+            continue
+        pvmw.ptl = ptl
+        return True
+
+
+def check_pte(pvmw: PageVmaMappedWalk, pte_nr: int) -> bool:
+    """mm/page_vma_mapped.c check_pte(): does the PTE map (or, with PVMW_MIGRATION, hold a
+    migration entry for) a pfn of [pvmw->pfn, pvmw->pfn + nr_pages)?"""
+    ptent = ptep_get(pvmw.pte)
+    if pvmw.flags & PVMW_MIGRATION:
+        if not is_migration_entry(ptent):
+            return False
+        pfn = ptent.pfn
+    elif pte_present(ptent):
+        pfn = pte_pfn(ptent)
+    else:
+        # Device-private / device-exclusive entries are not modelled.
+        return False
+    if pfn + pte_nr - 1 < pvmw.pfn:
+        return False
+    if pfn > pvmw.pfn + pvmw.nr_pages - 1:
+        return False
+    return True
+
+
+def page_vma_mapped_walk(pvmw: PageVmaMappedWalk) -> bool:
+    """Find the next PTE in pvmw->vma that maps the folio; on success the PTL is held.
+
+    Models mm/page_vma_mapped.c page_vma_mapped_walk(). No THP and no hugetlb: the pmd is
+    never huge, and an order-0 folio has one PTE to look at, so after one hit the next call
+    returns false (and drops the PTL)."""
+    vma = pvmw.vma
+    mm = vma.vm_mm
+    # "The only possible pmd mapping has been handled on last iteration": no THP.
+    # is_vm_hugetlb_page(): no hugetlb.
+    end = vma_address_end(pvmw)
+    if pvmw.pte is not None:
+        return _next_pte(pvmw, end)
+    while pvmw.address < end:  # restart:
+        pvmw.pmd = walk_to_pmd(mm, pvmw.address, alloc=False)
+        if pvmw.pmd is None:
+            # pgd/p4d/pud not present: step_forward past it, which is past the folio.
+            return False
+        pmde = pmdp_get(pvmw.pmd)           # pmdp_get_lockless()
+        # pmd_trans_huge() / pmd migration entries: no THP.
+        if pmd_none(pmde):
+            # !pmd_present: step_forward(pvmw, PMD_SIZE).
+            pvmw.address = (pvmw.address + PMD_SIZE) & ~(PMD_SIZE - 1)
+            continue
+        if not map_pte(pvmw, pmde):
+            if pvmw.pte is None:
+                continue                    # goto restart
+            return _next_pte(pvmw, end)
+        # this_pte:
+        if check_pte(pvmw, 1):
+            return True
+        return _next_pte(pvmw, end)
+    return False
+
+
+def _next_pte(pvmw: PageVmaMappedWalk, end: int) -> bool:
+    """The ``next_pte:`` loop of page_vma_mapped_walk(): step to the folio's next page. An
+    order-0 folio has none, so the walk ends (dropping the PTL)."""
+    pvmw.address += PAGE_SIZE
+    if pvmw.address >= end:
+        return not_found(pvmw)
+    raise KernelBug("page_vma_mapped_walk: large folios are not modelled")
+
+
+# =============================================================================================
+# rmap_walk (mm/rmap.c)
+# =============================================================================================
+class rmap_walk_control:
+    """``struct rmap_walk_control``: the callbacks of an rmap walk. ``rmap_one(folio, vma,
+    address, arg)`` returns False to stop; ``done(folio)`` True to stop; ``anon_lock`` takes
+    the anon_vma lock; ``invalid_vma(vma, arg)`` True to skip a VMA."""
+
+    def __init__(self, rmap_one: Callable, arg: Any = None, done: Optional[Callable] = None,
+                 anon_lock: Optional[Callable] = None, invalid_vma: Optional[Callable] = None,
+                 try_lock: bool = False):
+        self.rmap_one = rmap_one
+        self.arg = arg
+        self.done = done
+        self.anon_lock = anon_lock
+        self.invalid_vma = invalid_vma
+        self.try_lock = try_lock
+        self.contended = False
+
+
+def _anon_vma_ref_inc_not_zero(anon_vma: AnonVma) -> bool:
+    """atomic_inc_not_zero(&anon_vma->refcount)."""
+    sched.point("atomic_inc_not_zero(anon_vma->refcount)",
+                writes=(("anon_vma_ref", anon_vma.id),))
+    if anon_vma.refcount == 0:
+        return False
+    anon_vma.refcount += 1
+    return True
+
+
+def folio_get_anon_vma(folio: Page) -> Optional[AnonVma]:
+    """Take a reference on the anon_vma of a mapped anonymous folio (migration, so that the
+    anon_vma outlives the unmap). Models mm/rmap.c folio_get_anon_vma()."""
+    anon_vma = folio_anon_vma(folio)
+    if anon_vma is None:
+        return None
+    if not folio_mapped(folio):
+        return None
+    if not _anon_vma_ref_inc_not_zero(anon_vma):
+        return None
+    # If this folio is still mapped, then its anon_vma cannot have been freed.
+    if not folio_mapped(folio):
+        put_anon_vma(anon_vma)
+        return None
+    return anon_vma
+
+
+def folio_lock_anon_vma_read(folio: Page, rwc: Optional[rmap_walk_control]
+                             ) -> Optional[AnonVma]:
+    """Find and read-lock the anon_vma of a mapped folio, or None if it is not mapped.
+
+    Models mm/rmap.c folio_lock_anon_vma_read(): a trylock first; if that fails, pin the
+    anon_vma with a reference and sleep on the lock."""
+    anon_vma = folio_anon_vma(folio)
+    if anon_vma is None:
+        return None
+    if not folio_mapped(folio):
+        return None
+    root_anon_vma = anon_vma.root
+    if down_read_trylock(root_anon_vma.rwsem):
+        # If the folio is still mapped, this anon_vma is still its anon_vma.
+        if not folio_mapped(folio):
+            up_read(root_anon_vma.rwsem)
+            anon_vma = None
+        return anon_vma
+    if rwc is not None and rwc.try_lock:
+        rwc.contended = True
+        return None
+    # trylock failed, we got to sleep
+    if not _anon_vma_ref_inc_not_zero(anon_vma):
+        return None
+    if not folio_mapped(folio):
+        put_anon_vma(anon_vma)
+        return None
+    # we pinned the anon_vma, it's safe to sleep
+    anon_vma_lock_read(anon_vma)
+    sched.point("atomic_dec_and_test(anon_vma->refcount)",
+                writes=(("anon_vma_ref", anon_vma.id),))
+    anon_vma.refcount -= 1
+    if anon_vma.refcount == 0:
+        # We held the last reference: release the lock and bail.
+        anon_vma_unlock_read(anon_vma)
+        __put_anon_vma(anon_vma)
+        anon_vma = None
+    return anon_vma
+
+
+def rmap_walk_anon_lock(folio: Page, rwc: rmap_walk_control) -> Optional[AnonVma]:
+    """mm/rmap.c rmap_walk_anon_lock()."""
+    if rwc.anon_lock is not None:
+        return rwc.anon_lock(folio, rwc)
+    # remove_migration_ptes() cannot use folio_lock_anon_vma_read(), which depends on
+    # folio_mapped(); its callers hold a reference on the anon_vma instead.
+    anon_vma = folio_anon_vma(folio)
+    if anon_vma is None:
+        return None
+    if down_read_trylock(anon_vma.root.rwsem):     # anon_vma_trylock_read()
+        return anon_vma
+    if rwc.try_lock:
+        rwc.contended = True
+        return None
+    anon_vma_lock_read(anon_vma)
+    return anon_vma
+
+
+def rmap_walk_anon(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
+    """Call rwc->rmap_one for each VMA of the folio's anon_vma that may map it.
+
+    Models mm/rmap.c rmap_walk_anon()."""
+    # The folio lock keeps folio->mapping from changing to an anon_vma of another root.
+    if locked:
+        anon_vma = folio_anon_vma(folio)
+        if anon_vma is None:
+            raise KernelBug(f"VM_BUG_ON_FOLIO(!anon_vma): pfn {folio.pfn}")
+    else:
+        anon_vma = rmap_walk_anon_lock(folio, rwc)
+    if anon_vma is None:
+        return
+    pgoff_start = folio_pgoff(folio)
+    pgoff_end = pgoff_start + 1 - 1
+    for vma in anon_vma_interval_tree_foreach(anon_vma, pgoff_start, pgoff_end):
+        address = vma_address(vma, pgoff_start, 1)
+        if address == -EFAULT:
+            raise KernelBug(f"VM_BUG_ON_VMA(address == -EFAULT): {vma}")
+        if rwc.invalid_vma is not None and rwc.invalid_vma(vma, rwc.arg):
+            continue
+        if not rwc.rmap_one(folio, vma, address, rwc.arg):
+            break
+        if rwc.done is not None and rwc.done(folio):
+            break
+    if not locked:
+        anon_vma_unlock_read(anon_vma)
+
+
+def __rmap_walk_file(folio: Optional[Page], mapping, pgoff_start: int, nr_pages: int,
+                     rwc: rmap_walk_control, locked: bool) -> None:
+    """Call rwc->rmap_one for each VMA of *mapping* that maps file page *pgoff_start*.
+
+    Models mm/rmap.c __rmap_walk_file(): i_mmap_rwsem is taken for read (a trylock first)."""
+    pgoff_end = pgoff_start + nr_pages - 1
+    if not locked:
+        if not down_read_trylock(mapping.i_mmap_rwsem):     # i_mmap_trylock_read()
+            if rwc.try_lock:
+                rwc.contended = True
+                return
+            i_mmap_lock_read(mapping)
+    for vma in vma_interval_tree_foreach(mapping, pgoff_start, pgoff_end):
+        address = vma_address(vma, pgoff_start, nr_pages)
+        if address == -EFAULT:
+            raise KernelBug(f"VM_BUG_ON_VMA(address == -EFAULT): {vma}")
+        if rwc.invalid_vma is not None and rwc.invalid_vma(vma, rwc.arg):
+            continue
+        if not rwc.rmap_one(folio, vma, address, rwc.arg):
+            break
+        if rwc.done is not None and rwc.done(folio):
+            break
+    if not locked:
+        i_mmap_unlock_read(mapping)
+
+
+def rmap_walk_file(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
+    """mm/rmap.c rmap_walk_file(): the folio lock keeps ->mapping from being truncated."""
+    _assert_folio_locked(folio, "rmap_walk_file", bug=True)
+    sched.point("READ folio->mapping", reads=(folio.obj,))
+    mapping = folio.mapping
+    if mapping is None:
+        return
+    __rmap_walk_file(folio, mapping, folio.index, 1, rwc, locked)
+
+
+def rmap_walk(folio: Page, rwc: rmap_walk_control) -> None:
+    """mm/rmap.c rmap_walk(). No KSM."""
+    if folio_test_anon(folio):
+        _assert_folio_locked(folio, "rmap_walk_anon", bug=False)
+        rmap_walk_anon(folio, rwc, False)
+    else:
+        rmap_walk_file(folio, rwc, False)
+
+
+def rmap_walk_locked(folio: Page, rwc: rmap_walk_control) -> None:
+    """mm/rmap.c rmap_walk_locked(): the caller holds the rmap lock."""
+    if folio_test_anon(folio):
+        rmap_walk_anon(folio, rwc, True)
+    else:
+        rmap_walk_file(folio, rwc, True)
+
+
+# =============================================================================================
+# ptep_clear_flush (mm/pgtable-generic.c)
+# =============================================================================================
+def pte_accessible(mm, pte) -> bool:
+    """arch/x86 pte_accessible(): a present PTE may be cached in a TLB (PROT_NONE-with-flush-
+    pending entries are not modelled)."""
+    return pte_present(pte)
+
+
+def flush_cache_page(vma, address: int, pfn: int) -> None:
+    """Nothing to do on x86 and arm64 (PIPT/VIPT non-aliasing caches)."""
+
+
+def ptep_clear_flush(vma, address: int, ptep: EntryPtr):
+    """Clear a PTE and flush its TLB entry on every CPU of mm_cpumask; returns the old PTE
+    (with the A/D bits the hardware set up to the clear). Models mm/pgtable-generic.c
+    ptep_clear_flush()."""
+    mm = vma.vm_mm
+    pte = ptep_get_and_clear(mm, address, ptep)
+    if pte_accessible(mm, pte):
+        flush_tlb_page(mm.machine, mm, address)
+    return pte
+
+
+# =============================================================================================
+# folio_mkclean (mm/rmap.c)
+# =============================================================================================
+def page_vma_mkclean_one(pvmw: PageVmaMappedWalk) -> int:
+    """Write-protect and clean the PTE(s) of the walk that are dirty or writable, flushing
+    each from the TLBs before it is made clean. Models mm/rmap.c page_vma_mkclean_one(); mmu
+    notifiers are not modelled."""
+    cleaned = 0
+    vma = pvmw.vma
+    while page_vma_mapped_walk(pvmw):
+        ret = 0
+        address = pvmw.address
+        if pvmw.pte is not None:
+            pte = pvmw.pte
+            entry = ptep_get(pte)
+            # PFN swap PTEs (device-exclusive) are clean and not writable from the CPU.
+            if not pte_present(entry):
+                continue
+            if not pte_dirty(entry) and not pte_write(entry):
+                continue
+            flush_cache_page(vma, address, pte_pfn(entry))
+            entry = ptep_clear_flush(vma, address, pte)
+            entry = pte_wrprotect(entry)
+            entry = pte_mkclean(entry)
+            set_pte_at(vma.vm_mm, address, pte, entry)
+            ret = 1
+        # else: a PMD-mapped folio (THP), not modelled.
+        if ret:
+            cleaned += 1
+    return cleaned
+
+
+def page_mkclean_one(folio: Page, vma, address: int, arg) -> bool:
+    """mm/rmap.c page_mkclean_one(): a PVMW_SYNC walk (always under the PTL)."""
+    pvmw = DEFINE_FOLIO_VMA_WALK(folio, vma, address, PVMW_SYNC)
+    arg[0] += page_vma_mkclean_one(pvmw)
+    return True
+
+
+def invalid_mkclean_vma(vma, arg) -> bool:
+    """mm/rmap.c invalid_mkclean_vma(): only shared mappings are cleaned. (VM_SHARED never
+    changes during a VMA's life, so the plain read needs no scheduling point.)"""
+    if vma.vm_flags & VM_SHARED:
+        return False
+    return True
+
+
+def folio_mkclean(folio: Page) -> int:
+    """Clean and write-protect every shared PTE mapping a page-cache folio; returns how many
+    PTEs were dirty or writable. The caller holds the folio lock.
+
+    Models mm/rmap.c folio_mkclean(). Its first test is the one bugs 3 and 4 hinge on: a folio
+    whose rmap was already removed (!folio_mapped) returns 0 at once, without taking any
+    page-table lock, even if a TLB still holds a writable, dirty translation for it."""
+    cleaned = [0]
+    rwc = rmap_walk_control(rmap_one=page_mkclean_one, arg=cleaned,
+                            invalid_vma=invalid_mkclean_vma)
+    _assert_folio_locked(folio, "folio_mkclean", bug=True)
+    if not folio_mapped(folio):
+        return 0
+    mapping = folio_mapping(folio)
+    if mapping is None:
+        return 0
+    rmap_walk(folio, rwc)
+    return cleaned[0]
+
+
+# =============================================================================================
+# Batched TLB flushing of unmaps (mm/rmap.c, CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH)
+# =============================================================================================
+TLB_FLUSH_BATCH_FLUSHED_SHIFT = 16
+TLB_FLUSH_BATCH_PENDING_MASK = (1 << (TLB_FLUSH_BATCH_FLUSHED_SHIFT - 1)) - 1
+TLB_FLUSH_BATCH_PENDING_LARGE = TLB_FLUSH_BATCH_PENDING_MASK // 2
+
+
+class tlbflush_unmap_batch:
+    """``current->tlb_ubc``: the TLB flush a thread owes for PTEs it cleared without flushing.
+    ``arch`` holds (mm, start, end) ranges (x86 keeps a cpumask and flushes everything on it;
+    the model flushes each recorded mm)."""
+
+    def __init__(self) -> None:
+        self.arch: list = []
+        self.flush_required = False
+        self.writable = False
+
+
+def current_tlb_ubc() -> tlbflush_unmap_batch:
+    """``&current->tlb_ubc`` (thread-local: no scheduling point)."""
+    ctx = sched.current()
+    ubc = ctx.__dict__.get("tlb_ubc")
+    if ubc is None:
+        ubc = tlbflush_unmap_batch()
+        ctx.__dict__["tlb_ubc"] = ubc
+    return ubc
+
+
+def _tlb_flush_batched_obj(mm) -> tuple:
+    return ("tlb_flush_batched", mm.id)
+
+
+def _read_tlb_flush_batched(mm) -> int:
+    sched.point("atomic_read(mm->tlb_flush_batched)", reads=(_tlb_flush_batched_obj(mm),))
+    return mm.__dict__.get("tlb_flush_batched", 0)
+
+
+def arch_tlbbatch_should_defer(mm) -> bool:
+    """arch/x86 arch_tlbbatch_should_defer(): defer if a CPU other than this one may cache the
+    mm's translations (arm64: always)."""
+    if mm.machine.arch == "arm64":
+        return True
+    sched.point("cpumask_any_but(mm_cpumask)", reads=(("cpumask", mm.id),))
+    this_cpu = sched.current().cpu
+    return any(c != this_cpu for c in mm.cpumask)
+
+
+def should_defer_flush(mm, flags: int) -> bool:
+    """mm/rmap.c should_defer_flush()."""
+    if not flags & TTU_BATCH_FLUSH:
+        return False
+    return arch_tlbbatch_should_defer(mm)
+
+
+def arch_tlbbatch_add_pending(arch: list, mm, start: int, end: int) -> None:
+    """arch_tlbbatch_add_pending(): remember what to flush (x86: the CPUs of mm_cpumask)."""
+    arch.append((mm, start, end))
+
+
+def set_tlb_ubc_flush_pending(mm, pteval, start: int, end: int) -> None:
+    """mm/rmap.c set_tlb_ubc_flush_pending(): record the owed flush and bump the mm's pending
+    generation, so that a parallel munmap/mprotect flushes first (flush_tlb_batched_pending)."""
+    tlb_ubc = current_tlb_ubc()
+    writable = pte_dirty(pteval)
+    if not pte_accessible(mm, pteval):
+        return
+    arch_tlbbatch_add_pending(tlb_ubc.arch, mm, start, end)
+    tlb_ubc.flush_required = True
+    sched.point("atomic_inc(mm->tlb_flush_batched)", writes=(_tlb_flush_batched_obj(mm),))
+    batch = mm.__dict__.get("tlb_flush_batched", 0)
+    if (batch & TLB_FLUSH_BATCH_PENDING_MASK) > TLB_FLUSH_BATCH_PENDING_LARGE:
+        # Keep pending from catching up with flushed by overflow: reset to 1 and 0.
+        mm.__dict__["tlb_flush_batched"] = 1
+    else:
+        mm.__dict__["tlb_flush_batched"] = batch + 1
+    # If the PTE was dirty then it's best to assume it's writable.
+    if writable:
+        tlb_ubc.writable = True
+
+
+def arch_tlbbatch_flush(machine, arch: list) -> None:
+    """arch_tlbbatch_flush(): x86 flushes the whole TLB of every CPU in the batch's cpumask
+    (modelled as a full flush of each batched mm); arm64 completes the per-range TLBIs."""
+    from .cpu import flush_tlb_mm, flush_tlb_range
+    seen = []
+    for mm, start, end in arch:
+        if machine.arch == "arm64":
+            flush_tlb_range(machine, mm, start, end)
+        elif mm not in seen:
+            seen.append(mm)
+            flush_tlb_mm(machine, mm)
+    arch.clear()
+
+
+def try_to_unmap_flush() -> None:
+    """mm/rmap.c try_to_unmap_flush(): do the flush this thread owes."""
+    tlb_ubc = current_tlb_ubc()
+    if not tlb_ubc.flush_required:
+        return
+    machine = tlb_ubc.arch[0][0].machine
+    arch_tlbbatch_flush(machine, tlb_ubc.arch)
+    tlb_ubc.flush_required = False
+    tlb_ubc.writable = False
+
+
+def try_to_unmap_flush_dirty() -> None:
+    """mm/rmap.c try_to_unmap_flush_dirty(): flush iff a batched PTE was dirty."""
+    if current_tlb_ubc().writable:
+        try_to_unmap_flush()
+
+
+def flush_tlb_batched_pending(mm) -> None:
+    """Flush the mm if a reclaim/migration thread cleared PTEs of it and has not flushed yet.
+
+    Models mm/rmap.c flush_tlb_batched_pending(): called under the PTL by zap_pte_range,
+    change_pte_range and mremap before they act on PTEs another thread may have cleared."""
+    batch = _read_tlb_flush_batched(mm)
+    pending = batch & TLB_FLUSH_BATCH_PENDING_MASK
+    flushed = batch >> TLB_FLUSH_BATCH_FLUSHED_SHIFT
+    if pending != flushed:
+        from .cpu import flush_tlb_mm
+        flush_tlb_mm(mm.machine, mm)
+        # If a new flush became pending during this one, leave the value as it is.
+        sched.point("atomic_cmpxchg(mm->tlb_flush_batched)",
+                    writes=(_tlb_flush_batched_obj(mm),))
+        if mm.__dict__.get("tlb_flush_batched", 0) == batch:
+            mm.__dict__["tlb_flush_batched"] = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
+
+
+# =============================================================================================
+# try_to_migrate (mm/rmap.c)
+# =============================================================================================
+def folio_try_share_anon_rmap_pte(folio: Page, page: Page) -> int:
+    """include/linux/rmap.h folio_try_share_anon_rmap_pte(): mark an exclusive anon page
+    possibly shared before its PTE is replaced (the PTE is already cleared). No GUP pins in
+    the model, so it never fails."""
+    if not folio_test_anon(folio):
+        raise KernelBug(f"VM_WARN_ON_FOLIO(!folio_test_anon): pfn {folio.pfn}")
+    # folio_maybe_dma_pinned(): never in the model.
+    ClearPageAnonExclusive(page)
+    return 0
+
+
+def make_migration_entry_young(entry):
+    """include/linux/swapops.h make_migration_entry_young(): x86 keeps A/D in the entry."""
+    return pte_t(MIGRATION, pfn=entry.pfn, write=entry.write, dirty=entry.dirty, young=True)
+
+
+def make_migration_entry_dirty(entry):
+    return pte_t(MIGRATION, pfn=entry.pfn, write=entry.write, dirty=True, young=entry.young)
+
+
+def is_migration_entry_young(entry) -> bool:
+    return entry.young
+
+
+def is_migration_entry_dirty(entry) -> bool:
+    return entry.dirty
+
+
+def is_readable_migration_entry(entry) -> bool:
+    """The model has writable and readable migration entries only (no readable-exclusive
+    form), so a read-only exclusive anon page is restored as possibly shared."""
+    return is_migration_entry(entry) and not entry.write
+
+
+def try_to_migrate_one(folio: Page, vma, address: int, arg) -> bool:
+    """Replace the PTE mapping *folio* in *vma* by a migration entry.
+
+    Models mm/rmap.c try_to_migrate_one(), order 0: the PTE is cleared and flushed
+    (ptep_clear_flush, or cleared with the flush deferred to try_to_unmap_flush() under
+    TTU_BATCH_FLUSH), its dirty bit goes to the folio, a migration entry (writable if the PTE
+    was, with the young/dirty bits) takes its place, the rmap is removed and the mapping's
+    reference dropped. rss is not changed: the entry still counts. No hugetlb, THP, hwpoison,
+    device-private pages or mlock draining; mmu notifiers are not modelled."""
+    mm = vma.vm_mm
+    pvmw = DEFINE_FOLIO_VMA_WALK(folio, vma, address, 0)
+    flags = arg
+    ret = True
+    # When racing with zap_pte_range between its clear and its rmap removal, TTU_SYNC makes
+    # the walk wait on the PTL instead of skipping the PTE.
+    if flags & TTU_SYNC:
+        pvmw.flags = PVMW_SYNC
+    while page_vma_mapped_walk(pvmw):
+        # PMD-mapped THP migration entries: no THP.
+        pteval = ptep_get(pvmw.pte)
+        if pte_present(pteval):
+            pfn = pte_pfn(pteval)
+        else:
+            # Device-exclusive PFN swap PTEs: not modelled (check_pte never matches them).
+            raise KernelBug("try_to_migrate_one: non-present PTE matched")
+        subpage = folio
+        address = pvmw.address
+        anon_exclusive = folio_test_anon(folio) and PageAnonExclusive(subpage)
+        # folio_test_hugetlb(): no hugetlb.
+        flush_cache_page(vma, address, pfn)
+        # Nuke the page table entry.
+        if should_defer_flush(mm, flags):
+            # The PTE is cleared but not flushed: a remote CPU may still write to the folio
+            # through its TLB until try_to_unmap_flush().
+            pteval = ptep_get_and_clear(mm, address, pvmw.pte)
+            set_tlb_ubc_flush_pending(mm, pteval, address, address + PAGE_SIZE)
+        else:
+            pteval = ptep_clear_flush(vma, address, pvmw.pte)
+        if pte_dirty(pteval):
+            folio_set_dirty(folio)              # folio_mark_dirty()
+        writable = pte_write(pteval)
+        # update_hiwater_rss(): not modelled. PageHWPoison / pte_unused: not modelled.
+        # arch_unmap_one(): nothing on x86/arm64.
+        # See folio_try_share_anon_rmap_pte(): clear PTE first.
+        if anon_exclusive and folio_try_share_anon_rmap_pte(folio, subpage):
+            set_pte_at(mm, address, pvmw.pte, pteval)
+            ret = False
+            page_vma_mapped_walk_done(pvmw)
+            break
+        # Store the pfn in a migration entry; do_swap_page() waits until it is removed.
+        entry = make_migration_entry(subpage.pfn, writable)
+        if pte_young(pteval):
+            entry = make_migration_entry_young(entry)
+        if pte_dirty(pteval):
+            entry = make_migration_entry_dirty(entry)
+        set_pte_at(mm, address, pvmw.pte, entry)
+        # No need to invalidate here: it synchronizes on the migration entry.
+        folio_remove_rmap_pte(folio, subpage, vma)
+        # VM_LOCKED: mlock_drain_local(), not modelled.
+        folio_put(folio)
+    return ret
+
+
+def folio_not_mapped(folio: Page) -> bool:
+    """mm/rmap.c folio_not_mapped(): the rmap walk's done() for unmapping."""
+    return not folio_mapped(folio)
+
+
+def invalid_migration_vma(vma, arg) -> bool:
+    """mm/rmap.c invalid_migration_vma(): skip exec's temporary stack VMA. The model's exec
+    does not set one up for migration to see, so nothing is skipped."""
+    return False
+
+
+def try_to_migrate(folio: Page, flags: int) -> None:
+    """Replace every PTE mapping *folio* by a migration entry. Caller holds the folio lock.
+
+    Models mm/rmap.c try_to_migrate()."""
+    rwc = rmap_walk_control(rmap_one=try_to_migrate_one, arg=flags, done=folio_not_mapped,
+                            anon_lock=folio_lock_anon_vma_read)
+    # Migration ignores mlock and supports only TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD,
+    # TTU_SYNC and TTU_BATCH_FLUSH.
+    if flags & ~(TTU_RMAP_LOCKED | TTU_SPLIT_HUGE_PMD | TTU_SYNC | TTU_BATCH_FLUSH):
+        return
+    # Zone-device folios: not modelled. KSM: none.
+    if folio_test_anon(folio):
+        rwc.invalid_vma = invalid_migration_vma
+    if flags & TTU_RMAP_LOCKED:
+        rmap_walk_locked(folio, rwc)
+    else:
+        rmap_walk(folio, rwc)
+
+
+# =============================================================================================
+# remove_migration_ptes (mm/migrate.c; here beside try_to_migrate, which it undoes)
+# =============================================================================================
+class rmap_walk_arg:
+    """``struct rmap_walk_arg`` (mm/migrate.c): the folio whose migration entries to find."""
+
+    def __init__(self, folio: Page, map_unused_to_zeropage: bool = False):
+        self.folio = folio
+        self.map_unused_to_zeropage = map_unused_to_zeropage
+
+
+def vma_page_prot_writable(vma) -> bool:
+    """Whether vma->vm_page_prot grants write: a shared writable mapping that needs no write
+    notification (mm/mmap.c vma_wants_writenotify(): a file whose mapping accounts dirty
+    pages must fault on the first write). The model has no vm_page_prot field."""
+    if (vm_flags_read(vma) & (VM_WRITE | VM_SHARED)) != (VM_WRITE | VM_SHARED):
+        return False
+    file = vma.vm_file
+    if file is None:
+        return True
+    return bool(getattr(file, "shmem", True))   # shmem: no dirty accounting, no writenotify
+
+
+def remove_migration_pte(folio: Page, vma, addr: int, arg: rmap_walk_arg) -> bool:
+    """Restore the migration entry of arg.folio in *vma* (if still there) as a PTE mapping
+    *folio*, the migration's destination.
+
+    Models mm/migrate.c remove_migration_pte(). If the entry is gone (zapped while the folio
+    was migrating) the PVMW_MIGRATION walk finds nothing and nothing is restored. No THP,
+    hugetlb, device-private pages, soft-dirty or uffd bits; map_unused_to_zeropage is only
+    used for split THPs and is not modelled."""
+    pvmw = DEFINE_FOLIO_VMA_WALK(arg.folio, vma, addr, PVMW_SYNC | PVMW_MIGRATION)
+    while page_vma_mapped_walk(pvmw):
+        rmap_flags = RMAP_NONE
+        old_pte = ptep_get(pvmw.pte)
+        entry = old_pte
+        folio_get(folio)
+        new = folio
+        pte = pfn_pte(new.pfn, write=vma_page_prot_writable(vma), dirty=False, young=True)
+        if not is_migration_entry_young(entry):
+            pte = pte_mkold(pte)
+        if folio_test_dirty(folio) and is_migration_entry_dirty(entry):
+            pte = pte_mkdirty(pte)
+        if is_writable_migration_entry(entry):
+            pte = pte_mkwrite(pte)
+        if folio_test_anon(folio) and not is_readable_migration_entry(entry):
+            rmap_flags |= RMAP_EXCLUSIVE
+        if folio_test_anon(folio):
+            folio_add_anon_rmap_pte(folio, new, vma, pvmw.address, rmap_flags)
+        else:
+            folio_add_file_rmap_pte(folio, new, vma)
+        set_pte_at(vma.vm_mm, pvmw.address, pvmw.pte, pte)
+        # VM_LOCKED mlock_drain_local(), update_mmu_cache(): nothing to model.
+    return True
+
+
+def remove_migration_ptes(src: Page, dst: Page, flags: int) -> None:
+    """Replace every migration entry for *src* by a PTE mapping *dst* (dst == src when a
+    migration is undone).
+
+    Models mm/migrate.c remove_migration_ptes(): an rmap walk over *dst* (which already has
+    src's mapping and index)."""
+    arg = rmap_walk_arg(src)
+    rwc = rmap_walk_control(rmap_one=remove_migration_pte, arg=arg)
+    if flags & TTU_RMAP_LOCKED:
+        rmap_walk_locked(dst, rwc)
+    else:
+        rmap_walk(dst, rwc)

@@ -56,7 +56,8 @@ class Context:
     """What ``current`` means for the model: the task running kernel code, and on which CPU.
 
     ``held`` lists the spinlocks the context holds (for "sleeping under a spinlock");
-    ``syscall`` names the system call or kernel actor it is executing, for traces.
+    ``syscall`` names the system call or kernel actor it is executing, for traces; ``mm`` is
+    the mm a kernel actor (the OOM reaper, migration) works on.
     """
 
     name: str = "task"
@@ -64,6 +65,7 @@ class Context:
     task: Any = None
     held: list = field(default_factory=list)
     syscall: str = ""
+    mm: Any = None
 
 
 _DEFAULT = Context()

@@ -1,0 +1,334 @@
+"""The ``unmapcheck`` command line.
+
+    unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list]
+    unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K]
+                       [--random N --seed S | --pct D --random N --seed S]
+                       [--trace-out FILE] [--html FILE] [--json]
+    unmapcheck replay TRACE [--json]
+    unmapcheck show TRACE [--html OUT] [--all]
+    unmapcheck oracle [--examples N --seed S] [--sequence FILE]
+    unmapcheck fixes
+
+Exit codes: 0 everything as expected (every obligation PROVED); 1 a violation, an expected
+violation not found, or a FAILED obligation; 2 a usage or input error; 3 (prove only)
+nothing FAILED but some obligation is UNKNOWN (a timeout), which is never counted as proved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def _err(msg: str) -> int:
+    print(f"unmapcheck: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+class Progress:
+    """A one-line progress display on a terminal (nothing when stderr is not a tty)."""
+
+    def __init__(self, enabled: Optional[bool] = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.last = 0.0
+        self.width = 0
+
+    def update(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        line = text[:110]
+        sys.stderr.write("\r" + line.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def done(self) -> None:
+        if self.enabled and self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+            self.width = 0
+
+
+# --- explore ------------------------------------------------------------------------------------
+def cmd_explore(args) -> int:
+    from unmapcheck.impl.fixes import resolve_commit
+    from .explore import DporSearch, RandomSearch, iterative_context_bounding
+    from .prove import judge
+    from .scenario import load
+    from .trace import build_trace, render_text
+
+    sc = load(args.scenario)
+    without = []
+    for c in args.without or []:
+        try:
+            without.append(resolve_commit(c))
+        except ValueError as e:
+            raise UsageError(f"--without: {e}") from None
+    if without:
+        sc = sc.with_fixes_off(without)
+    if args.preemptions is not None and args.preemptions < 0:
+        raise UsageError("--preemptions must be >= 0")
+    if args.pct is not None and args.random is None:
+        raise UsageError("--pct needs --random N (the number of executions)")
+    if args.random is not None and args.random < 1:
+        raise UsageError("--random must be >= 1")
+    progress = Progress(False if args.json else None)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+
+    def on_exec(search, ex):
+        s = search.stats
+        progress.update(f"{sc.name}: bound {search.bound if search.bound is not None else '-'} "
+                        f"executions {s.executions} steps {s.steps} "
+                        f"violations {len(search.result.counterexamples)}")
+
+    t0 = time.monotonic()
+    if args.random is not None:
+        search = RandomSearch(sc, args.random, args.seed, pct_depth=args.pct, deadline=deadline)
+        result = search.run()
+    else:
+        bound = args.preemptions if args.preemptions is not None else sc.preemptions
+        result = iterative_context_bounding(
+            sc, bound, stop_at_first=not sc.expect_never, deadline=deadline,
+            max_executions=args.max_executions, on_execution=on_exec)
+    progress.done()
+    elapsed = time.monotonic() - t0
+    verdict = judge(sc, result, f"scenario:{sc.name}", elapsed) if sc.has_expectation() else None
+    best = result.best()
+    trace = None
+    if best is not None:
+        cmd = f"unmapcheck explore {args.scenario}" + "".join(f" --without {c}" for c in without)
+        trace = build_trace(sc, best.schedule, best.violation.group, command=cmd)
+        if args.trace_out:
+            trace.save(args.trace_out)
+        if args.html:
+            from .report import write_html
+            write_html(trace.to_json(), args.html)
+    if args.json:
+        out = {"scenario": sc.name, "path": sc.path, "fixes_off": sc.fixes_off,
+               "stats": result.stats.as_dict(),
+               "violations": {g: {"invariant": c.violation.name, "message": c.violation.message,
+                                  "preemptions": c.preemptions, "steps": c.steps,
+                                  "schedule": c.schedule}
+                              for g, c in sorted(result.counterexamples.items())},
+               "expected": ({"never": True} if sc.expect_never else
+                            {"sometimes": sc.expect_sometimes} if sc.has_expectation() else None),
+               "verdict": verdict.status if verdict else None,
+               "trace": args.trace_out}
+        print(json.dumps(out, indent=1))
+    else:
+        st = result.stats
+        print(f"scenario {sc.name} ({sc.path})" +
+              (f", fixes off: {', '.join(sc.fixes_off)}" if sc.fixes_off else ""))
+        if trace is not None:
+            print()
+            print(render_text(trace.to_json()))
+            print()
+        print(f"executions {st.executions}  steps {st.steps}  "
+              f"({st.executions_per_second:.0f} exec/s, {st.steps_per_second:.0f} steps/s)  "
+              f"pruned by sleep sets {st.sleep_pruned}  preemption bound "
+              f"{st.preemption_bound if st.preemption_bound is not None else 'none'}  "
+              f"{'complete' if st.complete else 'incomplete'}"
+              + ("  (interrupted)" if st.interrupted else ""))
+        for g, c in sorted(result.counterexamples.items()):
+            print(f"violated {c.violation.name}: {c.violation.message} "
+                  f"[{c.preemptions} preemptions, {c.steps} steps]")
+        if verdict is not None:
+            print(f"expected {'never' if sc.expect_never else 'sometimes ' + ', '.join(sc.expect_sometimes)}: "
+                  f"{'as expected' if verdict.status == 'PROVED' else verdict.status}: "
+                  f"{verdict.detail}")
+        if args.trace_out and trace is not None:
+            print(f"trace written to {args.trace_out}")
+    if result.stats.interrupted:
+        return EXIT_FAIL
+    if verdict is not None:
+        return EXIT_OK if verdict.status == "PROVED" else EXIT_FAIL
+    return EXIT_FAIL if result.counterexamples else EXIT_OK
+
+
+# --- replay and show ----------------------------------------------------------------------------
+def cmd_replay(args) -> int:
+    from .trace import load_trace, replay
+    doc = load_trace(args.trace)
+    res = replay(doc, args.trace)
+    if args.json:
+        print(json.dumps({"reproduced": res.reproduced, "steps": res.steps_run,
+                          "violation": res.violation, "message": res.message}, indent=1))
+    else:
+        print(f"{args.trace}: {res.message} ({res.steps_run} steps replayed)")
+    return EXIT_FAIL if res.reproduced else EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from .trace import load_trace, render_text
+    doc = load_trace(args.trace)
+    if args.html:
+        from .report import write_html
+        write_html(doc, args.html)
+        print(f"report written to {args.html}")
+        return EXIT_OK
+    print(render_text(doc, all_changes=args.all))
+    return EXIT_OK
+
+
+# --- prove --------------------------------------------------------------------------------------
+def cmd_prove(args) -> int:
+    from .prove import FAILED, UNKNOWN, Options, all_obligations, run_many
+    obs = all_obligations()
+    if args.list:
+        for ob in obs:
+            print(f"{ob.kind:9} {ob.name}  [{ob.bound}]")
+        return EXIT_OK
+    if args.names:
+        chosen = []
+        for n in args.names:
+            hit = [ob for ob in obs if ob.name == n or ob.name.startswith(n)]
+            if not hit:
+                raise UsageError(f"no obligation named {n!r} (unmapcheck prove --list shows them)")
+            chosen.extend(h for h in hit if h not in chosen)
+        obs = chosen
+    if args.bound is not None and args.bound < 0:
+        raise UsageError("--bound must be >= 0")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be > 0")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    if args.trace_dir:
+        os.makedirs(args.trace_dir, exist_ok=True)
+    opts = Options(bound=args.bound, timeout=args.timeout or 60.0, trace_dir=args.trace_dir)
+    progress = Progress(False if args.json else None)
+    done = [0]
+
+    def on_result(r):
+        done[0] += 1
+        progress.update(f"[{done[0]}/{len(obs)}] {r.name}: {r.status}", force=True)
+
+    t0 = time.monotonic()
+    results = run_many(obs, opts, args.jobs, on_result)
+    progress.done()
+    total = time.monotonic() - t0
+    failed = [r for r in results if r.status == FAILED]
+    unknown = [r for r in results if r.status == UNKNOWN]
+    if args.json:
+        print(json.dumps({"schema": "unmapcheck-prove", "version": 1,
+                          "results": [r.as_dict() for r in results],
+                          "summary": {"total": len(results),
+                                      "proved": len(results) - len(failed) - len(unknown),
+                                      "failed": len(failed), "unknown": len(unknown),
+                                      "seconds": round(total, 3)}}, indent=1))
+    else:
+        w = max([len(r.name) for r in results] + [10])
+        print(f"{'obligation'.ljust(w)}  {'bound'.ljust(28)}  {'result':8}  time")
+        for r in results:
+            print(f"{r.name.ljust(w)}  {r.bound[:28].ljust(28)}  {r.status:8}  {r.seconds:6.2f}s")
+        for r in results:
+            if r.status != "PROVED":
+                print(f"\n{r.status} {r.name}: {r.detail}")
+                if r.data.get("counterexample"):
+                    print(r.data["counterexample"])
+                if r.data.get("trace"):
+                    print(f"trace: {r.data['trace']}")
+        print(f"\n{len(results)} obligations: {len(results) - len(failed) - len(unknown)} proved, "
+              f"{len(failed)} failed, {len(unknown)} unknown ({total:.1f}s)")
+    if failed:
+        return EXIT_FAIL
+    if unknown:
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+# --- fixes and oracle ---------------------------------------------------------------------------
+def cmd_fixes(args) -> int:
+    from unmapcheck.impl.fixes import FIXES
+    for f in FIXES.values():
+        era = f" (kernel era {f.era})" if f.era != "6.18" else ""
+        print(f"{f.commit}  {f.version:6}  {f.title}{era}\n    off: {f.effect_when_off}")
+    return EXIT_OK
+
+
+def cmd_oracle(args) -> int:
+    from .oracle.cli import run as oracle_run
+    return oracle_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unmapcheck", description="A formal model and model "
+                                "checker for the Linux kernel's unmap paths.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pr = sub.add_parser("prove", help="run the proof obligations and scenarios")
+    pr.add_argument("names", nargs="*", metavar="NAME", help="obligations to run (default: all)")
+    pr.add_argument("--bound", type=int, help="override the bound (symbolic: size, scenarios: "
+                    "preemptions)")
+    pr.add_argument("--timeout", type=float, help="seconds per obligation (default 60)")
+    pr.add_argument("--json", action="store_true", help="machine-readable results")
+    pr.add_argument("--jobs", type=int, default=1, help="obligations run in parallel")
+    pr.add_argument("--list", action="store_true", help="list the obligations and exit")
+    pr.add_argument("--trace-dir", help="write a counterexample trace per scenario here")
+    pr.set_defaults(func=cmd_prove)
+
+    ex = sub.add_parser("explore", help="explore the interleavings of one scenario")
+    ex.add_argument("scenario", help="scenario TOML file")
+    ex.add_argument("--without", action="append", metavar="COMMIT",
+                    help="switch this historical fix off (repeatable)")
+    ex.add_argument("--preemptions", type=int, help="preemption bound (default: the scenario's)")
+    ex.add_argument("--random", type=int, metavar="N", help="N seeded random executions")
+    ex.add_argument("--pct", type=int, metavar="D", help="PCT scheduling with bug depth D")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--max-executions", type=int, help="stop after this many executions")
+    ex.add_argument("--timeout", type=float, help="stop after this many seconds")
+    ex.add_argument("--trace-out", metavar="FILE", help="save the counterexample trace (JSON)")
+    ex.add_argument("--html", metavar="FILE", help="write an HTML report of the counterexample")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=cmd_explore)
+
+    rp = sub.add_parser("replay", help="re-execute a saved trace on the current implementation")
+    rp.add_argument("trace")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_replay)
+
+    sh = sub.add_parser("show", help="print a trace, or write it as an HTML report")
+    sh.add_argument("trace")
+    sh.add_argument("--html", metavar="OUT")
+    sh.add_argument("--all", action="store_true", help="show every state change")
+    sh.set_defaults(func=cmd_show)
+
+    orc = sub.add_parser("oracle", help="differential testing against the real kernel")
+    orc.add_argument("--examples", type=int, default=200)
+    orc.add_argument("--seed", type=int, default=0)
+    orc.add_argument("--sequence", metavar="FILE", help="replay one saved sequence")
+    orc.add_argument("--json", action="store_true")
+    orc.set_defaults(func=cmd_oracle)
+
+    fx = sub.add_parser("fixes", help="list the historical fix toggles")
+    fx.set_defaults(func=cmd_fixes)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from .scenario import ScenarioError
+    from .trace import TraceError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ScenarioError, TraceError) as e:
+        return _err(str(e))
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

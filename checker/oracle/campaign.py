@@ -1,0 +1,232 @@
+"""Campaigns and replays: the entry points the CLI (``unmapcheck oracle``) calls.
+
+:func:`run_campaign` generates sequences with hypothesis, runs each on the real kernel and on
+the model, and compares. It works in two passes so that the counts mean something:
+
+1. *count*: ``examples`` sequences (seeded, deterministic) run on both sides; every mismatch
+   is counted, none stops the pass;
+2. *shrink* (only if pass 1 found a mismatch): the same seeded generation again, this time
+   failing on a mismatch, so hypothesis finds the first mismatching sequence again and
+   shrinks it to a minimal one, which is reported (and saved, and printed as a pytest
+   regression test).
+
+:func:`replay` runs one saved sequence on both sides and compares.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import sequence as S
+from .compare import Mismatch, RealRunFailed, compare
+from .model import run_model
+from .real import OracleError, RealRunner
+
+
+@dataclass
+class CampaignSummary:
+    examples: int
+    seed: int
+    window_pages: int
+    sequences_run: int = 0          # pass 1: generated sequences run on both sides
+    calls_compared: int = 0         # pass 1: calls compared field by field
+    refused_calls: int = 0          # pass 1: calls neither side ran (sequence.refusal)
+    mismatches: int = 0             # pass 1: sequences whose reports differ
+    mismatch_kinds: dict = field(default_factory=dict)   # "smaps Rss" -> count
+    shrink_runs: int = 0            # pass 2: sequences run while shrinking
+    first_mismatch: Mismatch | None = None          # of the minimal sequence
+    minimal_sequence: S.Sequence | None = None
+    minimal_real: dict | None = None
+    regression_test: str | None = None
+    saved_to: str | None = None
+    kernel: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0
+
+    def to_dict(self) -> dict:
+        return {
+            "examples": self.examples, "seed": self.seed, "window_pages": self.window_pages,
+            "kernel": self.kernel, "sequences_run": self.sequences_run,
+            "calls_compared": self.calls_compared, "refused_calls": self.refused_calls,
+            "mismatches": self.mismatches, "mismatch_kinds": dict(self.mismatch_kinds),
+            "shrink_runs": self.shrink_runs,
+            "first_mismatch": str(self.first_mismatch) if self.first_mismatch else None,
+            "minimal_sequence": self.minimal_sequence.to_dict()
+            if self.minimal_sequence else None,
+            "saved_to": self.saved_to, "seconds": round(self.seconds, 3),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"oracle campaign: seed {self.seed}, {self.sequences_run} sequences, "
+                 f"{self.calls_compared} calls compared ({self.refused_calls} refused), "
+                 f"{self.mismatches} mismatching, real kernel {self.kernel}, "
+                 f"{self.seconds:.1f} s"]
+        if self.mismatch_kinds:
+            lines.append("  mismatch kinds: " + ", ".join(
+                f"{k}: {v}" for k, v in sorted(self.mismatch_kinds.items())))
+        if self.first_mismatch is not None:
+            lines.append(f"  minimal mismatch: {self.first_mismatch}")
+            for i, c in enumerate(self.minimal_sequence.calls):
+                lines.append(f"    {i}: {c.describe()}")
+        if self.saved_to:
+            lines.append(f"  saved to {self.saved_to}")
+        return "\n".join(lines)
+
+
+class _Found(Exception):
+    pass
+
+
+def _kind(mm: Mismatch) -> str:
+    return mm.kind if mm.kind in ("vmas", "model error") else f"{mm.kind} {mm.field}"
+
+
+def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_PAGES,
+                 max_calls: int = 12, vmflags: bool = True, save_to: str | None = None,
+                 progress=None, runner: RealRunner | None = None, system_kw: dict | None = None,
+                 shrink: bool = True, model_runner=None) -> CampaignSummary:
+    """Run ``examples`` generated sequences on the real kernel and on the model; compare.
+
+    ``progress(done, total)`` is called after each sequence of pass 1. ``save_to``: where to
+    write the minimal mismatching sequence (TOML or JSON by extension). ``system_kw`` go to the
+    model's ``System``. Raises OracleUnavailable / ModelUnavailable (one line) when a side
+    cannot run at all, and OracleError when the real runner breaks. ``model_runner``
+    (``seq -> report``) replaces the model, e.g. to check the real runner against itself.
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hseed
+
+    from .strategies import regression_test, sequences
+
+    t0 = time.monotonic()
+    summary = CampaignSummary(examples, seed, window_pages)
+    own = runner is None
+    runner = runner or RealRunner()
+    skw = dict(system_kw or {})
+    if model_runner is None:
+        def model_runner(seq):
+            return run_model(seq, **skw)
+        model_runner(S.Sequence(calls=(), window_pages=window_pages))   # fail early, one line
+    strategy = sequences(window_pages=window_pages, max_calls=max_calls)
+
+    def both(seq: S.Sequence):
+        real = runner.run(seq)
+        if real.get("error"):
+            raise OracleError(f"real-kernel run failed: {real['error']}\n"
+                              f"sequence:\n{S.dumps_toml(seq)}")
+        summary.kernel = (real.get("env") or {}).get("kernel")
+        model = model_runner(seq)
+        return real, model, compare(seq, real, model, vmflags=vmflags)
+
+    common = dict(database=None, deadline=None, derandomize=False, print_blob=False,
+                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                  report_multiple_bugs=False)
+    try:
+        # Pass 1: count.
+        @settings(max_examples=examples, phases=[Phase.generate], **common)
+        @hseed(seed)
+        @given(strategy)
+        def count(seq):
+            real, model, mm = both(seq)
+            summary.sequences_run += 1
+            summary.refused_calls += sum(1 for c in real["calls"] if c.get("refused"))
+            summary.calls_compared += len(seq.calls) if mm is None else mm.call + 1
+            if mm is not None:
+                summary.mismatches += 1
+                k = _kind(mm)
+                summary.mismatch_kinds[k] = summary.mismatch_kinds.get(k, 0) + 1
+            if progress is not None:
+                progress(summary.sequences_run, examples)
+
+        count()
+
+        # Pass 2: shrink the first mismatch.
+        if summary.mismatches and shrink:
+            last: dict = {}
+
+            @settings(max_examples=examples, phases=[Phase.generate, Phase.shrink], **common)
+            @hseed(seed)
+            @given(strategy)
+            def find(seq):
+                real, model, mm = both(seq)
+                summary.shrink_runs += 1
+                if mm is not None:
+                    last.update(seq=seq, real=real, mm=mm)
+                    raise _Found(mm.message)
+
+            try:
+                find()
+            except _Found:
+                pass
+            if last:
+                summary.minimal_sequence = last["seq"]
+                summary.minimal_real = last["real"]
+                summary.first_mismatch = last["mm"]
+                summary.regression_test = regression_test(last["seq"], last["real"],
+                                                          last["mm"])
+                if save_to:
+                    S.save(last["seq"], save_to, comment=f"unmapcheck oracle, seed {seed}: "
+                                                         f"{last['mm']}")
+                    summary.saved_to = save_to
+    finally:
+        if own:
+            runner.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+@dataclass
+class ReplayResult:
+    sequence: S.Sequence
+    real: dict
+    model: dict | None
+    mismatch: Mismatch | None
+    model_error: str | None = None   # the model could not run at all (ModelUnavailable)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None and self.model_error is None
+
+    def __str__(self) -> str:
+        kernel = (self.real.get("env") or {}).get("kernel")
+        if self.model_error:
+            return f"replay: {len(self.sequence.calls)} calls: {self.model_error}"
+        if self.mismatch is None:
+            return (f"replay: {len(self.sequence.calls)} calls: the model matches the real "
+                    f"kernel ({kernel})")
+        return f"replay: MISMATCH (real kernel {kernel}): {self.mismatch}"
+
+
+def replay(path, vmflags: bool = True, runner: RealRunner | None = None,
+           system_kw: dict | None = None, require_model: bool = False) -> ReplayResult:
+    """Load the sequence at ``path`` (TOML or JSON), run it on both sides and compare.
+
+    Without a usable model (impl/ not ready) the real report is still returned and
+    ``model_error`` says why, unless ``require_model`` (then ModelUnavailable is raised).
+    """
+    from .model import ModelUnavailable
+    seq = S.load(path)
+    own = runner is None
+    runner = runner or RealRunner()
+    try:
+        real = runner.run(seq)
+    finally:
+        if own:
+            runner.close()
+    if real.get("error"):
+        raise OracleError(f"real-kernel run failed: {real['error']}")
+    try:
+        model = run_model(seq, **(system_kw or {}))
+    except ModelUnavailable as e:
+        if require_model:
+            raise
+        return ReplayResult(seq, real, None, None, model_error=str(e))
+    try:
+        mm = compare(seq, real, model, vmflags=vmflags)
+    except RealRunFailed as e:
+        raise OracleError(str(e)) from None
+    return ReplayResult(seq, real, model, mm)

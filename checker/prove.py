@@ -1,0 +1,186 @@
+"""Obligations and how ``unmapcheck prove`` judges them.
+
+An obligation is symbolic (a z3 proof, proofs/symbolic.py) or an interleaving scenario
+(proofs/scenarios/*.toml, explored by DPOR with iterative context bounding; each
+``[[expect.without]]`` entry of a scenario is one more obligation with those fixes off).
+
+Results: PROVED (the property holds within the stated bound: for a scenario, the expected
+outcome was established by a complete search, or every expected violation was found),
+FAILED (with a counterexample), UNKNOWN (the solver timed out or gave up, or the search was
+cut short before it could decide). UNKNOWN is never reported as PROVED.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .scenario import Scenario, load
+
+PROVED, FAILED, UNKNOWN = "PROVED", "FAILED", "UNKNOWN"
+
+
+@dataclass
+class ObligationResult:
+    name: str
+    kind: str
+    bound: str
+    status: str
+    seconds: float
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "bound": self.bound,
+                "status": self.status, "seconds": round(self.seconds, 3),
+                "detail": self.detail, **({"data": self.data} if self.data else {})}
+
+
+@dataclass
+class Obligation:
+    name: str
+    kind: str
+    bound: str
+    run: Callable[["Options"], ObligationResult]
+
+
+@dataclass
+class Options:
+    bound: Optional[int] = None          # override of the bound (symbolic: size; scenario: K)
+    timeout: float = 60.0                # per obligation, seconds
+    trace_dir: Optional[str] = None
+
+
+def judge(scenario: Scenario, result, name: str, seconds: float) -> ObligationResult:
+    """Compare an exploration's result with the scenario's expectation."""
+    from .explore import Result
+    assert isinstance(result, Result)
+    st = result.stats
+    found = result.violated()
+    bound = (f"preemptions<={st.preemption_bound}" if st.preemption_bound is not None
+             else "unbounded") + f", steps<={scenario.max_steps}"
+    data = {"stats": st.as_dict(), "violated": sorted(found)}
+    if scenario.expect_never:
+        if found:
+            best = result.best()
+            return ObligationResult(name, "scenario", bound, FAILED, seconds,
+                                    f"expected never, but {best.violation.name}: "
+                                    f"{best.violation.message}", data)
+        if not st.complete:
+            return ObligationResult(name, "scenario", bound, UNKNOWN, seconds,
+                                    "search cut short (execution or time budget) before it was "
+                                    "complete", data)
+        return ObligationResult(name, "scenario", bound, PROVED, seconds,
+                                f"no violation in {st.executions} executions", data)
+    missing = [g for g in scenario.expect_sometimes if g not in found]
+    extra = sorted(found - set(scenario.expect_sometimes))
+    if not missing:
+        best = min((result.counterexamples[g] for g in scenario.expect_sometimes),
+                   key=lambda c: c.rank())
+        detail = (f"found {', '.join(scenario.expect_sometimes)} "
+                  f"({best.preemptions} preemptions, {best.steps} steps)")
+        if extra:
+            detail += f"; also violated: {', '.join(extra)}"
+        return ObligationResult(name, "scenario", bound, PROVED, seconds, detail, data)
+    if not st.complete:
+        return ObligationResult(name, "scenario", bound, UNKNOWN, seconds,
+                                f"{', '.join(missing)} not found before the search was cut "
+                                f"short", data)
+    return ObligationResult(name, "scenario", bound, FAILED, seconds,
+                            f"expected {', '.join(missing)} in some interleaving; a complete "
+                            f"search found none" + (f" (violated: {', '.join(extra)})"
+                                                    if extra else ""), data)
+
+
+def explore_scenario(scenario: Scenario, bound: Optional[int], timeout: Optional[float],
+                     max_executions: Optional[int] = None, stop_at_first: Optional[bool] = None):
+    from .explore import iterative_context_bounding
+    deadline = time.monotonic() + timeout if timeout else None
+    if stop_at_first is None:
+        stop_at_first = not scenario.expect_never
+    max_bound = bound if bound is not None else scenario.preemptions
+    return iterative_context_bounding(scenario, max_bound, stop_at_first=stop_at_first,
+                                      deadline=deadline, max_executions=max_executions)
+
+
+def scenario_obligations() -> list[Obligation]:
+    from unmapcheck.proofs import scenario_paths
+    out = []
+    for path in scenario_paths():
+        sc = load(path)
+        variants = [([], sc)] + [(v.fixes, sc.with_fixes_off(v.fixes)) for v in sc.variants]
+        for fixes, s in variants:
+            name = f"scenario:{sc.name}" + (f" --without {','.join(fixes)}" if fixes else "")
+            bound = (f"preemptions<={s.preemptions}" if s.preemptions is not None
+                     else "unbounded")
+
+            def run(opts: Options, s=s, name=name) -> ObligationResult:
+                t0 = time.monotonic()
+                res = explore_scenario(s, opts.bound, opts.timeout)
+                out = judge(s, res, name, time.monotonic() - t0)
+                if out.status != UNKNOWN and opts.trace_dir and res.best() is not None:
+                    from .trace import build_trace
+                    import os
+                    best = res.best()
+                    tr = build_trace(s, best.schedule, best.violation.group)
+                    safe = name.replace(":", "_").replace(" ", "_").replace(",", "_")
+                    path = os.path.join(opts.trace_dir, safe + ".json")
+                    tr.save(path)
+                    out.data["trace"] = path
+                return out
+            out.append(Obligation(name, "scenario", bound, run))
+    return out
+
+
+def symbolic_obligations() -> list[Obligation]:
+    try:
+        from unmapcheck.proofs.symbolic import OBLIGATIONS
+    except ImportError:
+        return []
+    return list(OBLIGATIONS)
+
+
+def all_obligations() -> list[Obligation]:
+    return symbolic_obligations() + scenario_obligations()
+
+
+def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:
+    t0 = time.monotonic()
+    try:
+        return ob.run(opts)
+    except Exception as e:   # an obligation that crashes is not proved
+        return ObligationResult(ob.name, ob.kind, ob.bound, FAILED, time.monotonic() - t0,
+                                f"error while checking: {type(e).__name__}: {e}")
+
+
+def _run_by_name(args: tuple) -> dict:
+    name, opts = args
+    for ob in all_obligations():
+        if ob.name == name:
+            return run_obligation(ob, opts).as_dict()
+    raise KeyError(name)
+
+
+def run_many(obs: list[Obligation], opts: Options, jobs: int,
+             progress: Optional[Callable[[ObligationResult], Any]] = None
+             ) -> list[ObligationResult]:
+    if jobs <= 1 or len(obs) <= 1:
+        out = []
+        for ob in obs:
+            r = run_obligation(ob, opts)
+            if progress:
+                progress(r)
+            out.append(r)
+        return out
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    results: dict[str, ObligationResult] = {}
+    with ctx.Pool(jobs) as pool:
+        for d in pool.imap_unordered(_run_by_name, [(ob.name, opts) for ob in obs]):
+            r = ObligationResult(d["name"], d["kind"], d["bound"], d["status"], d["seconds"],
+                                 d["detail"], d.get("data", {}))
+            results[r.name] = r
+            if progress:
+                progress(r)
+    return [results[ob.name] for ob in obs]

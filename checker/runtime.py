@@ -1,0 +1,272 @@
+"""One execution of a scenario under a scheduler: threads as greenlets, steps, invariant checks.
+
+An :class:`Execution` builds the machine and the initial state (sequentially, without the
+scheduler), then starts one greenlet per thread. Each thread runs until its first scheduling
+point (impl/sched.py) and parks there with its *pending step*: the label and the objects the
+step will read and write, and whether it is enabled (a blocked lock acquire is not). The
+caller (an exploration strategy, checker/explore.py) repeatedly picks an enabled thread; the
+thread performs its step and runs on to its next point. After every step the invariants of
+spec/invariants.py are checked (see :meth:`Execution._check`), and the step is recorded as an
+:class:`Event` with its read and write sets, which is what partial-order reduction works on.
+
+Re-executing a scenario from the start along a recorded schedule reproduces it exactly: the
+model has no other source of non-determinism (stateless model checking).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import greenlet
+
+from unmapcheck.impl import sched
+from unmapcheck.impl.sched import Deadlock, KernelBug, LockDiscipline
+from unmapcheck.spec import invariants as INV
+from unmapcheck.spec.logic import CONCRETE
+from unmapcheck.spec.view import ConcreteView
+
+from .scenario import Scenario
+
+
+@dataclass
+class Pending:
+    label: str
+    reads: frozenset
+    writes: frozenset
+    wait: Optional[Callable[[], bool]]
+    stack: tuple = ()
+
+    def enabled(self) -> bool:
+        return self.wait is None or bool(self.wait())
+
+
+@dataclass
+class Event:
+    """One executed step."""
+
+    index: int
+    tid: int
+    label: str
+    reads: frozenset
+    writes: frozenset
+    stack: tuple = ()
+    events: list = field(default_factory=list)
+
+
+@dataclass
+class Violation:
+    name: str          # e.g. "I1.return"
+    group: str         # e.g. "I1"
+    message: str
+    step: int          # index of the step after which it was detected (-1: setup)
+    thread: str = ""
+
+    def key(self) -> str:
+        return self.group
+
+
+class ThreadState:
+    def __init__(self, tid: int, spec, ctx: sched.Context):
+        self.tid = tid
+        self.spec = spec
+        self.name = spec.name
+        self.ctx = ctx
+        self.glet: Optional[greenlet.greenlet] = None
+        self.pending: Optional[Pending] = None
+        self.done = False
+        self.results: list = []
+        self.op_index = 0
+
+
+def dependent(a_reads, a_writes, b_reads, b_writes) -> bool:
+    """Two steps of different threads conflict when one writes what the other touches."""
+    if a_writes and (not a_writes.isdisjoint(b_writes) or not a_writes.isdisjoint(b_reads)):
+        return True
+    return bool(b_writes) and not b_writes.isdisjoint(a_reads)
+
+
+class Execution:
+    """A scenario instantiated and run step by step."""
+
+    def __init__(self, scenario: Scenario, record_stacks: bool = False,
+                 check: bool = True):
+        from .setup import build_system, thread_body
+        self.scenario = scenario
+        self.record_stacks = record_stacks
+        self.check_invariants = check
+        self.events: list[Event] = []
+        self.violations: list[Violation] = []
+        self._seen: set = set()
+        self._step_events: list = []
+        self._current: Optional[ThreadState] = None
+        self.deadlocked = False
+        self.truncated = False
+        sched.uninstall()
+        self.system, self.env = build_system(scenario)
+        self.machine = self.system.machine
+        self.view = ConcreteView(self.machine)
+        # Setup-time problems (a bad counter already) are reported before any step.
+        self.threads: list[ThreadState] = []
+        for tid, spec in enumerate(scenario.threads):
+            ctx = sched.Context(name=spec.name, cpu=spec.cpu)
+            self.threads.append(ThreadState(tid, spec, ctx))
+        sched.install(self)
+        self._main = greenlet.getcurrent()
+        try:
+            for t in self.threads:
+                t.glet = greenlet.greenlet(lambda t=t: thread_body(self, t), parent=self._main)
+                self._run_thread(t)
+        except BaseException:
+            sched.uninstall()
+            raise
+
+    # --- runtime protocol (called from impl code inside a thread) ------------------------
+    def point(self, label: str, reads, writes, wait) -> None:
+        t = self._current
+        stack = _impl_stack() if self.record_stacks else ()
+        t.pending = Pending(label, frozenset(reads), frozenset(writes), wait, stack)
+        self._main.switch()
+
+    def event(self, kind: str, info: dict) -> None:
+        self._step_events.append((kind, info))
+
+    # --- driving -----------------------------------------------------------------------------
+    def _run_thread(self, t: ThreadState) -> None:
+        self._current = t
+        sched.set_current(t.ctx)
+        t.pending = None
+        try:
+            t.glet.switch()
+        except (KernelBug, LockDiscipline) as e:
+            kind = "LOCK" if isinstance(e, LockDiscipline) else \
+                "DEADLOCK" if isinstance(e, Deadlock) else "BUG"
+            self._violate(kind, kind, f"{t.name}: {e}", t.name)
+            t.done = True
+            t.results.append(f"{kind}: {e}")
+        if t.glet.dead:
+            t.done = True
+            t.pending = None
+
+    def enabled(self) -> list[int]:
+        return [t.tid for t in self.threads if not t.done and t.pending is not None
+                and t.pending.enabled()]
+
+    def alive(self) -> list[int]:
+        return [t.tid for t in self.threads if not t.done]
+
+    def finished(self) -> bool:
+        return all(t.done for t in self.threads)
+
+    def step(self, tid: int) -> Event:
+        """Run thread *tid*'s pending step (and its local work up to the next point)."""
+        t = self.threads[tid]
+        p = t.pending
+        assert p is not None and p.enabled(), (t.name, p)
+        self._step_events = []
+        ev = Event(len(self.events), tid, p.label, p.reads, p.writes, p.stack)
+        self.events.append(ev)
+        self._run_thread(t)
+        ev.events = self._step_events
+        if self.check_invariants:
+            self._check(ev)
+        if not self.enabled() and not self.finished():
+            blocked = [x.name for x in self.threads if not x.done]
+            self.deadlocked = True
+            self._violate("DEADLOCK", "DEADLOCK", "every remaining thread is blocked: "
+                          + ", ".join(f"{x.name} in {x.pending.label if x.pending else '?'}"
+                                      for x in self.threads if not x.done), ",".join(blocked))
+        return ev
+
+    def close(self) -> None:
+        """End the execution: final checks, then tear down the greenlets."""
+        if self.check_invariants and self.finished():
+            self._check_quiescent(None)
+        for t in self.threads:
+            if t.glet is not None and not t.glet.dead:
+                t.glet.throw(greenlet.GreenletExit)
+        sched.uninstall()
+
+    # --- invariants ----------------------------------------------------------------------
+    def _violate(self, name: str, group: str, message: str, thread: str = "") -> None:
+        key = (name, message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.violations.append(Violation(name, group, message, len(self.events) - 1, thread))
+
+    def _check(self, ev: Event) -> None:
+        S = ConcreteView(self.machine)
+        kinds = {o[0] for o in ev.writes}
+        for inv in INV.by_when("step"):
+            if inv.footprint and inv.footprint.isdisjoint(kinds):
+                continue
+            w = inv.witness(S)
+            if w is not None:
+                self._violate(inv.name, inv.group, inv.message(S, w, None),
+                              self.threads[ev.tid].name)
+        for kind, info in ev.events:
+            for inv in INV.by_when(kind):
+                w = inv.witness(S, info)
+                if w is not None:
+                    self._violate(inv.name, inv.group, inv.message(S, w, info),
+                                  self.threads[ev.tid].name)
+            if kind == "return_to_user":
+                self._check_quiescent(info.get("mm"))
+
+    def _busy_mms(self) -> set:
+        busy = set()
+        for t in self.threads:
+            if t.done:
+                continue
+            if t.ctx.syscall or t.spec.actor:
+                mm = getattr(t.ctx, "mm", None) or (t.ctx.task.mm if t.ctx.task else None)
+                if mm is not None:
+                    busy.add(mm.id)
+                if t.spec.actor:
+                    busy.add("actor")
+        return busy
+
+    def _check_quiescent(self, mm) -> None:
+        busy = self._busy_mms()
+        S = ConcreteView(self.machine)
+        for inv in INV.by_when("quiescent"):
+            global_inv = inv.group in ("I4", "REFCOUNT")
+            if global_inv:
+                if busy:
+                    continue
+                evs = [None]
+            else:
+                mms = [m for m in S.mms() if m.id not in busy and "actor" not in busy]
+                if mm is not None:
+                    mms = [m for m in mms if m is mm]
+                evs = [{"mm": m} for m in mms]
+            for info in evs:
+                w = inv.witness(S, info)
+                if w is not None:
+                    self._violate(inv.name, inv.group, inv.message(S, w, info))
+
+    # --- outcome -------------------------------------------------------------------------
+    def outcome(self) -> tuple:
+        """What this execution produced: every thread's results and the violated groups.
+        Equivalent interleavings (same Mazurkiewicz trace) have the same outcome."""
+        return (tuple(tuple(t.results) for t in self.threads),
+                tuple(sorted({v.group for v in self.violations})))
+
+
+_SKIP_FRAMES = {"point", "_read", "_write", "step", "_run_thread", "thread_body", "run_op",
+                "<lambda>"}
+
+
+def _impl_stack() -> tuple:
+    """The chain of impl/ (kernel) function names from the syscall down to this point."""
+    names = []
+    f = sys._getframe(2)
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if mod.startswith("unmapcheck.impl") and f.f_code.co_name not in _SKIP_FRAMES \
+                and not mod.endswith(".system") and not mod.endswith(".sched"):
+            names.append(f.f_code.co_name)
+        f = f.f_back
+    return tuple(reversed(names))

@@ -1,0 +1,206 @@
+"""The generic page-table walker: mm/pagewalk.c in the form its users in the model need.
+
+Models include/linux/pagewalk.h (struct mm_walk_ops, struct mm_walk, enum page_walk_action,
+enum page_walk_lock) and mm/pagewalk.c (walk_page_range_vma, __walk_page_range,
+walk_pgd_range, walk_p4d_range, walk_pud_range, walk_pmd_range, walk_pte_range,
+walk_pte_range_inner) of Linux 6.18. Its users here are MADV_FREE / MADV_COLD
+(mm/madvise.c) and mlock/munlock (mm/mlock.c mlock_vma_pages_range).
+
+Simplifications common to the module:
+* no huge entries (no THP, no hugetlb): no pud_entry/hugetlb_entry callbacks, no split;
+* only the callbacks the model's users set: ``pmd_entry`` (called for every present pmd; it
+  may set ``walk.action``) and ``pte_entry`` (called for every PTE under the PTL); no
+  ``pte_hole``, ``test_walk``, ``pre_vma``/``post_vma``, ``install_pte``;
+* the walk-lock checks (process_mm_walk_lock / process_vma_walk_lock) assert that mmap_lock
+  is held; per-VMA locks are not modelled, so PGWALK_VMA_RDLOCK_VERIFY is the same check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .constants import EINVAL, PAGE_SIZE
+from .locks import mmap_assert_locked, mmap_assert_write_locked
+from .pgtable import (EntryPtr, p4d_addr_end, p4d_offset, pgd_addr_end, pgd_offset, pgdp_get,
+                      pmd_addr_end, pmd_offset, pmdp_get, pte_offset_map_lock, pte_unmap_unlock,
+                      pud_addr_end, pud_offset, pudp_get)
+
+# include/linux/pagewalk.h enum page_walk_action
+ACTION_SUBTREE = 0
+ACTION_CONTINUE = 1
+ACTION_AGAIN = 2
+
+# include/linux/pagewalk.h enum page_walk_lock
+PGWALK_RDLOCK = 0
+PGWALK_WRLOCK = 1
+PGWALK_WRLOCK_VERIFY = 2
+PGWALK_VMA_RDLOCK_VERIFY = 3
+
+
+@dataclass
+class mm_walk_ops:
+    """``struct mm_walk_ops``: the callbacks of a walk (only the ones the model uses).
+
+    ``pmd_entry(pmd, addr, next, walk) -> int`` gets the ``pmd_t *`` (an EntryPtr);
+    ``pte_entry(pte, addr, next, walk) -> int`` gets the ``pte_t *`` under the PTL.
+    A non-zero return stops the walk and is returned by it."""
+
+    pmd_entry: Optional[Callable[..., int]] = None
+    pte_entry: Optional[Callable[..., int]] = None
+    walk_lock: int = PGWALK_RDLOCK
+
+
+@dataclass
+class mm_walk:
+    """``struct mm_walk``: the walk in progress (ops, mm, vma, the action the last callback
+    asked for, and the caller's private data)."""
+
+    ops: mm_walk_ops
+    mm: Any
+    vma: Any
+    action: int = ACTION_SUBTREE
+    private: Any = None
+
+
+def process_mm_walk_lock(mm, walk_lock: int) -> None:
+    """mm/pagewalk.c process_mm_walk_lock(): the caller holds mmap_lock (for write when
+    PGWALK_WRLOCK*)."""
+    if walk_lock == PGWALK_RDLOCK or walk_lock == PGWALK_VMA_RDLOCK_VERIFY:
+        mmap_assert_locked(mm)
+    else:
+        mmap_assert_write_locked(mm)
+
+
+def walk_pte_range_inner(pte: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_pte_range_inner(): call pte_entry on every PTE of [addr, end)."""
+    ops = walk.ops
+    err = 0
+    while True:
+        err = ops.pte_entry(pte, addr, addr + PAGE_SIZE, walk)
+        if err:
+            break
+        if addr >= end - PAGE_SIZE:
+            break
+        addr += PAGE_SIZE
+        pte = pte + 1
+    return err
+
+
+def walk_pte_range(pmd: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_pte_range(): map and lock the PTE table, walk it; if the table is
+    gone (pte_offset_map_lock failed) ask the caller to retry the pmd (ACTION_AGAIN)."""
+    err = 0
+    pte, ptl = pte_offset_map_lock(walk.mm, pmd, addr)
+    if pte is not None:
+        err = walk_pte_range_inner(pte, addr, end, walk)
+        pte_unmap_unlock(pte, ptl)
+    if pte is None:
+        walk.action = ACTION_AGAIN
+    return err
+
+
+def walk_pmd_range(pud: EntryPtr, pudval, addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_pmd_range(): for each present pmd, pmd_entry, then (unless the
+    callback said ACTION_CONTINUE, or there is no pte_entry) the PTE level."""
+    ops = walk.ops
+    err = 0
+    pmd = pmd_offset(pud, pudval, addr)
+    while True:
+        next_ = pmd_addr_end(addr, end)
+        again = False
+        if pmdp_get(pmd) is None:
+            pass                            # (pte_hole: not modelled)
+        else:
+            walk.action = ACTION_SUBTREE
+            if ops.pmd_entry is not None:
+                err = ops.pmd_entry(pmd, addr, next_, walk)
+            if err:
+                break
+            if walk.action == ACTION_AGAIN:
+                again = True
+            elif walk.action == ACTION_CONTINUE or ops.pte_entry is None:
+                pass
+            else:
+                # (split_huge_pmd: no THP)
+                err = walk_pte_range(pmd, addr, next_, walk)
+                if err:
+                    break
+                if walk.action == ACTION_AGAIN:
+                    again = True
+        if again:
+            continue                        # goto again (same pmd)
+        addr = next_
+        if addr == end:
+            break
+        pmd = pmd + 1
+    return err
+
+
+def walk_pud_range(p4d: EntryPtr, p4dval, addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_pud_range() (no pud_entry, no huge puds)."""
+    err = 0
+    pud = pud_offset(p4d, p4dval, addr)
+    while True:
+        next_ = pud_addr_end(addr, end)
+        pudval = pudp_get(pud)
+        if pudval is not None:
+            err = walk_pmd_range(pud, pudval, addr, next_, walk)
+            if err:
+                break
+        addr = next_
+        if addr == end:
+            break
+        pud = pud + 1
+    return err
+
+
+def walk_p4d_range(pgd: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_p4d_range(): the folded level (4-level paging)."""
+    err = 0
+    p4d = p4d_offset(pgd, addr)
+    while True:
+        next_ = p4d_addr_end(addr, end)
+        p4dval = pgdp_get(p4d)
+        if p4dval is not None:
+            err = walk_pud_range(p4d, p4dval, addr, next_, walk)
+            if err:
+                break
+        addr = next_
+        if addr == end:
+            break
+        p4d = p4d + 1
+    return err
+
+
+def walk_pgd_range(addr: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c walk_pgd_range()."""
+    err = 0
+    pgd = pgd_offset(walk.mm, addr)
+    while True:
+        next_ = pgd_addr_end(addr, end)
+        if pgdp_get(pgd) is not None:
+            err = walk_p4d_range(pgd, addr, next_, walk)
+            if err:
+                break
+        addr = next_
+        if addr == end:
+            break
+        pgd = pgd + 1
+    return err
+
+
+def __walk_page_range(start: int, end: int, walk: mm_walk) -> int:
+    """mm/pagewalk.c __walk_page_range() (no pre_vma/post_vma, no hugetlb)."""
+    return walk_pgd_range(start, end, walk)
+
+
+def walk_page_range_vma(vma, start: int, end: int, ops: mm_walk_ops, private=None) -> int:
+    """Walk the page tables of [start, end) inside *vma*, calling *ops*; returns 0 or the
+    first non-zero callback result. Models mm/pagewalk.c walk_page_range_vma()."""
+    walk = mm_walk(ops=ops, mm=vma.vm_mm, vma=vma, private=private)
+    if start >= end or start < vma.vm_start or end > vma.vm_end:
+        return -EINVAL
+    process_mm_walk_lock(walk.mm, ops.walk_lock)
+    # process_vma_walk_lock(): per-VMA locks are not modelled.
+    return __walk_page_range(start, end, walk)

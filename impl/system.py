@@ -1,0 +1,353 @@
+"""The syscall API: processes on the modelled machine, called like Linux's system calls.
+
+    from unmapcheck.impl import System, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS
+    s = System(cpus=2)
+    p = s.spawn()
+    fd = s.memfd_create("f", 8 * 4096)
+    addr = p.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p.store(addr, 0x41, cpu=0); p.load(addr, cpu=1)
+    p.munmap(addr, 4096)
+
+Return values are the kernel's: an address, 0, or a negative errno. A user access that the
+kernel answers with a signal raises :class:`SigSegv` / :class:`SigBus` carrying the address.
+``maps()`` and ``smaps()`` are shaped like /proc/PID/maps and /proc/PID/smaps.
+
+Each call enters the kernel the way the syscall does (arch/x86/kernel/sys_x86_64.c for mmap,
+the SYSCALL_DEFINEs of mm/mmap.c, mm/mprotect.c, mm/madvise.c, mm/mlock.c, kernel/fork.c,
+fs/exec.c, kernel/exit.c) and, on return to user space, reports the event the invariants are
+checked at. Simplifications: file descriptors are one table for the whole system (a memfd is
+visible to every process, as if inherited); a process's threads are its calls on different
+CPUs (CLONE_VM threads share the mm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from . import sched
+from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+                        PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_LOCKED)
+from .machine import Machine, Tunables
+from .pgtable import lookup_pte
+from .pte import PRESENT, SWAP
+
+
+class SigSegv(Exception):
+    """The access was answered with SIGSEGV (no mapping, or not permitted)."""
+
+    def __init__(self, addr: int, why: str = ""):
+        super().__init__(f"SIGSEGV at {addr:#x}" + (f" ({why})" if why else ""))
+        self.addr = addr
+
+
+class SigBus(Exception):
+    """The access was answered with SIGBUS (beyond the end of the mapped file)."""
+
+    def __init__(self, addr: int, why: str = ""):
+        super().__init__(f"SIGBUS at {addr:#x}" + (f" ({why})" if why else ""))
+        self.addr = addr
+
+
+@dataclass(frozen=True)
+class MapsEntry:
+    """One line of /proc/PID/maps."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    file: Optional[int]
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.start:x}-{self.end:x} {self.perms} {self.offset:08x} 00:00 0 {self.name}"
+
+
+class System:
+    """A machine with processes on it."""
+
+    def __init__(self, cpus: int = 2, arch: str = "x86", era: str = "6.18",
+                 fixes_off: tuple[str, ...] | list[str] = (),
+                 tunables: Tunables | None = None):
+        self.machine = Machine(cpus=cpus, arch=arch, era=era, fixes_off=fixes_off,
+                               tunables=tunables)
+        self.processes: list[Process] = []
+        self.files: dict[int, object] = {}
+        self._next_fd = 3
+
+    @property
+    def cpus(self):
+        return self.machine.cpus
+
+    @property
+    def dmesg(self) -> list[str]:
+        return self.machine.dmesg
+
+    def spawn(self, comm: str = "proc") -> "Process":
+        """A new process with an empty address space (as after exec of an empty image)."""
+        from .fork import mm_alloc
+        from .task import task_struct
+        mm = mm_alloc(self.machine)
+        task = task_struct(self.machine, mm, comm)
+        proc = Process(self, task)
+        self.processes.append(proc)
+        return proc
+
+    def memfd_create(self, name: str, size: int) -> int:
+        """memfd_create() + ftruncate(size): a shmem file every process can map by fd."""
+        from .filemap import File
+        if size < 0:
+            return -EINVAL
+        f = File(self.machine, name, size)
+        fd = self._next_fd
+        self._next_fd += 1
+        self.files[fd] = f
+        return fd
+
+    def file(self, fd: int):
+        return self.files.get(fd)
+
+
+class Process:
+    """A process (task + mm) and its system calls."""
+
+    def __init__(self, system: System, task):
+        self.system = system
+        self.task = task
+        self._contexts: dict[int, sched.Context] = {}
+
+    def __repr__(self) -> str:
+        return f"<process {self.pid}>"
+
+    @property
+    def pid(self) -> int:
+        return self.task.pid
+
+    @property
+    def mm(self):
+        return self.task.mm
+
+    @property
+    def machine(self) -> Machine:
+        return self.system.machine
+
+    # --- entering and leaving the kernel -------------------------------------------------
+    def _enter(self, syscall: str, cpu: int) -> sched.Context:
+        if not 0 <= cpu < len(self.machine.cpus):
+            raise ValueError(f"cpu {cpu} does not exist (the machine has "
+                             f"{len(self.machine.cpus)})")
+        if self.task.exited:
+            raise ValueError(f"process {self.pid} has exited")
+        if sched.RT is not None:
+            ctx = sched.current()
+        else:
+            ctx = self._contexts.get(cpu)
+            if ctx is None:
+                ctx = self._contexts[cpu] = sched.Context(name=f"p{self.pid}/cpu{cpu}", cpu=cpu)
+            sched.set_current(ctx)
+        ctx.task = self.task
+        ctx.cpu = cpu
+        ctx.syscall = syscall
+        cpu_obj = self.machine.cpus[cpu]
+        if cpu_obj.active_mm is not self.task.mm:
+            from .cpu import switch_mm
+            switch_mm(cpu_obj, self.task.mm)
+        return ctx
+
+    def _leave(self, ctx: sched.Context, result, start: int = 0, end: int = 0):
+        # The return to user space is a step of its own that reads every TLB: the invariants
+        # checked here relate the TLBs to the page tables (see page.free_unref_page()).
+        sched.point("return_to_user", reads=self.machine.zone.tlb_objs)
+        syscall = ctx.syscall
+        ctx.syscall = ""
+        sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,
+                    start=start, end=end, thread=ctx.name, result=result)
+        return result
+
+    # --- system calls --------------------------------------------------------------------
+    def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
+             offset: int = 0, cpu: int = 0) -> int:
+        """arch/x86/kernel/sys_x86_64.c SYSCALL_DEFINE6(mmap): the offset must be page aligned,
+        then ksys_mmap_pgoff(addr, len, prot, flags, fd, off >> PAGE_SHIFT)."""
+        from .mmap import ksys_mmap_pgoff
+        ctx = self._enter("mmap", cpu)
+        if offset & ~PAGE_MASK & ((1 << 64) - 1):
+            return self._leave(ctx, -EINVAL)
+        file = None
+        from .constants import MAP_ANONYMOUS
+        if not flags & MAP_ANONYMOUS:
+            file = self.system.file(fd)
+            if file is None:
+                return self._leave(ctx, -EBADF)
+        ret = ksys_mmap_pgoff(self.task.mm, addr, length, prot, flags, file,
+                              (offset & ((1 << 64) - 1)) >> PAGE_SHIFT)
+        return self._leave(ctx, ret)
+
+    def munmap(self, addr: int, length: int, cpu: int = 0) -> int:
+        """mm/mmap.c SYSCALL_DEFINE2(munmap) -> __vm_munmap(addr, len, true)."""
+        from .mmap import __vm_munmap
+        ctx = self._enter("munmap", cpu)
+        ret = __vm_munmap(self.task.mm, addr, length, True)
+        return self._leave(ctx, ret, addr, _range_end(addr, length))
+
+    def mprotect(self, addr: int, length: int, prot: int, cpu: int = 0) -> int:
+        from .mprotect import do_mprotect_pkey
+        ctx = self._enter("mprotect", cpu)
+        ret = do_mprotect_pkey(self.task.mm, addr, length, prot, -1)
+        return self._leave(ctx, ret, addr, _range_end(addr, length))
+
+    def madvise(self, addr: int, length: int, advice: int, cpu: int = 0) -> int:
+        from .madvise import do_madvise
+        ctx = self._enter(f"madvise({_advice_name(advice)})", cpu)
+        ret = do_madvise(self.task.mm, addr, length, advice)
+        return self._leave(ctx, ret, addr, _range_end(addr, length))
+
+    def mlock(self, addr: int, length: int, flags: int = 0, cpu: int = 0) -> int:
+        from .mlock import do_mlock
+        ctx = self._enter("mlock", cpu)
+        ret = do_mlock(self.task.mm, addr, length, flags)
+        return self._leave(ctx, ret)
+
+    def munlock(self, addr: int, length: int, cpu: int = 0) -> int:
+        from .mlock import sys_munlock
+        ctx = self._enter("munlock", cpu)
+        ret = sys_munlock(self.task.mm, addr, length)
+        return self._leave(ctx, ret)
+
+    def fork(self, cpu: int = 0) -> "Process":
+        """kernel/fork.c copy_process -> copy_mm -> dup_mm: the child gets a copy of the
+        address space (COW for private pages)."""
+        from .fork import dup_mm
+        from .task import task_struct
+        ctx = self._enter("fork", cpu)
+        child_mm = dup_mm(self.task, self.task.mm)
+        child = Process(self.system, task_struct(self.machine, child_mm, self.task.comm))
+        self.system.processes.append(child)
+        self._leave(ctx, child.pid)
+        return child
+
+    def exec(self, cpu: int = 0) -> int:
+        """fs/exec.c: a fresh mm replaces the old one, which is mmput (exit_mmap)."""
+        from .exec import exec_mmap
+        from .fork import mm_alloc
+        ctx = self._enter("execve", cpu)
+        ret = exec_mmap(self.task, mm_alloc(self.machine))
+        return self._leave(ctx, ret)
+
+    def exit(self, cpu: int = 0) -> int:
+        """kernel/exit.c do_exit -> exit_mm -> mmput."""
+        from .fork import mmput
+        ctx = self._enter("exit", cpu)
+        mm = self.task.mm
+        self.task.mm = None
+        for c in self.machine.cpus:
+            if c.active_mm is mm:
+                c.active_mm = None
+        mmput(mm)
+        self.task.exited = True
+        sched.event("return_to_user", syscall="exit", cpu=ctx.cpu, mm=mm, start=0, end=0,
+                    thread=ctx.name, result=0)
+        ctx.syscall = ""
+        return 0
+
+    # --- user accesses -------------------------------------------------------------------
+    def load(self, addr: int, cpu: int = 0) -> int:
+        """A one-byte load by the process on *cpu* (through that CPU's TLB)."""
+        from .x86_fault import user_access
+        ctx = self._enter("", cpu)
+        try:
+            return user_access(self.task, self.machine.cpus[cpu], addr, False, 0)
+        finally:
+            ctx.syscall = ""
+
+    def store(self, addr: int, value: int, cpu: int = 0) -> None:
+        """A one-byte store by the process on *cpu*."""
+        from .x86_fault import user_access
+        if not 0 <= value <= 255:
+            raise ValueError(f"store value must be a byte (0..255), got {value}")
+        ctx = self._enter("", cpu)
+        try:
+            user_access(self.task, self.machine.cpus[cpu], addr, True, value)
+        finally:
+            ctx.syscall = ""
+
+    # --- /proc views ---------------------------------------------------------------------
+    def maps(self) -> list[MapsEntry]:
+        """fs/proc/task_mmu.c show_map_vma(): start, end, perms, offset, name."""
+        from .mm_types import vma_perms
+        out = []
+        for vma in self.task.mm.mm_mt.vmas:
+            file = vma.vm_file
+            offset = (vma.vm_pgoff << PAGE_SHIFT) if file is not None else 0
+            name = f"/memfd:{file.name} (deleted)" if file is not None else ""
+            out.append(MapsEntry(vma.vm_start, vma.vm_end, vma_perms(vma), offset,
+                                 file.id if file is not None else None, name))
+        return out
+
+    def smaps(self) -> list[dict]:
+        """fs/proc/task_mmu.c show_smap() -> smaps_pte_entry(): per VMA, in kB. The shared zero
+        page is not counted (vm_normal_page() returns NULL for it)."""
+        out = []
+        mm = self.task.mm
+        for vma, entry in zip(mm.mm_mt.vmas, self.maps()):
+            acc = {"Size": (vma.vm_end - vma.vm_start) >> 10, "Rss": 0, "Pss": 0,
+                   "Shared_Clean": 0, "Shared_Dirty": 0, "Private_Clean": 0,
+                   "Private_Dirty": 0, "Referenced": 0, "Anonymous": 0, "Swap": 0,
+                   "Locked": 0}
+            for addr, pte, _table in _ptes_in(mm, vma.vm_start, vma.vm_end):
+                if pte.kind == SWAP:
+                    acc["Swap"] += PAGE_SIZE >> 10
+                    continue
+                if pte.kind != PRESENT or pte.special:
+                    continue
+                page = mm.zone.pfn_to_page(pte.pfn)
+                mapcount = page._mapcount + 1
+                kb = PAGE_SIZE >> 10
+                acc["Rss"] += kb
+                pss = kb / max(mapcount, 1)
+                acc["Pss"] += pss
+                dirty = pte.dirty or bool(page.flags & 0x10)
+                shared = mapcount >= 2
+                key = ("Shared_" if shared else "Private_") + ("Dirty" if dirty else "Clean")
+                acc[key] += kb
+                if pte.young:
+                    acc["Referenced"] += kb
+                if page.mapping is not None and page.mapping.is_anon:
+                    acc["Anonymous"] += kb
+                if vma.vm_flags & VM_LOCKED:
+                    acc["Locked"] += pss
+            acc["Pss"] = int(acc["Pss"])
+            acc["Locked"] = int(acc["Locked"])
+            acc["start"], acc["end"], acc["perms"] = entry.start, entry.end, entry.perms
+            out.append(acc)
+        return out
+
+    def rss(self) -> dict[str, int]:
+        """The mm's counters, as /proc/PID/status RssAnon/RssFile/RssShmem/VmSwap (pages)."""
+        r = self.task.mm.rss_stat
+        return {"MM_FILEPAGES": r[MM_FILEPAGES], "MM_ANONPAGES": r[MM_ANONPAGES],
+                "MM_SWAPENTS": r[MM_SWAPENTS], "MM_SHMEMPAGES": r[MM_SHMEMPAGES]}
+
+
+def _ptes_in(mm, start: int, end: int):
+    from .pgtable import iter_ptes
+    for addr, pte, table in iter_ptes(mm):
+        if start <= addr < end:
+            yield addr, pte, table
+
+
+def _range_end(addr: int, length: int) -> int:
+    end = addr + ((length + PAGE_SIZE - 1) & PAGE_MASK)
+    return end if end <= (1 << 64) - 1 else 0
+
+
+def _advice_name(advice: int) -> str:
+    from . import constants
+    for name in dir(constants):
+        if name.startswith("MADV_") and getattr(constants, name) == advice:
+            return name
+    return str(advice)
+
+
+__all__ = ["System", "Process", "SigSegv", "SigBus", "MapsEntry", "lookup_pte"]

@@ -1,0 +1,376 @@
+"""The invariants, each defined once.
+
+Every invariant is a *domain* and a *body*: it holds when the body holds for every element of
+the domain. Both are functions of a state view ``S`` (spec/view.py: concrete; spec/symbolic.py:
+z3) and a logic ``B`` (spec/logic.py), so the same definition is evaluated on a live model
+state at every step of an exploration and encoded in z3 by the proofs. When it fails on a
+concrete state, the first element whose body is false is the witness, and ``message`` says
+what is wrong with it in kernel terms.
+
+When an invariant is checked (``when``):
+* ``"step"``: after every step of every thread. ``footprint`` names the kinds of objects
+  (the first field of a scheduling point's object tuples) whose modification can break it;
+  a step that writes none of them cannot, so the checker skips it;
+* ``"quiescent"``: when no thread is inside a kernel path on the mm (rss and mapcount are
+  exact only outside the windows where a path holds a batched delta: zap_pte_range's rss[],
+  a cleared PTE whose rmap is not yet removed, a fault between its counter update and its
+  set_pte_at), and at the end of every execution;
+* an event kind (``"tlb_flush"``, ``"return_to_user"``, ``"split_vma"`` ...): when the model
+  reports that event; the event's fields are passed as ``ev``.
+
+The groups I1-I4 are the project's core invariants (DESIGN.md); the others are the further
+properties of issue 4 and of the historic bugs (historic-fixes.md's N1-N5 are sub-checks of
+I1 and the named ones below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+from unmapcheck.impl.constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+                                       NR_MM_COUNTERS, PAGE_SHIFT, RSS_COUNTER_NAMES)
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str            # e.g. "I1.return"
+    group: str           # e.g. "I1" (what scenarios name in their expectations)
+    title: str
+    when: str
+    domain: Callable[..., Iterable]
+    body: Callable[..., Any]
+    message: Callable[..., str]
+    footprint: frozenset = field(default_factory=frozenset)
+
+    def holds(self, S, B, ev: Optional[dict] = None):
+        return B.forall(self.domain(S, ev), lambda x: self.body(S, B, x, ev))
+
+    def witness(self, S, ev: Optional[dict] = None):
+        from .logic import CONCRETE
+        return CONCRETE.witness(self.domain(S, ev), lambda x: self.body(S, CONCRETE, x, ev))
+
+
+REGISTRY: dict[str, Invariant] = {}
+GROUPS: dict[str, str] = {
+    "I1": "no stale TLB entry after a flush",
+    "I2": "rss never negative, and exact",
+    "I3": "split_vma and merges preserve coverage and pgoff",
+    "I4": "mapcount >= 0, and exact",
+    "VMA_TREE": "the VMA tree is sorted, non-overlapping and counted",
+    "PTE_IN_VMA": "no PTE outside a VMA",
+    "REFCOUNT": "refcount >= mapcount",
+    "LOST_WRITE": "a clean shared file page has no writable, dirty TLB entry",
+    "WALKER": "no zap of a VMA while a page walker is inside it",
+    "EXIT_CLEAN": "after exit_mmap nothing is left",
+}
+
+
+def invariant(name: str, title: str, when: str, footprint: Iterable[str] = ()):
+    def register(fn):
+        domain, body, message = fn()
+        REGISTRY[name] = Invariant(name, name.split(".")[0], title, when, domain, body, message,
+                                   frozenset(footprint))
+        return fn
+    return register
+
+
+def _addr(vpn: int) -> str:
+    return f"{vpn << PAGE_SHIFT:#x}"
+
+
+def _pte_text(S, p) -> str:
+    if S.pte_present(p):
+        return f"maps pfn {S.pte_pfn(p)} ({'rw' if S.pte_write(p) else 'ro'})"
+    if S.pte_swap(p):
+        return "is a swap entry"
+    if S.pte_migration(p):
+        return "is a migration entry"
+    return "is none"
+
+
+def _tlb_text(t) -> str:
+    e = t.entry
+    return (f"CPU{t.cpu}'s TLB maps {_addr(t.vpn)} to pfn {e.pfn}"
+            f" ({'rw' if e.write else 'ro'}{', dirty' if e.dirty else ''})")
+
+
+# --- shared definitions -----------------------------------------------------------------------
+def tlb_agrees(S, B, t):
+    """A TLB entry agrees with the page table when the PTE is present, maps the same frame,
+    and is writable if the entry is."""
+    p = S.pte_lookup(S.tlb_mm(t), S.tlb_vpn(t))
+    return B.And(S.pte_present(p), S.pte_pfn(p) == S.tlb_pfn(t),
+                 B.Implies(S.tlb_write(t), S.pte_write(p)))
+
+
+def mm_counter_of(S, B, f):
+    """include/linux/mm.h mm_counter(): the rss counter a mapped frame is charged to."""
+    return B.If(S.frame_anon(f), MM_ANONPAGES,
+                B.If(S.frame_swapbacked(f), MM_SHMEMPAGES, MM_FILEPAGES))
+
+
+def counts_as(S, B, p, member):
+    """Does PTE p count in rss counter *member*? Swap entries count as MM_SWAPENTS; present
+    PTEs (except the special zero page) and migration entries as their frame's counter."""
+    f = S.frame(S.pte_pfn(p))
+    return B.If(S.pte_swap(p), member == MM_SWAPENTS,
+                B.And(B.Not(B.And(S.pte_present(p), S.pte_special(p))),
+                      mm_counter_of(S, B, f) == member))
+
+
+def maps_frame(S, B, p, f):
+    """p is a present, normal (not special) PTE mapping frame f: what _mapcount counts."""
+    return B.And(S.pte_present(p), B.Not(S.pte_special(p)), S.frame(S.pte_pfn(p)) == f)
+
+
+def _in_range(S, B, t, ev):
+    mm = ev["mm"]
+    lo, hi = ev["start"] >> PAGE_SHIFT, (ev["end"] - 1) >> PAGE_SHIFT
+    return B.And(S.tlb_mm(t) == mm, lo <= S.tlb_vpn(t), S.tlb_vpn(t) <= hi)
+
+
+# --- I1: no stale TLB entry -------------------------------------------------------------------
+@invariant("I1.flush", "when a flush of a range completes, no TLB entry in the range disagrees "
+           "with the page table", when="tlb_flush")
+def _i1_flush():
+    return (lambda S, ev: S.tlb_entries(),
+            lambda S, B, t, ev: B.Implies(_in_range(S, B, t, ev), tlb_agrees(S, B, t)),
+            lambda S, t, ev: (f"a TLB flush of {ev['start']:#x}-{ev['end']:#x} completed, but "
+                              f"{_tlb_text(t)}; the PTE "
+                              f"{_pte_text(S, S.pte_lookup(S.tlb_mm(t), t.vpn))}"))
+
+
+@invariant("I1.return", "when munmap, madvise or mprotect returns, no TLB entry for its range "
+           "disagrees with the page table", when="return_to_user")
+def _i1_return():
+    return (lambda S, ev: S.tlb_entries() if ev.get("end") else (),
+            lambda S, B, t, ev: B.Implies(_in_range(S, B, t, ev), tlb_agrees(S, B, t)),
+            lambda S, t, ev: (f"{ev['syscall']} returned on CPU{ev['cpu']} "
+                              f"({ev['start']:#x}-{ev['end']:#x}), but {_tlb_text(t)}; the PTE "
+                              f"{_pte_text(S, S.pte_lookup(S.tlb_mm(t), t.vpn))}"))
+
+
+@invariant("I1.freed_frame", "no TLB entry reaches a freed (or freed and reused) frame",
+           when="step", footprint=("page", "tlb", "zone"))
+def _i1_freed_frame():
+    def body(S, B, t, ev):
+        f = S.frame(S.tlb_pfn(t))
+        return B.And(B.Not(S.frame_free(f)), S.frame_gen(f) == S.tlb_gen(t))
+
+    def message(S, t, ev):
+        f = S.frame(S.tlb_pfn(t))
+        state = "free" if S.frame_free(f) else "reallocated"
+        return f"{_tlb_text(t)}, but pfn {t.entry.pfn} is {state}: a use-after-free through " \
+               f"a stale TLB entry"
+    return (lambda S, ev: S.tlb_entries(), body, message)
+
+
+@invariant("I1.freed_table", "no paging-structure cache entry reaches a freed page-table page",
+           when="step", footprint=("page", "tlb", "zone", "pte"))
+def _i1_freed_table():
+    def body(S, B, w, ev):
+        f = S.frame(S.pwc_pfn(w))
+        return B.And(S.frame_is_table(f), S.frame_gen(f) == S.pwc_gen(w))
+
+    return (lambda S, ev: S.pwc_entries(), body,
+            lambda S, w, ev: (f"CPU{w.cpu}'s paging-structure cache still points at page-table "
+                              f"page pfn {w.pfn}, which has been freed: the next walk through "
+                              f"it reads a page that is no longer a page table"))
+
+
+# --- I2: rss ----------------------------------------------------------------------------------
+def _rss_domain(S, ev):
+    mms = [ev["mm"]] if ev and "mm" in ev else S.mms()
+    return [(mm, k) for mm in mms for k in range(NR_MM_COUNTERS)]
+
+
+@invariant("I2.nonneg", "no rss counter is negative", when="step", footprint=("rss",))
+def _i2_nonneg():
+    return (_rss_domain,
+            lambda S, B, mk, ev: S.rss(mk[0], mk[1]) >= 0,
+            lambda S, mk, ev: (f"mm{S.mm_id(mk[0])} {RSS_COUNTER_NAMES[mk[1]]} is "
+                               f"{S.rss(mk[0], mk[1])}"))
+
+
+@invariant("I2.exact", "each rss counter equals the number of PTEs of its kind",
+           when="quiescent")
+def _i2_exact():
+    def body(S, B, mk, ev):
+        mm, k = mk
+        return S.rss(mm, k) == B.count(S.ptes_of(mm), lambda p: counts_as(S, B, p, k))
+
+    def message(S, mk, ev):
+        from .logic import CONCRETE as B
+        mm, k = mk
+        n = B.count(S.ptes_of(mm), lambda p: counts_as(S, B, p, k))
+        return (f"mm{S.mm_id(mm)} {RSS_COUNTER_NAMES[k]} is {S.rss(mm, k)} but {n} PTEs "
+                f"are of that kind")
+    return (_rss_domain, body, message)
+
+
+@invariant("I2.check_mm", "check_mm finds every rss counter zero when the mm is freed",
+           when="bad_rss")
+def _i2_check_mm():
+    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
+            lambda S, e, ev: e["text"])
+
+
+# --- I3: split and merge ------------------------------------------------------------------------
+@invariant("I3.split", "split_vma: both halves non-empty, their union is the old range, pgoff "
+           "and flags carry over", when="split_vma")
+def _i3_split():
+    def body(S, B, e, ev):
+        o, lo, hi = e["old"], e["low"], e["high"]
+        return B.And(lo["start"] < lo["end"], hi["start"] < hi["end"],
+                     lo["start"] == o["start"], lo["end"] == hi["start"], hi["end"] == o["end"],
+                     lo["pgoff"] == o["pgoff"],
+                     hi["pgoff"] == o["pgoff"] + ((hi["start"] - o["start"]) >> PAGE_SHIFT),
+                     lo["flags"] == o["flags"], hi["flags"] == o["flags"])
+
+    return (lambda S, ev: [ev], body,
+            lambda S, e, ev: (f"__split_vma of {e['old']} at {e['addr']:#x} gave "
+                              f"{e['low']} and {e['high']}"))
+
+
+@invariant("I3.pgoff", "a VMA change keeps pgoff(a) = vm_pgoff + (a - vm_start) / PAGE_SIZE for "
+           "every address that stays mapped", when="vma_change")
+def _i3_pgoff():
+    def pairs(S, ev):
+        return [(o, n) for o in ev["old"] for n in ev["new"]
+                if o["start"] < n["end"] and n["start"] < o["end"]]
+
+    def body(S, B, on, ev):
+        o, n = on
+        return (n["pgoff"] - (n["start"] >> PAGE_SHIFT)) == (o["pgoff"] - (o["start"] >> PAGE_SHIFT))
+
+    return (pairs, body,
+            lambda S, on, ev: (f"{ev['what']}: address {max(on[0]['start'], on[1]['start']):#x} "
+                               f"had pgoff {on[0]['pgoff'] + ((max(on[0]['start'], on[1]['start']) - on[0]['start']) >> PAGE_SHIFT):#x} "
+                               f"in {on[0]} and has pgoff "
+                               f"{on[1]['pgoff'] + ((max(on[0]['start'], on[1]['start']) - on[1]['start']) >> PAGE_SHIFT):#x} "
+                               f"in {on[1]}"))
+
+
+# --- I4: mapcount -------------------------------------------------------------------------------
+def _mapped_frames(S, ev):
+    return [f for f in S.frames() if not S.frame_free(f) and not S.frame_is_zero(f)
+            and not S.frame_is_table(f)]
+
+
+@invariant("I4.nonneg", "no page's mapcount is negative", when="step", footprint=("page",))
+def _i4_nonneg():
+    return (_mapped_frames,
+            lambda S, B, f, ev: S.mapcount(f) >= 0,
+            lambda S, f, ev: f"page pfn {f.pfn} has mapcount {S.mapcount(f)} (_mapcount "
+                             f"{S.mapcount(f) - 1})")
+
+
+@invariant("I4.exact", "each page's mapcount equals the number of PTEs that map it",
+           when="quiescent")
+def _i4_exact():
+    def body(S, B, f, ev):
+        return S.mapcount(f) == B.count(S.ptes(), lambda p: maps_frame(S, B, p, f))
+
+    def message(S, f, ev):
+        from .logic import CONCRETE as B
+        n = B.count(S.ptes(), lambda p: maps_frame(S, B, p, f))
+        return f"page pfn {f.pfn} has mapcount {S.mapcount(f)} but {n} PTEs map it"
+    return (_mapped_frames, body, message)
+
+
+@invariant("I4.bad_pte", "zap_pte_range never finds a negative mapcount (print_bad_pte)",
+           when="bad_pte")
+def _i4_bad_pte():
+    return (lambda S, ev: [ev], lambda S, B, e, ev: False, lambda S, e, ev: e["text"])
+
+
+# --- further properties -------------------------------------------------------------------------
+@invariant("VMA_TREE.sorted", "the VMA tree is sorted and non-overlapping, each VMA non-empty",
+           when="step", footprint=("mm_mt",))
+def _vma_sorted():
+    def domain(S, ev):
+        return [(mm, a, b) for mm in S.mms() for a, b in S.vma_pairs(mm)] + \
+               [(mm, v, None) for mm in S.mms() for v in S.vmas(mm)]
+
+    def body(S, B, x, ev):
+        mm, a, b = x
+        if b is None:
+            return S.vma_start(a) < S.vma_end(a)
+        return S.vma_end(a) <= S.vma_start(b)
+
+    return (domain, body, lambda S, x, ev: f"mm{S.mm_id(x[0])}: {x[1]} and {x[2]} overlap or are "
+                                           f"out of order" if x[2] is not None else
+            f"mm{S.mm_id(x[0])}: {x[1]} is empty")
+
+
+@invariant("VMA_TREE.map_count", "mm->map_count equals the number of VMAs", when="quiescent")
+def _map_count():
+    return (lambda S, ev: [ev["mm"]] if ev and "mm" in ev else S.mms(),
+            lambda S, B, mm, ev: S.map_count(mm) == S.tree_size(mm),
+            lambda S, mm, ev: f"mm{S.mm_id(mm)} map_count is {S.map_count(mm)} but the tree "
+                              f"holds {S.tree_size(mm)} VMAs")
+
+
+@invariant("PTE_IN_VMA", "no PTE outside a VMA", when="quiescent")
+def _pte_in_vma():
+    return (lambda S, ev: S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
+            lambda S, B, p, ev: S.vm_covers(S.pte_mm(p), S.pte_vpn(p)),
+            lambda S, p, ev: f"mm{S.mm_id(p.mm)} has a PTE at {_addr(p.vpn)} that "
+                             f"{_pte_text(S, p)} but no VMA covers it")
+
+
+@invariant("REFCOUNT", "refcount >= mapcount for every allocated page", when="quiescent")
+def _refcount():
+    return (_mapped_frames,
+            lambda S, B, f, ev: S.refcount(f) >= S.mapcount(f),
+            lambda S, f, ev: f"page pfn {f.pfn} has refcount {S.refcount(f)} < mapcount "
+                             f"{S.mapcount(f)}")
+
+
+@invariant("LOST_WRITE", "a clean shared file page has no writable, dirty TLB entry that no "
+           "dirty PTE accounts for", when="step", footprint=("page", "tlb", "pte"))
+def _lost_write():
+    def body(S, B, t, ev):
+        f = S.frame(S.tlb_pfn(t))
+        dirty_pte = B.exists(S.ptes(), lambda p: B.And(maps_frame(S, B, p, f), S.pte_dirty(p)))
+        return B.Implies(B.And(S.frame_pagecache(f), S.tlb_write(t), S.tlb_dirty(t)),
+                         B.Or(S.frame_dirty(f), dirty_pte))
+
+    return (lambda S, ev: S.tlb_entries(), body,
+            lambda S, t, ev: (f"{_tlb_text(t)}, a page-cache page that writeback considers "
+                              f"clean and that no PTE maps dirty: stores through this entry "
+                              f"will never be written back (lost write)"))
+
+
+@invariant("WALKER", "no zap of a VMA while a page walker is inside it", when="zap_under_walker")
+def _walker():
+    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
+            lambda S, e, ev: (f"the OOM reaper zaps {e['vma']} while exit_mmap's munlock walker "
+                              f"is inside it: the walker will use a PMD it already checked"))
+
+
+@invariant("EXIT_CLEAN", "after exit_mmap no VMA, no PTE and no page table but the pgd is left",
+           when="exit_mmap_done")
+def _exit_clean():
+    def domain(S, ev):
+        mm = ev["mm"]
+        return [("vmas", mm), ("ptes", mm), ("tables", mm)]
+
+    def body(S, B, x, ev):
+        what, mm = x
+        if what == "vmas":
+            return S.tree_size(mm) == 0
+        if what == "ptes":
+            return len(S.ptes_of(mm)) == 0
+        return len(S.table_frames(mm)) == 1
+
+    return (domain, body, lambda S, x, ev: f"exit_mmap of mm{S.mm_id(x[1])} left {x[0]} behind")
+
+
+def by_when(when: str) -> list[Invariant]:
+    return [inv for inv in REGISTRY.values() if inv.when == when]
+
+
+def groups() -> list[str]:
+    return list(GROUPS)

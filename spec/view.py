@@ -1,0 +1,291 @@
+"""The abstraction function: a read-only view of a concrete model state in spec terms.
+
+The invariants (spec/invariants.py) ask a *view* about a state. :class:`ConcreteView` answers
+from a live :class:`~unmapcheck.impl.machine.Machine` without copying it (so checking at every
+step of an exploration is cheap); spec/symbolic.py answers the same questions with z3 terms.
+Both implement the interface below; handles are opaque to the invariants.
+
+Domains (what quantifiers range over):
+``mms()``, ``frames()``, ``ptes()`` (every non-none PTE of every live mm), ``tlb_entries()``,
+``pwc_entries()``, ``vmas(mm)``, ``vma_pairs(mm)`` (neighbours in tree order).
+
+Questions: frame_free, frame_gen, refcount, mapcount (page_mapcount, i.e. _mapcount + 1),
+frame_anon, frame_swapbacked, frame_pagecache, frame_dirty, frame_is_table, frame(pfn);
+pte_mm, pte_vpn, pte_present, pte_swap, pte_migration, pte_special, pte_pfn, pte_write,
+pte_dirty, pte_lookup(mm, vpn) (a handle, possibly of a none PTE); tlb_cpu, tlb_mm, tlb_vpn,
+tlb_pfn, tlb_gen, tlb_write, tlb_dirty; pwc_pfn, pwc_gen; vma_start, vma_end (page numbers),
+vma_pgoff, vma_flags; rss(mm, member); map_count(mm); mm_id(mm); vm_covers(mm, vpn).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from unmapcheck.impl.constants import PAGE_SHIFT
+from unmapcheck.impl.pgtable import iter_ptes, lookup_pte
+from unmapcheck.impl.pte import MIGRATION, PRESENT, PTE_NONE, SWAP, pte_t
+
+
+class _Pte:
+    __slots__ = ("mm", "vpn", "pte")
+
+    def __init__(self, mm, vpn: int, pte: pte_t):
+        self.mm = mm
+        self.vpn = vpn
+        self.pte = pte
+
+    def __repr__(self) -> str:
+        return f"mm{self.mm.id}:{self.vpn << PAGE_SHIFT:#x}={self.pte!r}"
+
+
+class _Tlb:
+    __slots__ = ("cpu", "mm_id", "vpn", "entry")
+
+    def __init__(self, cpu: int, mm_id: int, vpn: int, entry):
+        self.cpu = cpu
+        self.mm_id = mm_id
+        self.vpn = vpn
+        self.entry = entry
+
+    def __repr__(self) -> str:
+        return f"cpu{self.cpu} tlb mm{self.mm_id}:{self.vpn << PAGE_SHIFT:#x}->{self.entry!r}"
+
+
+class _Pwc:
+    __slots__ = ("cpu", "mm_id", "level", "prefix", "pfn", "gen")
+
+    def __init__(self, cpu: int, key: tuple, val: tuple):
+        self.cpu = cpu
+        self.mm_id, self.level, self.prefix = key
+        self.pfn, self.gen = val
+
+    def __repr__(self) -> str:
+        return f"cpu{self.cpu} walk-cache mm{self.mm_id} level{self.level}->table pfn {self.pfn}"
+
+
+class ConcreteView:
+    def __init__(self, machine):
+        self.machine = machine
+        self.zone = machine.zone
+        self._ptes = None
+
+    # --- domains ------------------------------------------------------------------------
+    def mms(self) -> list:
+        return [mm for mm in self.machine.mms if not mm.freed]
+
+    def frames(self) -> list:
+        return self.zone.mem_map
+
+    def ptes(self) -> list:
+        if self._ptes is None:
+            out = []
+            for mm in self.mms():
+                for addr, pte, _table in iter_ptes(mm):
+                    out.append(_Pte(mm, addr >> PAGE_SHIFT, pte))
+            self._ptes = out
+        return self._ptes
+
+    def ptes_of(self, mm) -> list:
+        return [p for p in self.ptes() if p.mm is mm]
+
+    def tlb_entries(self) -> list:
+        out = []
+        for cpu in self.machine.cpus:
+            for (mm_id, vpn), entry in cpu.tlb.items():
+                out.append(_Tlb(cpu.id, mm_id, vpn, entry))
+        return out
+
+    def pwc_entries(self) -> list:
+        out = []
+        for cpu in self.machine.cpus:
+            for key, val in cpu.pwc.items():
+                out.append(_Pwc(cpu.id, key, val))
+        return out
+
+    def vmas(self, mm) -> list:
+        return mm.mm_mt.vmas
+
+    def vma_pairs(self, mm) -> Iterable:
+        v = mm.mm_mt.vmas
+        return list(zip(v, v[1:]))
+
+    # --- frames -------------------------------------------------------------------------
+    def frame(self, pfn: int):
+        mem_map = self.zone.mem_map
+        return mem_map[pfn] if 0 <= pfn < len(mem_map) else None
+
+    @staticmethod
+    def frame_free(f) -> bool:
+        return f is None or f.free
+
+    @staticmethod
+    def frame_gen(f) -> int:
+        return -1 if f is None else f.gen
+
+    @staticmethod
+    def refcount(f) -> int:
+        return f._refcount
+
+    @staticmethod
+    def mapcount(f) -> int:
+        return f._mapcount + 1
+
+    @staticmethod
+    def frame_anon(f) -> bool:
+        return f is not None and f.mapping is not None and f.mapping.is_anon
+
+    @staticmethod
+    def frame_pagecache(f) -> bool:
+        return f is not None and f.mapping is not None and not f.mapping.is_anon
+
+    @staticmethod
+    def frame_swapbacked(f) -> bool:
+        from unmapcheck.impl.page import PG_swapbacked
+        return bool(f.flags & PG_swapbacked)
+
+    @staticmethod
+    def frame_dirty(f) -> bool:
+        from unmapcheck.impl.page import PG_dirty
+        return bool(f.flags & PG_dirty)
+
+    @staticmethod
+    def frame_is_table(f) -> bool:
+        return f is not None and not f.free and f.table is not None
+
+    @staticmethod
+    def frame_is_zero(f) -> bool:
+        return f is not None and f.pfn == 0
+
+    # --- PTEs ---------------------------------------------------------------------------
+    @staticmethod
+    def pte_mm(p):
+        return p.mm
+
+    @staticmethod
+    def pte_vpn(p) -> int:
+        return p.vpn
+
+    @staticmethod
+    def pte_present(p) -> bool:
+        return p.pte.kind == PRESENT
+
+    @staticmethod
+    def pte_swap(p) -> bool:
+        return p.pte.kind == SWAP
+
+    @staticmethod
+    def pte_migration(p) -> bool:
+        return p.pte.kind == MIGRATION
+
+    @staticmethod
+    def pte_special(p) -> bool:
+        return p.pte.special
+
+    @staticmethod
+    def pte_pfn(p) -> int:
+        return p.pte.pfn
+
+    @staticmethod
+    def pte_write(p) -> bool:
+        return p.pte.write
+
+    @staticmethod
+    def pte_dirty(p) -> bool:
+        return p.pte.dirty
+
+    def pte_lookup(self, mm, vpn: int):
+        ptep = lookup_pte(mm, vpn << PAGE_SHIFT)
+        pte = PTE_NONE
+        if ptep is not None and ptep.table.table is not None:
+            pte = ptep.table.table.get(ptep.idx, PTE_NONE)
+        return _Pte(mm, vpn, pte)
+
+    # --- TLB and walk cache -------------------------------------------------------------
+    @staticmethod
+    def tlb_cpu(t) -> int:
+        return t.cpu
+
+    def tlb_mm(self, t):
+        for mm in self.machine.mms:
+            if mm.id == t.mm_id:
+                return mm
+        return None
+
+    @staticmethod
+    def tlb_vpn(t) -> int:
+        return t.vpn
+
+    @staticmethod
+    def tlb_pfn(t) -> int:
+        return t.entry.pfn
+
+    @staticmethod
+    def tlb_gen(t) -> int:
+        return t.entry.gen
+
+    @staticmethod
+    def tlb_write(t) -> bool:
+        return t.entry.write
+
+    @staticmethod
+    def tlb_dirty(t) -> bool:
+        return t.entry.dirty
+
+    @staticmethod
+    def pwc_pfn(w) -> int:
+        return w.pfn
+
+    @staticmethod
+    def pwc_gen(w) -> int:
+        return w.gen
+
+    # --- VMAs and counters --------------------------------------------------------------
+    @staticmethod
+    def vma_start(v) -> int:
+        return v.vm_start >> PAGE_SHIFT
+
+    @staticmethod
+    def vma_end(v) -> int:
+        return v.vm_end >> PAGE_SHIFT
+
+    @staticmethod
+    def vma_pgoff(v) -> int:
+        return v.vm_pgoff
+
+    @staticmethod
+    def vma_flags(v) -> int:
+        return v.vm_flags
+
+    @staticmethod
+    def rss(mm, member: int) -> int:
+        return mm.rss_stat[member]
+
+    @staticmethod
+    def map_count(mm) -> int:
+        return mm.map_count
+
+    @staticmethod
+    def tree_size(mm) -> int:
+        return len(mm.mm_mt.vmas)
+
+    @staticmethod
+    def mm_id(mm) -> int:
+        return mm.id
+
+    @staticmethod
+    def mm_exited(mm) -> bool:
+        return mm.mm_users == 0
+
+    def vm_covers(self, mm, vpn: int) -> bool:
+        addr = vpn << PAGE_SHIFT
+        for v in mm.mm_mt.vmas:
+            if v.vm_start <= addr < v.vm_end:
+                return True
+        return False
+
+    def table_frames(self, mm) -> list:
+        from unmapcheck.impl.pgtable import iter_tables
+        return [page for _level, _base, page in iter_tables(mm)]
+
+    def describe(self, x: Any) -> str:
+        return repr(x)

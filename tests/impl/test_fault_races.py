@@ -1,0 +1,188 @@
+"""Concurrent faults on the same pages, under many seeded random schedules.
+
+A minimal greenlet runtime (independent of the checker) switches threads at every
+scheduling point of impl/ code; a thread whose step is blocked (a lock held, a folio locked)
+is not scheduled. After both accesses complete, the state must be consistent: every present
+PTE counted once in rss, every mapped page's mapcount equal to the PTEs that map it, no page
+leaked (an anonymous page nobody maps is freed), no lock left held.
+"""
+
+from __future__ import annotations
+
+import random
+
+import greenlet
+import pytest
+
+from faultkit import BASE, RW, SHARED, Env
+
+from unmapcheck.impl import sched
+from unmapcheck.impl.constants import MM_ANONPAGES, MM_SHMEMPAGES, PAGE_SIZE
+from unmapcheck.impl.filemap import cache_page
+from unmapcheck.impl.page import PG_locked, folio_test_anon, page_mapcount
+from unmapcheck.impl.pgtable import iter_ptes
+from unmapcheck.impl.x86_fault import user_access
+
+
+class RandomRuntime:
+    """Runs thread bodies as greenlets; at each sched.point the scheduler picks, at random
+    among the threads whose pending step is enabled, the one that runs next. With
+    *stickiness* p, the running thread goes on with probability p (long uninterrupted runs,
+    so that one access can complete before the other starts)."""
+
+    def __init__(self, seed: int, stickiness: float = 0.0):
+        self.rng = random.Random(seed)
+        self.stickiness = stickiness
+        self.main = greenlet.getcurrent()
+        self.pending: dict = {}
+        self.current = None
+        self.steps = 0
+
+    def point(self, label, reads, writes, wait):
+        self.pending[self.current] = wait
+        self.main.switch()
+
+    def event(self, kind, info):
+        pass
+
+    def run(self, bodies):
+        threads = []
+        for i, body in enumerate(bodies):
+            ctx = sched.Context(name=f"T{i}", cpu=i)
+            threads.append((greenlet.greenlet(body, parent=self.main), ctx))
+        sched.install(self)
+        try:
+            live = list(range(len(threads)))
+            for i in live:                            # run each to its first point
+                self._resume(threads, i)
+            while True:
+                live = [i for i in live if not threads[i][0].dead]
+                if not live:
+                    return
+                enabled = [i for i in live
+                           if self.pending.get(i) is None or self.pending[i]()]
+                if not enabled:
+                    raise sched.Deadlock("all threads blocked")
+                if self.current in enabled and self.rng.random() < self.stickiness:
+                    self._resume(threads, self.current)
+                else:
+                    self._resume(threads, self.rng.choice(enabled))
+                self.steps += 1
+                assert self.steps < 100000
+        finally:
+            sched.uninstall()
+
+    def _resume(self, threads, i):
+        self.current = i
+        self.pending[i] = None
+        sched.set_current(threads[i][1])
+        threads[i][0].switch()
+
+
+def check_consistent(env: Env) -> None:
+    mm = env.mm
+    counts = {}
+    rss = [0, 0, 0, 0]
+    for addr, pte, _table in iter_ptes(mm):
+        if pte.kind != 1 or pte.special:
+            continue
+        page = env.machine.zone.pfn_to_page(pte.pfn)
+        assert not page.free
+        counts[page.pfn] = counts.get(page.pfn, 0) + 1
+        rss[MM_ANONPAGES if folio_test_anon(page) else MM_SHMEMPAGES] += 1
+    assert rss == mm.rss_stat
+    for page in env.machine.zone.mem_map:
+        if page.free or page.kind not in ("anon", "file"):
+            continue
+        assert page_mapcount(page) == counts.get(page.pfn, 0), page
+        assert not page.flags & PG_locked, page
+        if page.kind == "anon":
+            # no leak: an anonymous page is referenced exactly by its mappings
+            assert page._refcount == counts.get(page.pfn, 0) >= 1, page
+        else:
+            # a page-cache page: the cache's reference plus one per mapping
+            assert page._refcount == 1 + counts.get(page.pfn, 0), page
+    assert mm.mmap_lock.readers == [] and mm.mmap_lock.writer is None
+    assert mm.page_table_lock.owner is None
+
+
+def run_seeds(make, nseeds=150):
+    for seed in range(nseeds):
+        env, bodies, final = make()
+        RandomRuntime(seed, stickiness=0.0 if seed % 2 else 0.97).run(bodies)
+        check_consistent(env)
+        final(env)
+
+
+def test_two_cpus_write_the_same_fresh_anonymous_page():
+    def make():
+        env = Env()
+        env.vma(BASE, 4, RW)
+        bodies = [lambda: user_access(env.task, env.cpu[0], BASE, True, 1),
+                  lambda: user_access(env.task, env.cpu[1], BASE + 1, True, 2)]
+
+        def final(env):
+            page = env.page_at(BASE)
+            assert page.read_byte(0) == 1 and page.read_byte(1) == 2
+            assert env.mm.rss_stat == [0, 1, 0, 0]
+            assert sum(1 for p in env.machine.zone.mem_map
+                       if not p.free and p.kind == "anon") == 1
+        return env, bodies, final
+    run_seeds(make)
+
+
+def test_two_cpus_cow_the_zero_page():
+    def make():
+        env = Env()
+        env.vma(BASE, 4, RW)
+        user_access(env.task, env.cpu[0], BASE, False)
+        user_access(env.task, env.cpu[1], BASE, False)
+        bodies = [lambda: user_access(env.task, env.cpu[0], BASE, True, 1),
+                  lambda: user_access(env.task, env.cpu[1], BASE + 1, True, 2)]
+
+        def final(env):
+            page = env.page_at(BASE)
+            assert page.read_byte(0) == 1 and page.read_byte(1) == 2
+            assert env.mm.rss_stat == [0, 1, 0, 0]
+        return env, bodies, final
+    run_seeds(make)
+
+
+def test_two_cpus_fault_around_the_same_file_window():
+    def make():
+        env = Env()
+        f = env.memfd(32, populate=range(0, 32, 3))
+        env.vma(BASE, 32, RW | SHARED, file=f)
+        bodies = [lambda: user_access(env.task, env.cpu[0], BASE + 1 * PAGE_SIZE, False),
+                  lambda: user_access(env.task, env.cpu[1], BASE + 6 * PAGE_SIZE, True, 9)]
+
+        def final(env):
+            assert cache_page(f, 6).read_byte(0) == 9
+            assert cache_page(f, 1) is not None
+        return env, bodies, final
+    run_seeds(make)
+
+
+def test_cow_of_a_private_file_page_races_a_read():
+    def make():
+        env = Env()
+        f = env.memfd(4)
+        env.vma(BASE, 4, RW, file=f)
+        bodies = [lambda: user_access(env.task, env.cpu[0], BASE, True, 0x77),
+                  lambda: user_access(env.task, env.cpu[1], BASE + 2 * PAGE_SIZE, False)]
+
+        def final(env):
+            assert env.page_at(BASE).read_byte(0) == 0x77
+            assert cache_page(f, 0).read_byte(0) == 0x40
+            assert env.mm.rss_stat[MM_ANONPAGES] == 1
+        return env, bodies, final
+    run_seeds(make)
+
+
+def test_blocked_fault_is_reported_as_deadlock_not_hung():
+    env = Env()
+    env.vma(BASE, 1, RW)
+    env.mm.mmap_lock.writer = "munmap"          # a writer that never releases mmap_lock
+    bodies = [lambda: user_access(env.task, env.cpu[1], BASE, False)]
+    with pytest.raises(sched.Deadlock):
+        RandomRuntime(0).run(bodies)
