@@ -10,13 +10,24 @@ already in the backtrack set of the state before the first step of the race, one
 A thread whose pending step is independent of everything since it was explored at a state is
 kept asleep, which prunes executions equivalent to ones already explored.
 
+**Blocking steps.** A lock acquire or a flush IPI may wait (the runtime knows it as a
+disabled step). A race between the step that releases a lock (or ends an instruction) and a
+waiting step cannot be reversed by moving the waiter just before the release; it is reversed
+by trying the waiter before the step of the same thread that took the lock (or began the
+instruction). When the thread to try is itself blocked at the chosen state, it is tried at
+the latest earlier state where it was enabled and another thread's step conflicted with its
+pending step; only failing that are all enabled threads tried (Flanagan and Godefroid).
+
 **Preemption bound.** A preemption is a switch away from a thread that could have continued.
 With a bound, a choice that would exceed it is not explored; to keep the reduction complete for
 the bounded space, each backtrack point is also added at the start of the thread block
 containing it, where the switch costs no more preemptions than the original schedule did
 (the conservative branch of Coons, Musuvathi and McKinley, "Bounded partial-order reduction",
-OOPSLA 2013). :func:`iterative_context_bounding` runs the search with bounds 0, 1, 2 ... so
-the first counterexample found has the fewest preemptions.
+OOPSLA 2013), and sleep sets are not used (they are unsound with a bound: a thread asleep at
+a state may have been explored there with less preemption budget). The soundness test
+(tests/checker/test_dpor_soundness.py) compares both modes with brute force.
+:func:`iterative_context_bounding` runs the search with bounds 0, 1, 2 ... so the first
+counterexample found has the fewest preemptions.
 
 **Brute force** enumerates every interleaving (within the bound): the reference the soundness
 test compares DPOR against. **Random** picks an enabled thread uniformly at random at every
@@ -95,6 +106,9 @@ class Result:
     stats: Stats
     counterexamples: dict[str, Counterexample] = field(default_factory=dict)
     outcomes: set = field(default_factory=set)
+    # Mazurkiewicz traces seen (when collected): each is the set of its events with their
+    # vector clocks, which identifies the partial order of a deterministic program.
+    traces: set = field(default_factory=set)
 
     def violated(self) -> set[str]:
         return set(self.counterexamples)
@@ -138,10 +152,14 @@ class _Search:
         self.t0 = time.monotonic()
         self.stop = False
 
-    def _record(self, ex: Execution, schedule: list[int], preemptions: list[int]) -> None:
+    def _record(self, ex: Execution, schedule: list[int], preemptions: list[int],
+                complete: bool = True) -> None:
+        """Count an execution; only one that ran to its end (or deadlocked) has an outcome
+        (a sleep-set-blocked or bound-pruned one stops early, its outcome is elsewhere)."""
         self.stats.executions += 1
         self.stats.steps += len(ex.events)
-        self.result.outcomes.add(ex.outcome())
+        if complete:
+            self.result.outcomes.add(ex.outcome())
         for v in ex.violations:
             upto = v.step + 1
             pre = preemptions[upto - 1] if upto > 0 and preemptions else 0
@@ -166,12 +184,20 @@ class DporSearch(_Search):
     """Source-DPOR with sleep sets (``sleep_sets=False`` gives plain source-DPOR;
     ``brute_force=True`` explores every enabled choice at every state)."""
 
-    def __init__(self, scenario: Scenario, bound: Optional[int] = None, sleep_sets: bool = True,
+    def __init__(self, scenario: Scenario, bound: Optional[int] = None,
+                 sleep_sets: Optional[bool] = None,
                  brute_force: bool = False, deadline: Optional[float] = None,
                  max_executions: Optional[int] = None,
-                 on_execution: Optional[Callable] = None):
+                 on_execution: Optional[Callable] = None, collect_traces: bool = False):
         super().__init__(scenario, bound, "bruteforce" if brute_force else "dpor", deadline,
                          max_executions)
+        self.collect_traces = collect_traces
+        if sleep_sets is None:
+            # Sleep sets and a preemption bound do not mix: a thread asleep at a state was
+            # explored there with a different preemption budget than it would have here, so
+            # the bounded search could lose executions (Coons et al. 2013, section 4; the
+            # soundness test shows it). Bounded searches run without them.
+            sleep_sets = bound is None
         self.sleep_sets = sleep_sets and not brute_force
         self.brute_force = brute_force
         self.stack: list[_Node] = []
@@ -219,6 +245,7 @@ class DporSearch(_Search):
         count: dict[int, int] = {}
         last_write: dict = {}
         reads_since: dict = {}
+        adds_since: dict = {}
         schedule: list[int] = []
         preemptions: list[int] = []
         child_sleep: set[int] = set()
@@ -241,7 +268,7 @@ class DporSearch(_Search):
                     prev = self.stack[depth - 1].chosen if depth else None
                     pre = (self.stack[depth - 1].preemptions +
                            self.stack[depth - 1].cost(prev)) if depth else 0
-                    pendings = {t.tid: (t.pending.reads, t.pending.writes)
+                    pendings = {t.tid: t.pending
                                 for t in ex.threads if not t.done and t.pending is not None}
                     node = _Node(enabled, pendings, child_sleep if self.sleep_sets else set(),
                                  prev, pre)
@@ -274,11 +301,18 @@ class DporSearch(_Search):
                     w = last_write.get(o)
                     if w is not None:
                         deps.add(w)
+                    deps.update(adds_since.get(o, ()))
+                for o in ev.adds:
+                    w = last_write.get(o)
+                    if w is not None:
+                        deps.add(w)
+                    deps.update(reads_since.get(o, ()))
                 for o in ev.writes:
                     w = last_write.get(o)
                     if w is not None:
                         deps.add(w)
                     deps.update(reads_since.get(o, ()))
+                    deps.update(adds_since.get(o, ()))
                 base = list(vcs[last_of_thread[tid]]) if tid in last_of_thread else [0] * n_threads
                 vc = list(base)
                 vc[tid] = seq
@@ -294,28 +328,34 @@ class DporSearch(_Search):
                 for o in ev.reads:
                     if o not in ev.writes:
                         reads_since.setdefault(o, []).append(n)
+                for o in ev.adds:
+                    if o not in ev.writes:
+                        adds_since.setdefault(o, []).append(n)
                 for o in ev.writes:
                     last_write[o] = n
                     reads_since[o] = []
+                    adds_since[o] = []
                 if not self.brute_force:
                     for i in deps:
                         if tids[i] == tid:
                             continue
                         if self._covered(i, n, deps, base, vcs, tids, seqs, n_threads):
                             continue
-                        self._reverse(i, n, vcs, tids, seqs)
+                        self._reverse(i, n, vcs, tids, seqs, ex.events)
                 # --- sleep set of the next state ----------------------------------------
                 if self.sleep_sets:
                     asleep = (node.sleep | node.done) - {tid}
                     child_sleep = {q for q in asleep if q in node.pendings and
-                                   not dependent(node.pendings[q][0], node.pendings[q][1],
-                                                 ev.reads, ev.writes)}
+                                   not dependent(node.pendings[q], ev)}
                 depth += 1
             self.stats.max_preemptions_seen = max(self.stats.max_preemptions_seen,
                                                   preemptions[-1] if preemptions else 0)
         finally:
             ex.close()
-        self._record(ex, schedule, preemptions)
+        if self.collect_traces and ex.finished():
+            self.result.traces.add(frozenset(
+                (tids[k], seqs[k], tuple(vcs[k])) for k in range(len(tids))))
+        self._record(ex, schedule, preemptions, complete=ex.finished() or ex.deadlocked)
         if self.on_execution is not None:
             self.on_execution(self, ex)
 
@@ -330,7 +370,7 @@ class DporSearch(_Search):
                 return True
         return False
 
-    def _reverse(self, i: int, n: int, vcs, tids, seqs) -> None:
+    def _reverse(self, i: int, n: int, vcs, tids, seqs, events) -> None:
         """Race (i, n): make sure some weak initial of notdep(i).n is tried before step i."""
         ti, si = tids[i], seqs[i]
         v = [k for k in range(i + 1, n) if vcs[k][ti] < si] + [n]
@@ -347,7 +387,16 @@ class DporSearch(_Search):
         if node.backtrack.intersection(initials):
             return
         p = tids[n] if tids[n] in initials else initials[0]
-        self._add_backtrack(i, p)
+        self._add_backtrack(i, p, events)
+        if events[n].blocking:
+            # e_n waits for something e_i's thread holds (a lock it took, a CPU it keeps busy
+            # in the middle of an instruction): e_n cannot be moved just before e_i, which
+            # releases it; it can be moved before the step of that thread that took it.
+            ti_ = tids[i]
+            for j in range(i - 1, -1, -1):
+                if tids[j] == ti_ and dependent(events[j], events[n]):
+                    self._add_backtrack(j, p, events)
+                    break
         if self.bound is not None:
             # Conservative branch: also at the start of the block that contains step i.
             j = i
@@ -355,14 +404,27 @@ class DporSearch(_Search):
                     self.stack[j].prev == self.stack[i].chosen:
                 j -= 1
             if j != i:
-                self._add_backtrack(j, p)
+                self._add_backtrack(j, p, events)
 
-    def _add_backtrack(self, i: int, p: int) -> None:
+    def _add_backtrack(self, i: int, p: int, events) -> None:
+        """Try thread *p* at state *i*. If p is blocked there (its pending step waits for a
+        lock another thread holds), the race to reverse is with the step that took the lock:
+        p is tried at the latest earlier state where it was enabled and the next step of
+        another thread conflicted with p's pending acquire. (Reversing the release with the
+        acquire is impossible: the acquire is not enabled before the release.) Only if there
+        is no such state are all threads enabled at i tried."""
         node = self.stack[i]
         if p in node.enabled:
             node.backtrack.add(p)
-        else:
-            node.backtrack.update(node.enabled)
+            return
+        want = node.pendings.get(p)
+        if want is not None:
+            for j in range(i - 1, -1, -1):
+                e = events[j]
+                if e.tid != p and dependent(want, e) and p in self.stack[j].enabled:
+                    self.stack[j].backtrack.add(p)
+                    return
+        node.backtrack.update(node.enabled)
 
 
 class RandomSearch(_Search):

@@ -37,6 +37,7 @@ class Pending:
     writes: frozenset
     wait: Optional[Callable[[], bool]]
     stack: tuple = ()
+    adds: frozenset = frozenset()
 
     def enabled(self) -> bool:
         return self.wait is None or bool(self.wait())
@@ -53,6 +54,8 @@ class Event:
     writes: frozenset
     stack: tuple = ()
     events: list = field(default_factory=list)
+    adds: frozenset = frozenset()
+    blocking: bool = False      # the step could have waited (a lock acquire, a flush IPI)
 
 
 @dataclass
@@ -80,11 +83,19 @@ class ThreadState:
         self.op_index = 0
 
 
-def dependent(a_reads, a_writes, b_reads, b_writes) -> bool:
-    """Two steps of different threads conflict when one writes what the other touches."""
-    if a_writes and (not a_writes.isdisjoint(b_writes) or not a_writes.isdisjoint(b_reads)):
+def dependent(a, b) -> bool:
+    """Two steps (anything with ``reads``, ``writes`` and ``adds`` sets) of different threads
+    conflict when one writes what the other touches, or one reads what the other adds to;
+    two commutative adds to the same object do not conflict."""
+    aw, bw = a.writes, b.writes
+    if aw and (not aw.isdisjoint(bw) or not aw.isdisjoint(b.reads) or
+               not aw.isdisjoint(b.adds)):
         return True
-    return bool(b_writes) and not b_writes.isdisjoint(a_reads)
+    if bw and (not bw.isdisjoint(a.reads) or not bw.isdisjoint(a.adds)):
+        return True
+    if a.adds and not a.adds.isdisjoint(b.reads):
+        return True
+    return bool(b.adds) and not b.adds.isdisjoint(a.reads)
 
 
 class Execution:
@@ -123,10 +134,11 @@ class Execution:
             raise
 
     # --- runtime protocol (called from impl code inside a thread) ------------------------
-    def point(self, label: str, reads, writes, wait) -> None:
+    def point(self, label: str, reads, writes, wait, adds=()) -> None:
         t = self._current
         stack = _impl_stack() if self.record_stacks else ()
-        t.pending = Pending(label, frozenset(reads), frozenset(writes), wait, stack)
+        t.pending = Pending(label, frozenset(reads), frozenset(writes), wait, stack,
+                            frozenset(adds))
         self._main.switch()
 
     def event(self, kind: str, info: dict) -> None:
@@ -165,7 +177,8 @@ class Execution:
         p = t.pending
         assert p is not None and p.enabled(), (t.name, p)
         self._step_events = []
-        ev = Event(len(self.events), tid, p.label, p.reads, p.writes, p.stack)
+        ev = Event(len(self.events), tid, p.label, p.reads, p.writes, p.stack, adds=p.adds,
+                   blocking=p.wait is not None)
         self.events.append(ev)
         self._run_thread(t)
         ev.events = self._step_events
@@ -198,7 +211,7 @@ class Execution:
 
     def _check(self, ev: Event) -> None:
         S = ConcreteView(self.machine)
-        kinds = {o[0] for o in ev.writes}
+        kinds = {o[0] for o in ev.writes} | {o[0] for o in ev.adds}
         for inv in INV.by_when("step"):
             if inv.footprint and inv.footprint.isdisjoint(kinds):
                 continue
@@ -255,18 +268,28 @@ class Execution:
                 tuple(sorted({v.group for v in self.violations})))
 
 
-_SKIP_FRAMES = {"point", "_read", "_write", "step", "_run_thread", "thread_body", "run_op",
-                "<lambda>"}
+# Modules whose functions are accessors (a PTE read, a lock, a refcount): a step is attributed
+# to the kernel function that called them.
+_ACCESSOR_MODULES = {"unmapcheck.impl.pgtable", "unmapcheck.impl.page", "unmapcheck.impl.locks",
+                     "unmapcheck.impl.mm_types", "unmapcheck.impl.sched",
+                     "unmapcheck.impl.system"}
+
+
+def _model_helper(name: str) -> bool:
+    """Model-only helpers are named with one leading underscore (kernel names may have two)."""
+    return name.startswith("_") and not name.startswith("__") or name == "<lambda>"
 
 
 def _impl_stack() -> tuple:
-    """The chain of impl/ (kernel) function names from the syscall down to this point."""
+    """The chain of impl/ (kernel) function names from the syscall down to this point; the
+    last element is the kernel function the step belongs to (accessors left out)."""
     names = []
     f = sys._getframe(2)
     while f is not None:
         mod = f.f_globals.get("__name__", "")
-        if mod.startswith("unmapcheck.impl") and f.f_code.co_name not in _SKIP_FRAMES \
-                and not mod.endswith(".system") and not mod.endswith(".sched"):
-            names.append(f.f_code.co_name)
+        name = f.f_code.co_name
+        if mod.startswith("unmapcheck.impl") and mod not in _ACCESSOR_MODULES \
+                and not _model_helper(name):
+            names.append(name)
         f = f.f_back
     return tuple(reversed(names))

@@ -58,6 +58,7 @@ class ProcessSpec:
     name: str
     mappings: list[Mapping]
     oom_victim: bool = False
+    fork_of: Optional[str] = None
 
 
 @dataclass
@@ -65,6 +66,7 @@ class FileSpec:
     name: str
     size: int
     data: dict[int, int]
+    shmem: bool = True
 
 
 @dataclass
@@ -288,11 +290,14 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         w = f"file[{i}]"
         if not isinstance(f, dict):
             raise ctx.fail(w, "expected a table")
-        _only(ctx, w, f, {"name", "size", "data"})
+        _only(ctx, w, f, {"name", "size", "data", "shmem"})
         if not isinstance(f.get("name"), str):
             raise ctx.fail(f"{w}.name", "missing or not a string", "name")
+        if not isinstance(f.get("shmem", True), bool):
+            raise ctx.fail(f"{w}.shmem", "expected true (a memfd) or false (a regular file)",
+                           "shmem")
         files.append(FileSpec(f["name"], _int(ctx, f"{w}.size", "size", f.get("size", 0), 0),
-                              _data(ctx, f"{w}.data", f.get("data"))))
+                              _data(ctx, f"{w}.data", f.get("data")), f.get("shmem", True)))
     file_names = {f.name for f in files}
 
     processes = []
@@ -300,9 +305,12 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         w = f"process[{i}]"
         if not isinstance(p, dict):
             raise ctx.fail(w, "expected a table")
-        _only(ctx, w, p, {"name", "mapping", "oom_victim"})
+        _only(ctx, w, p, {"name", "mapping", "oom_victim", "fork_of"})
         if not isinstance(p.get("name"), str):
             raise ctx.fail(f"{w}.name", "missing or not a string", "name")
+        fork_of = p.get("fork_of")
+        if fork_of is not None and fork_of not in {q.name for q in processes}:
+            raise ctx.fail(f"{w}.fork_of", f"no earlier process named {fork_of!r}", "fork_of")
         maps = []
         for j, m in enumerate(p.get("mapping", [])):
             mw = f"{w}.mapping[{j}]"
@@ -327,7 +335,8 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 populate_cpu=_int(ctx, f"{mw}.populate_cpu", "populate_cpu",
                                   m.get("populate_cpu", 0), 0, cpus - 1),
                 mlock=bool(m.get("mlock", False)), data=_data(ctx, f"{mw}.data", m.get("data"))))
-        processes.append(ProcessSpec(p["name"], maps, bool(p.get("oom_victim", False))))
+        processes.append(ProcessSpec(p["name"], maps, bool(p.get("oom_victim", False)),
+                                     fork_of))
     proc_names = {p.name for p in processes}
 
     threads = []

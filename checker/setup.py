@@ -29,13 +29,17 @@ def build_system(scenario: Scenario):
                     fixes_off=scenario.fixes_off, tunables=tun)
     files: dict[str, int] = {}
     for f in scenario.files:
-        fd = system.memfd_create(f.name, f.size)
+        fd = (system.memfd_create(f.name, f.size) if f.shmem
+              else system.create_file(f.name, f.size))
         files[f.name] = fd
         if f.data:
             _fill_file(system, fd, f.data)
     procs: dict[str, Any] = {}
     for ps in scenario.processes:
-        proc = system.spawn(ps.name)
+        if ps.fork_of is not None:
+            proc = procs[ps.fork_of].fork()
+        else:
+            proc = system.spawn(ps.name)
         procs[ps.name] = proc
         for i, m in enumerate(ps.mappings):
             flags = (C.MAP_SHARED if m.shared else C.MAP_PRIVATE) | C.MAP_FIXED
@@ -139,8 +143,10 @@ def thread_body(execution, t) -> None:
     if spec.actor == "oom_reaper":
         from unmapcheck.impl.oom_kill import oom_reaper_actor
         proc = env["procs"][spec.process]
-        t.ctx.mm = proc.task.mm
-        t.results.append(oom_reaper_actor(machine, proc.task.mm))
+        # The reaper works on signal->oom_mm, pinned by mark_oom_victim (the task may exit).
+        mm = getattr(proc.task, "oom_mm", None) or proc.task.mm
+        t.ctx.mm = mm
+        t.results.append(oom_reaper_actor(machine, mm, proc.task))
     elif spec.actor == "writeback":
         from unmapcheck.impl.writeback import writeback_folio_actor
         f = system.file(env["files"][spec.target["file"]])

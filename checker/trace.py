@@ -221,32 +221,52 @@ def build_trace(scenario: Scenario, schedule: list[int], violation_group: Option
                  preemptions, states, command, race)
 
 
+_OBSERVERS = {"return_to_user", "switch_mm"}
+# Conflicts on these kinds of objects explain a race best; counters and VMAs come next.
+_RACE_KINDS = ({"pte", "page", "frame", "tlb"}, {"rss", "vma", "mm_mt", "tlb_flush_pending"})
+
+
 def find_race(steps: list[Step], events, upto: int) -> list[int]:
-    """The two conflicting steps that make the race: the last pair of dependent steps of
-    different threads at or before the violating step, where the earlier one is the last
-    step of its thread before a preemption. Used to highlight the race in reports."""
+    """The two conflicting steps that make the race: the latest pair of dependent steps of
+    different threads, at or before the violating step, that conflict on kernel data (a PTE,
+    a struct page, a TLB; failing that a counter or a VMA) rather than only on a lock. Used to
+    highlight the race in reports."""
     from .runtime import dependent
     last = min(upto, len(events) - 1)
-    for j in range(last, -1, -1):
-        for i in range(j - 1, -1, -1):
-            a, b = events[i], events[j]
-            if a.tid != b.tid and dependent(a.reads, a.writes, b.reads, b.writes):
-                return [i, j]
+    for kinds in _RACE_KINDS:
+        for j in range(last, -1, -1):
+            b = events[j]
+            if b.label in _OBSERVERS:
+                continue
+            for i in range(j - 1, -1, -1):
+                a = events[i]
+                if a.tid == b.tid or a.label in _OBSERVERS:
+                    continue
+                if not dependent(a, b):
+                    continue
+                common = (a.writes & (b.reads | b.writes | b.adds)) | \
+                    (b.writes & (a.reads | a.adds)) | (a.adds & b.reads) | (b.adds & a.reads)
+                if any(o[0] in kinds for o in common):
+                    return [i, j]
     return []
 
 
 def load_trace(path: str) -> dict:
     """Read and validate a trace file; one-line TraceError on anything unusable."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         raise TraceError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{path}: not a trace: byte {e.start} is not UTF-8") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise TraceError(f"{path}:{e.lineno}: not valid JSON ({e.msg}): truncated or not a "
                          f"trace") from None
+    except RecursionError:
+        raise TraceError(f"{path}: not a trace: JSON nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise TraceError(f"{path}: not an unmapcheck trace (no \"schema\": \"{SCHEMA}\")")
     if doc.get("version") != SCHEMA_VERSION:

@@ -23,3 +23,9 @@ def __getattr__(name):
         from . import system
         return getattr(system, name)
     raise AttributeError(f"module 'unmapcheck.impl' has no attribute {name!r}")
+
+
+from . import constants as _constants
+
+__all__ = [n for n in dir(_constants) if n.isupper()] + [
+    "System", "Process", "SigSegv", "SigBus", "MapsEntry"]

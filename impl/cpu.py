@@ -45,13 +45,17 @@ class TlbEntry:
     """A cached leaf translation. ``gen`` is the frame's generation at fill time (for the
     invariants only: it tells a reused frame from the frame the translation was made for)."""
 
-    __slots__ = ("pfn", "gen", "write", "dirty")
 
-    def __init__(self, pfn: int, gen: int, write: bool, dirty: bool):
+    __slots__ = ("pfn", "gen", "write", "dirty", "tick")
+
+    def __init__(self, pfn: int, gen: int, write: bool, dirty: bool, tick: int = 0):
         self.pfn = pfn
         self.gen = gen
         self.write = write
         self.dirty = dirty
+        # Model-only: when the entry was filled (Machine.ticks), so that "a translation that
+        # existed when madvise() began is gone when it returns" can be checked.
+        self.tick = tick
 
     def __repr__(self) -> str:
         return f"pfn {self.pfn} {'rw' if self.write else 'ro'}{' dirty' if self.dirty else ''}"
@@ -164,7 +168,8 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     if not pte.young or (write and not pte.dirty):
         entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special)
     page = mm.zone.pfn_to_page(pte.pfn)
-    entry = TlbEntry(pte.pfn, page.gen, pte.write, pte.dirty or write)
+    mm.machine.ticks += 1
+    entry = TlbEntry(pte.pfn, page.gen, pte.write, pte.dirty or write, mm.machine.ticks)
     cpu.tlb[key] = entry
     return entry
 

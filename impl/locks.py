@@ -10,6 +10,10 @@ predicate of :func:`sched.point`). The model checks lock discipline: releasing a
 not held, or taking a sleeping lock (the rwsem) while holding a spinlock, raises
 :class:`LockDiscipline`.
 
+The rwsem is two objects: the writer side, which readers only read, and the reader count,
+which readers change commutatively (``adds``), so two readers do not order each other while a
+reader and a writer do.
+
 Simplifications: rwsem fairness (a queued writer blocking new readers) is not modelled, so
 readers may overtake a waiting writer; this allows more interleavings, never fewer.
 """
@@ -88,7 +92,12 @@ class RwSem:
 
     @property
     def obj(self) -> tuple:
+        """The writer side; readers are counted in :attr:`readers_obj`."""
         return ("lock", self.name)
+
+    @property
+    def readers_obj(self) -> tuple:
+        return ("lock", self.name, "readers")
 
     def __repr__(self) -> str:
         return f"<rwsem {self.name} writer={self.writer} readers={self.readers}>"
@@ -103,12 +112,13 @@ class RwSem:
 
 def down_read(sem: RwSem) -> None:
     might_sleep(f"down_read({sem.name})")
-    sched.point("down_read", writes=(sem.obj,), wait=lambda: sem.writer is None)
+    sched.point("down_read", reads=(sem.obj,), adds=(sem.readers_obj,),
+                wait=lambda: sem.writer is None)
     sem.readers.append(sched.current().name)
 
 
 def down_read_trylock(sem: RwSem) -> bool:
-    sched.point("down_read_trylock", writes=(sem.obj,))
+    sched.point("down_read_trylock", reads=(sem.obj,), adds=(sem.readers_obj,))
     if sem.writer is not None:
         return False
     sem.readers.append(sched.current().name)
@@ -116,7 +126,7 @@ def down_read_trylock(sem: RwSem) -> bool:
 
 
 def up_read(sem: RwSem) -> None:
-    sched.point("up_read", writes=(sem.obj,))
+    sched.point("up_read", adds=(sem.readers_obj,))
     name = sched.current().name
     if name not in sem.readers:
         raise LockDiscipline(f"{name}: up_read of {sem.name} not read-held by it")
@@ -125,13 +135,13 @@ def up_read(sem: RwSem) -> None:
 
 def down_write(sem: RwSem) -> None:
     might_sleep(f"down_write({sem.name})")
-    sched.point("down_write", writes=(sem.obj,),
+    sched.point("down_write", reads=(sem.readers_obj,), writes=(sem.obj,),
                 wait=lambda: sem.writer is None and not sem.readers)
     sem.writer = sched.current().name
 
 
 def down_write_trylock(sem: RwSem) -> bool:
-    sched.point("down_write_trylock", writes=(sem.obj,))
+    sched.point("down_write_trylock", reads=(sem.readers_obj,), writes=(sem.obj,))
     if sem.writer is not None or sem.readers:
         return False
     sem.writer = sched.current().name
@@ -147,7 +157,7 @@ def up_write(sem: RwSem) -> None:
 
 
 def downgrade_write(sem: RwSem) -> None:
-    sched.point("downgrade_write", writes=(sem.obj,))
+    sched.point("downgrade_write", writes=(sem.obj,), adds=(sem.readers_obj,))
     name = sched.current().name
     if sem.writer != name:
         raise LockDiscipline(f"{name}: downgrade_write of {sem.name} held by {sem.writer}")

@@ -70,6 +70,8 @@ class Machine:
         self.dmesg: list[str] = []
         self._ids: dict[str, int] = {}
         self.next_swap_slot = 1
+        # Model-only clock of TLB fills (cpu.TlbEntry.tick), for the invariants.
+        self.ticks = 0
         self.swap_map: dict[int, object] = {}
         # Every mm_struct from mm_init() to __mmdrop(), for views and invariants.
         self.mms: list = []

@@ -1,6 +1,7 @@
 """madvise(2): mm/madvise.c of Linux 6.18.
 
-Models do_madvise, madvise_behavior_valid, check_input_range, get_lock_mode, madvise_lock,
+Models do_madvise, madvise_behavior_valid, check_input_range (the range checks that 6.15/6.16
+called madvise_should_skip), get_lock_mode, madvise_lock,
 madvise_unlock, madvise_batch_tlb_flush, madvise_init_tlb, madvise_finish_tlb,
 madvise_do_behavior, madvise_walk_vmas, try_vma_read_lock, madvise_vma_behavior,
 madvise_update_vma, madvise_dontneed_free, madvise_dontneed_free_valid_vma,
@@ -42,14 +43,14 @@ from __future__ import annotations
 from typing import Optional
 
 from . import sched
-from .constants import (EACCES, EAGAIN, EBADF, EINTR, EINVAL, ENOMEM, EPERM, MADV_COLD,
+from .constants import (EACCES, EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, MADV_COLD,
                         MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK,
                         MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_HUGEPAGE,
                         MADV_HWPOISON, MADV_KEEPONFORK, MADV_MERGEABLE, MADV_NOHUGEPAGE,
                         MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
                         MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_SOFT_OFFLINE,
-                        MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK, MADV_KEEPONFORK,
-                        MM_SWAPENTS, PAGE_MASK, PAGE_SIZE, PMD_SIZE, ULONG_MAX, VM_DONTCOPY,
+                        MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
+                        MM_SWAPENTS, PAGE_MASK, PAGE_SIZE, PMD_SIZE, VM_DONTCOPY,
                         VM_DONTDUMP, VM_DONTEXPAND, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED,
                         VM_MAYSHARE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP,
                         VM_RAND_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK,
@@ -60,13 +61,13 @@ from .mm_types import (add_mm_counter, find_vma, find_vma_prev, vm_flags_reset,
                        vma_is_anonymous, VmaIterator)
 from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_gather_mmu,
                          tlb_remove_tlb_entries, tlb_start_vma)
-from .page import (PG_active, PG_referenced, PG_swapbacked, PG_unevictable, folio_clear_dirty,
-                   folio_clear_flag, folio_test_anon, folio_test_dirty, folio_test_swapbacked,
+from .page import (PG_active, PG_dirty, PG_referenced, PG_swapbacked, PG_unevictable,
+                   folio_clear_dirty, folio_clear_flag, folio_test_anon, folio_test_swapbacked,
                    page_mapcount)
 from .pagewalk import PGWALK_RDLOCK, PGWALK_VMA_RDLOCK_VERIFY, mm_walk_ops, walk_page_range_vma
 from .pgtable import (EntryPtr, pte_clear_not_present_full, pte_offset_map_lock,
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, set_pte_at)
-from .pte import (is_migration_entry, non_swap_entry, pte_dirty, pte_mkclean, pte_mkold,
+from .pte import (non_swap_entry, pte_dirty, pte_mkclean, pte_mkold,
                   pte_none, pte_present, pte_young)
 from .sched import KernelBug
 from .word import MASK64
@@ -106,12 +107,14 @@ MADV_NAMES = {
 
 
 class NotSupported(Exception):
-    """The advice is valid for this VMA in the real kernel, but its effect is not modelled."""
+    """The operation is valid in the real kernel here (its error checks passed), but its
+    effect is not modelled. *what* is an madvise advice number, or a description such as
+    ``"mprotect(PROT_NONE)"``; other modules (mprotect) raise it too."""
 
-    def __init__(self, behavior: int, why: str):
-        name = MADV_NAMES.get(behavior, str(behavior))
-        super().__init__(f"madvise({name}) is not modelled: {why}")
-        self.behavior = behavior
+    def __init__(self, what, why: str):
+        name = f"madvise({MADV_NAMES.get(what, what)})" if isinstance(what, int) else what
+        super().__init__(f"{name} is not modelled: {why}")
+        self.behavior = what
 
 
 class madvise_behavior_range:
@@ -229,6 +232,25 @@ def clear_young_dirty_ptes(vma, addr: int, ptep: EntryPtr, nr: int, flags: int) 
         ptep = ptep + 1
 
 
+def folio_mapcount(folio) -> int:
+    """include/linux/mm.h folio_mapcount() (order 0: the page's mapcount), an atomic read."""
+    sched.point("folio_mapcount", reads=(folio.obj,))
+    return page_mapcount(folio)
+
+
+def folio_test_dirty(folio) -> bool:
+    """include/linux/page-flags.h folio_test_dirty(): a read of PG_dirty."""
+    sched.point("folio_test_dirty", reads=(folio.obj,))
+    return bool(folio.flags & PG_dirty)
+
+
+def folio_test_lru(folio) -> bool:
+    """include/linux/page-flags.h folio_test_lru(): a read of PG_lru."""
+    from .page import PG_lru
+    sched.point("folio_test_lru", reads=(folio.obj,))
+    return bool(folio.flags & PG_lru)
+
+
 def folio_test_swapcache(folio) -> bool:
     """include/linux/page-flags.h folio_test_swapcache(): the model has no swap cache."""
     return False
@@ -282,7 +304,7 @@ def madvise_free_pte_range(pmd: EntryPtr, addr: int, end: int, walk) -> int:
                 if folio_test_swapcache(folio) or folio_test_dirty(folio):
                     if not folio_trylock(folio):
                         skip = True
-                    elif page_mapcount(folio) != 1:   # folio_mapcount != folio_nr_pages
+                    elif folio_mapcount(folio) != 1:  # != folio_nr_pages(folio)
                         folio_unlock(folio)
                         skip = True
                     else:
@@ -393,9 +415,8 @@ def madvise_cold_or_pageout_pte_range(pmd: EntryPtr, addr: int, end: int, walk) 
         if not pte_none(ptent) and pte_present(ptent):
             folio = vm_normal_page(vma, addr, ptent)
             if folio is not None:
-                from .page import PG_lru
                 # Do not interfere with other mappings of this folio and non-LRU folio.
-                if folio.flags & PG_lru and page_mapcount(folio) == 1:
+                if folio_test_lru(folio) and folio_mapcount(folio) == 1:
                     if pte_young(ptent):
                         clear_young_dirty_ptes(vma, addr, pte, nr, CYDP_CLEAR_YOUNG)
                         tlb_remove_tlb_entries(tlb, pte, nr, addr)
@@ -451,10 +472,13 @@ def madvise_remove(madv_behavior: madvise_behavior) -> int:
 
 def madvise_collapse(madv_behavior: madvise_behavior) -> int:
     """MADV_COLLAPSE: -EINVAL when the VMA cannot hold a PMD-aligned huge page (what
-    thp_vma_allowable_order() answers for small VMAs); the collapse itself is not modelled."""
+    thp_vma_allowable_order() answers for a small VMA, VM_NOHUGEPAGE or a special VMA);
+    otherwise not modelled (THP: on this machine the answer then depends on the THP policy,
+    VM_HUGEPAGE and whether the VMA has an anon_vma). Models the first check of
+    mm/khugepaged.c madvise_collapse()."""
     vma = madv_behavior.vma
-    hstart = (vma.vm_start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
-    if hstart + PMD_SIZE > vma.vm_end or vma.vm_flags & (VM_NOHUGEPAGE | VM_SPECIAL):
+    vm_hstart = (vma.vm_start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+    if vm_hstart + PMD_SIZE > vma.vm_end or vma.vm_flags & (VM_NOHUGEPAGE | VM_SPECIAL):
         return -EINVAL
     raise NotSupported(madv_behavior.behavior, "THP collapse")
 

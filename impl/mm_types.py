@@ -225,6 +225,8 @@ class mm_struct:
         self.stack_vm = 0
         self.pgtables_bytes = 0
         self.tlb_flush_pending = 0
+        # mm->tlb_flush_batched (mm/rmap.c, deferred flushes of reclaim and migration).
+        self.tlb_flush_batched = 0
         self.cpumask: set[int] = set()
         self.mm_users = 1
         self.mm_count = 1
@@ -252,7 +254,7 @@ def get_mm_counter(mm: mm_struct, member: int) -> int:
 
 def add_mm_counter(mm: mm_struct, member: int, value: int) -> None:
     sched.point(f"add_mm_counter({RSS_COUNTER_NAMES[member]}, {value:+d})",
-                writes=(rss_obj(mm),))
+                adds=(rss_obj(mm),))
     mm.rss_stat[member] += value
 
 
@@ -295,12 +297,12 @@ def _pending_obj(mm: mm_struct) -> tuple:
 
 
 def inc_tlb_flush_pending(mm: mm_struct) -> None:
-    sched.point("inc_tlb_flush_pending", writes=(_pending_obj(mm),))
+    sched.point("inc_tlb_flush_pending", adds=(_pending_obj(mm),))
     mm.tlb_flush_pending += 1
 
 
 def dec_tlb_flush_pending(mm: mm_struct) -> None:
-    sched.point("dec_tlb_flush_pending", writes=(_pending_obj(mm),))
+    sched.point("dec_tlb_flush_pending", adds=(_pending_obj(mm),))
     mm.tlb_flush_pending -= 1
 
 

@@ -28,8 +28,6 @@ scheduling point.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from . import sched
 from .constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MMF_OOM_REAP_QUEUED,
                         MMF_OOM_SKIP, MMF_UNSTABLE, PAGE_SHIFT, ULONG_MAX, VM_HUGETLB,

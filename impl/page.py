@@ -214,7 +214,7 @@ class Zone:
 
 def folio_get(page: Page) -> None:
     """include/linux/mm.h folio_get(): take a reference."""
-    sched.point("folio_get", writes=(page.obj,))
+    sched.point("folio_get", adds=(page.obj,))
     if page._refcount <= 0:
         raise KernelBug(f"VM_BUG_ON_FOLIO: folio_get on pfn {page.pfn} with refcount "
                         f"{page._refcount}")

@@ -118,7 +118,10 @@ def _write(ptr: EntryPtr, value, label: str) -> None:
 def ptep_get(ptep: EntryPtr) -> pte_t:
     """include/linux/pgtable.h ptep_get(): READ_ONCE of a PTE."""
     sched.point("ptep_get", reads=(ptep.obj,))
-    return ptep.table.table.get(ptep.idx, PTE_NONE)
+    entries = ptep.table.table
+    # A lockless walker may read a table that was freed under it (the kernel frees page
+    # tables under RCU so that such a read is harmless): it reads as none.
+    return entries.get(ptep.idx, PTE_NONE) if entries is not None else PTE_NONE
 
 
 def pmdp_get(pmdp: EntryPtr) -> Optional[TableEntry]:

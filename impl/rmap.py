@@ -2,11 +2,20 @@
 
 Models mm/rmap.c (struct anon_vma and its chains: anon_vma_prepare, anon_vma_clone,
 anon_vma_fork, unlink_anon_vmas; the mapcount: folio_add_new_anon_rmap,
-folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_remove_rmap_ptes; the walks:
-rmap_walk, folio_mkclean, try_to_migrate, remove_migration_ptes), include/linux/rmap.h
-(folio_try_dup_anon_rmap_ptes, folio_dup_file_rmap_ptes, struct page_vma_mapped_walk),
-mm/page_vma_mapped.c (page_vma_mapped_walk), mm/interval_tree.c (vma_interval_tree_*) and the
-i_mmap lock helpers of include/linux/fs.h.
+folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_remove_rmap_ptes,
+folio_move_anon_rmap; the walks: rmap_walk, folio_mkclean, try_to_migrate; the batched unmap
+flush: set_tlb_ubc_flush_pending, try_to_unmap_flush, flush_tlb_batched_pending),
+include/linux/rmap.h (folio_try_dup_anon_rmap_ptes, folio_dup_file_rmap_ptes,
+folio_try_share_anon_rmap_pte, struct page_vma_mapped_walk), mm/page_vma_mapped.c
+(page_vma_mapped_walk), mm/interval_tree.c (vma_interval_tree_*), mm/vma.c's
+unlink_file_vma (and its batch form), mm/pgtable-generic.c ptep_clear_flush, the i_mmap lock
+helpers of include/linux/fs.h, and, beside try_to_migrate which they undo, mm/migrate.c's
+remove_migration_pte(s).
+
+6.18 shapes where later kernels differ: anon_vma_clone(dst, src) takes two arguments and
+does the fork-time reuse itself (later kernels add an operation argument and split out
+maybe_reuse_anon_vma); non-present entries are tested with is_migration_entry() and friends
+(include/linux/swapops.h), not the later softleaf_* helpers.
 
 Simplifications common to the module:
 * every folio is order 0 (no THP, no large folios): a folio and its page are one record, the
@@ -15,13 +24,16 @@ Simplifications common to the module:
   no mmu notifiers, no per-node NR_*_MAPPED statistics: the places are marked with comments;
 * the anon_vma interval tree (anon_vma->rb_root) is a list of the chained VMAs in insertion
   order, queried by pgoff range; the VMA's ``same_vma`` list of anon_vma_chains is a list of
-  AnonVma (newest first, as list_add builds it);
+  AnonVma (newest first, as list_add builds it), kept in a side table while vm_area_struct
+  has no ``anon_vma_chain`` slot (:func:`anon_vma_chain`);
 * the file interval tree (mapping->i_mmap) is ``AddressSpace.i_mmap``, a list kept sorted by
   vm_pgoff (ties in insertion order), which is the order an in-order walk of the kernel's
   interval tree visits;
 * page_vma_mapped_walk looks at exactly one PTE (order 0): the one at vma_address();
-* try_to_migrate flushes synchronously (ptep_clear_flush); the TTU_BATCH_FLUSH deferral of
-  the TLB flush (set_tlb_ubc_flush_pending / try_to_unmap_flush) is not modelled.
+* migration entries carry pfn, write, young and dirty; there is no readable-exclusive form,
+  so a read-only PageAnonExclusive page comes back from migration as possibly shared;
+* ``current->tlb_ubc`` lives on the running sched.Context, ``mm->tlb_flush_batched`` on the
+  mm_struct (as an attribute added on first use).
 """
 
 from __future__ import annotations
@@ -976,7 +988,7 @@ def rmap_walk_anon(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
     if anon_vma is None:
         return
     pgoff_start = folio_pgoff(folio)
-    pgoff_end = pgoff_start + 1 - 1
+    pgoff_end = pgoff_start                 # + folio_nr_pages(folio) - 1, order 0
     for vma in anon_vma_interval_tree_foreach(anon_vma, pgoff_start, pgoff_end):
         address = vma_address(vma, pgoff_start, 1)
         if address == -EFAULT:

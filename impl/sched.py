@@ -24,6 +24,11 @@ greenlets, chosen over the alternatives for these reasons:
   what dynamic partial-order reduction needs to compute dependencies and what a scheduler
   needs to know whether a blocked thread (a lock held by someone else) is enabled.
 
+Commutative updates (``adds``: counter increments whose result is not used, read-lock
+acquire and release) are declared apart from writes, so that the reduction does not order
+two of them: the atomic counters of the unmap paths (rss, tlb_flush_pending, refcount
+increments) and mmap_lock readers would otherwise multiply the interleavings for nothing.
+
 Object identities used in read/write sets are small tuples, for example ``("pte", pfn, idx)``
 for a page-table slot, ``("page", pfn)`` for a struct page, ``("rss", mm_id)``,
 ``("tlb", cpu)``, ``("lock", name)``; two steps are dependent when one writes an object the
@@ -66,6 +71,7 @@ class Context:
     held: list = field(default_factory=list)
     syscall: str = ""
     mm: Any = None
+    start_tick: int = 0
 
 
 _DEFAULT = Context()
@@ -101,8 +107,12 @@ def uninstall() -> None:
 
 
 def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
-          wait: WaitFn = None) -> None:
+          wait: WaitFn = None, adds: Iterable[Obj] = ()) -> None:
     """A scheduling point before a step that reads *reads* and writes *writes*.
+
+    *adds* are objects the step only changes by a commutative update whose result it does not
+    use (an atomic_inc of a counter, taking a read lock): two adds to the same object do not
+    conflict, an add and a read or write do.
 
     *wait*, when given, says whether the step can proceed now (a lock is free). The scheduler
     treats a thread whose wait is false as disabled.
@@ -112,7 +122,7 @@ def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
         if wait is not None and not wait():
             raise Deadlock(f"{_current.name}: {label} would sleep forever (single-threaded run)")
         return
-    rt.point(label, reads, writes, wait)
+    rt.point(label, reads, writes, wait, adds)
 
 
 def event(kind: str, **info: Any) -> None:

@@ -31,22 +31,7 @@ from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES
 from .machine import Machine, Tunables
 from .pgtable import lookup_pte
 from .pte import PRESENT, SWAP
-
-
-class SigSegv(Exception):
-    """The access was answered with SIGSEGV (no mapping, or not permitted)."""
-
-    def __init__(self, addr: int, why: str = ""):
-        super().__init__(f"SIGSEGV at {addr:#x}" + (f" ({why})" if why else ""))
-        self.addr = addr
-
-
-class SigBus(Exception):
-    """The access was answered with SIGBUS (beyond the end of the mapped file)."""
-
-    def __init__(self, addr: int, why: str = ""):
-        super().__init__(f"SIGBUS at {addr:#x}" + (f" ({why})" if why else ""))
-        self.addr = addr
+from .x86_fault import SigBus, SigSegv
 
 
 @dataclass(frozen=True)
@@ -105,6 +90,18 @@ class System:
         self.files[fd] = f
         return fd
 
+    def create_file(self, name: str, size: int) -> int:
+        """open(O_CREAT|O_RDWR) + ftruncate(size) of a regular file on a disk filesystem: its
+        page cache is written back by writeback (shmem pages are not)."""
+        from .filemap import File
+        if size < 0:
+            return -EINVAL
+        f = File(self.machine, name, size, shmem=False)
+        fd = self._next_fd
+        self._next_fd += 1
+        self.files[fd] = f
+        return fd
+
     def file(self, fd: int):
         return self.files.get(fd)
 
@@ -149,6 +146,7 @@ class Process:
         ctx.task = self.task
         ctx.cpu = cpu
         ctx.syscall = syscall
+        ctx.start_tick = self.machine.ticks
         cpu_obj = self.machine.cpus[cpu]
         if cpu_obj.active_mm is not self.task.mm:
             from .cpu import switch_mm
@@ -162,7 +160,8 @@ class Process:
         syscall = ctx.syscall
         ctx.syscall = ""
         sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,
-                    start=start, end=end, thread=ctx.name, result=result)
+                    start=start, end=end, thread=ctx.name, result=result,
+                    start_tick=ctx.start_tick)
         return result
 
     # --- system calls --------------------------------------------------------------------
@@ -186,9 +185,8 @@ class Process:
 
     def munmap(self, addr: int, length: int, cpu: int = 0) -> int:
         """mm/mmap.c SYSCALL_DEFINE2(munmap) -> __vm_munmap(addr, len, true)."""
-        from .mmap import __vm_munmap
         ctx = self._enter("munmap", cpu)
-        ret = __vm_munmap(self.task.mm, addr, length, True)
+        ret = _vm_munmap(self.task.mm, addr, length)
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def mprotect(self, addr: int, length: int, prot: int, cpu: int = 0) -> int:
@@ -204,9 +202,9 @@ class Process:
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def mlock(self, addr: int, length: int, flags: int = 0, cpu: int = 0) -> int:
-        from .mlock import do_mlock
+        from .mlock import sys_mlock2
         ctx = self._enter("mlock", cpu)
-        ret = do_mlock(self.task.mm, addr, length, flags)
+        ret = sys_mlock2(self.task.mm, addr, length, flags)
         return self._leave(ctx, ret)
 
     def munlock(self, addr: int, length: int, cpu: int = 0) -> int:
@@ -255,7 +253,8 @@ class Process:
     def load(self, addr: int, cpu: int = 0) -> int:
         """A one-byte load by the process on *cpu* (through that CPU's TLB)."""
         from .x86_fault import user_access
-        ctx = self._enter("", cpu)
+        # "load"/"store" marks the thread busy while the access (and any fault it takes) runs.
+        ctx = self._enter("load", cpu)
         try:
             return user_access(self.task, self.machine.cpus[cpu], addr, False, 0)
         finally:
@@ -266,7 +265,7 @@ class Process:
         from .x86_fault import user_access
         if not 0 <= value <= 255:
             raise ValueError(f"store value must be a byte (0..255), got {value}")
-        ctx = self._enter("", cpu)
+        ctx = self._enter("store", cpu)
         try:
             user_access(self.task, self.machine.cpus[cpu], addr, True, value)
         finally:
@@ -328,6 +327,13 @@ class Process:
         r = self.task.mm.rss_stat
         return {"MM_FILEPAGES": r[MM_FILEPAGES], "MM_ANONPAGES": r[MM_ANONPAGES],
                 "MM_SWAPENTS": r[MM_SWAPENTS], "MM_SHMEMPAGES": r[MM_SHMEMPAGES]}
+
+
+def _vm_munmap(mm, addr: int, length: int) -> int:
+    """mm/mmap.c SYSCALL_DEFINE2(munmap): __vm_munmap(addr, len, true). (A module-level call:
+    inside a class body Python would mangle the kernel's double-underscore name.)"""
+    from .mmap import __vm_munmap
+    return __vm_munmap(mm, addr, length, True)
 
 
 def _ptes_in(mm, start: int, end: int):

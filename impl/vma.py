@@ -38,14 +38,14 @@ Simplifications common to the module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from . import sched, word
 from .constants import (EINVAL, ENOMEM, FIRST_USER_ADDRESS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE,
                         TASK_SIZE, ULONG_MAX, USER_PGTABLES_CEILING, VM_ACCOUNT, VM_EXEC,
                         VM_GROWSDOWN, VM_HUGETLB, VM_IGNORE_MERGE, VM_LOCKED, VM_LOCKED_MASK,
-                        VM_MAYWRITE, VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
+                        VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from .locks import (might_sleep, mmap_assert_write_locked, mmap_read_unlock,
                     mmap_write_downgrade)
 from .mm_types import (MapleTree, VmaIterator, mm_struct, vm_area_struct, vm_flags_clear,
@@ -155,7 +155,11 @@ def vma_pgoff_offset(vma: vm_area_struct, addr: int) -> int:
 # =============================================================================================
 # Maple-tree updates (include/linux/mm.h, mm/vma.h vma_iter_*)
 # =============================================================================================
-def _tree_point(tree: MapleTree, label: str) -> None:
+def _tree_point(tree: MapleTree, label: str, vma: Optional[vm_area_struct] = None) -> None:
+    """A scheduling point writing *tree*; a write to an mm's own tree (not a munmap's side
+    tree) requires mmap_lock held for write, as every maple-tree update of mm->mm_mt does."""
+    if vma is not None and tree is vma.vm_mm.mm_mt:
+        mmap_assert_write_locked(vma.vm_mm)
     sched.point(label, writes=(tree.obj,))
 
 
@@ -165,7 +169,7 @@ def vma_iter_store_new(vmi: VmaIterator, vma: vm_area_struct) -> None:
     Models mm/vma.h vma_iter_store_new(): a maple-tree store overwrites whatever the range
     held, so VMAs that a MAP_FIXED mmap detached but left in the tree leave it here."""
     tree = vmi.tree
-    _tree_point(tree, "vma_iter_store_new")
+    _tree_point(tree, "vma_iter_store_new", vma)
     for v in list(tree.vmas):
         if v is not vma and v.vm_start < vma.vm_end and v.vm_end > vma.vm_start:
             tree.erase(v)
@@ -180,7 +184,7 @@ def vma_iter_store_overwrite(vmi: VmaIterator, vma: vm_area_struct) -> None:
 
     Models mm/vma.h vma_iter_store_overwrite()."""
     tree = vmi.tree
-    _tree_point(tree, "vma_iter_store_overwrite")
+    _tree_point(tree, "vma_iter_store_overwrite", vma)
     for v in list(tree.vmas):
         if v is not vma and v.vm_start < vma.vm_end and v.vm_end > vma.vm_start:
             tree.erase(v)
@@ -195,6 +199,9 @@ def vma_iter_clear_gfp(vmi: VmaIterator, start: int, end: int) -> int:
     made it exact). Models mm/vma.h vma_iter_clear_gfp(); returns 0."""
     tree = vmi.tree
     _tree_point(tree, "vma_iter_clear_gfp")
+    first = next((v for v in tree.vmas if v.vm_start < end and v.vm_end > start), None)
+    if first is not None and tree is first.vm_mm.mm_mt:
+        mmap_assert_write_locked(first.vm_mm)
     for v in list(tree.vmas):
         if v.vm_start < end and v.vm_end > start:
             if v.vm_start < start or v.vm_end > end:
@@ -236,8 +243,9 @@ def vma_iter_next_rewind(vmi: VmaIterator):
 # struct vma_prepare: locking around a VMA change (mm/vma.c)
 # =============================================================================================
 @dataclass
-class vma_prepare:
-    """mm/vma.h struct vma_prepare."""
+class struct_vma_prepare:
+    """mm/vma.h struct vma_prepare (renamed: Python cannot give a class and the function
+    vma_prepare() one name)."""
 
     vma: Optional[vm_area_struct] = None
     adj_next: Optional[vm_area_struct] = None
@@ -250,7 +258,7 @@ class vma_prepare:
     skip_vma_uprobe: bool = False
 
 
-def init_multi_vma_prep(vp: vma_prepare, vma: vm_area_struct,
+def init_multi_vma_prep(vp: struct_vma_prepare, vma: vm_area_struct,
                         vmg: Optional["vma_merge_struct"]) -> None:
     """Fill *vp* for a change of *vma* and, if *vmg* says so, removal of middle/next and the
     adjustment of middle's or next's start. Models mm/vma.c init_multi_vma_prep()."""
@@ -280,7 +288,7 @@ def init_multi_vma_prep(vp: vma_prepare, vma: vm_area_struct,
         vp.skip_vma_uprobe = True
 
 
-def init_vma_prep(vp: vma_prepare, vma: vm_area_struct) -> None:
+def init_vma_prep(vp: struct_vma_prepare, vma: vm_area_struct) -> None:
     """mm/vma.c init_vma_prep()."""
     init_multi_vma_prep(vp, vma, None)
 
@@ -292,7 +300,7 @@ def __vma_link_file(vma: vm_area_struct, mapping) -> None:
     vma_interval_tree_insert(vma, mapping.i_mmap)
 
 
-def vma_prepare(vp: vma_prepare) -> None:
+def vma_prepare(vp: struct_vma_prepare) -> None:
     """Take the locks a VMA change needs and take the VMAs out of the interval trees whose
     keys change. Models mm/vma.c vma_prepare() (uprobe_munmap not modelled)."""
     from .rmap import anon_vma_lock_write, i_mmap_lock_write, vma_interval_tree_remove
@@ -311,7 +319,7 @@ def vma_prepare(vp: vma_prepare) -> None:
             vma_interval_tree_remove(vp.adj_next, vp.mapping.i_mmap)
 
 
-def vma_complete(vp: vma_prepare, vmi: VmaIterator, mm: mm_struct) -> None:
+def vma_complete(vp: struct_vma_prepare, vmi: VmaIterator, mm: mm_struct) -> None:
     """Put the changed VMAs back into the interval trees, insert a split's new half into the
     VMA tree, drop the locks, and free what a merge removed. Models mm/vma.c vma_complete()."""
     from .rmap import (__remove_shared_vm_struct, anon_vma_unlock_write, i_mmap_unlock_write,
@@ -511,7 +519,7 @@ def vmg_adjust_set_range(vmg: vma_merge_struct) -> None:
 def commit_merge(vmg: vma_merge_struct) -> int:
     """Carry out a merge: lock, set the target's (and the adjusted VMA's) range, store, and
     free the removed VMAs. Models mm/vma.c commit_merge(); returns 0."""
-    vp = vma_prepare()
+    vp = struct_vma_prepare()
     if vmg._adjust_next_start:
         # We manipulate middle and adjust next, which is the target.
         vma = vmg.middle
@@ -761,13 +769,13 @@ def vma_shrink(vmi: VmaIterator, vma: vm_area_struct, start: int, end: int,
     vma_shrink() (used by exec's shift_arg_pages); returns 0."""
     if vma.vm_start != start and vma.vm_end != end:
         raise KernelBug("WARN_ON: vma_shrink moves both ends")
-    vp = vma_prepare()
+    vp = struct_vma_prepare()
     init_vma_prep(vp, vma)
     vma_prepare(vp)
     # vma_iter_clear(vmi) of the part that goes, then the new range:
     vma_set_range(vma, start, end, pgoff)
     tree = vmi.tree
-    _tree_point(tree, "vma_iter_clear")
+    _tree_point(tree, "vma_iter_clear", vma)
     tree.resort()
     vma_complete(vp, vmi, vma.vm_mm)
     return 0
@@ -825,7 +833,7 @@ def __split_vma(vmi: VmaIterator, vma: vm_area_struct, addr: int, new_below: int
         vm_area_free(new)
         return err
     # if (new->vm_file) get_file(new->vm_file); new->vm_ops->open(): not modelled.
-    vp = vma_prepare()
+    vp = struct_vma_prepare()
     init_vma_prep(vp, vma)
     vp.insert = new
     vma_prepare(vp)

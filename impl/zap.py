@@ -37,6 +37,8 @@ from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_
                       pte_clear_not_present_full, pte_offset_map_lock, pte_unmap_unlock,
                       ptep_get, ptep_get_and_clear_full, pud_addr_end, pud_offset, pudp_get,
                       _write, LEVEL_PTE)
+from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
+from .rmap import flush_tlb_batched_pending
 from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_special,
                   pte_t, pte_young)
 
@@ -51,14 +53,6 @@ class zap_details:
     even_cows: bool = False
     reclaim_pt: bool = False
     zap_flags: int = 0
-
-
-def vm_normal_page(vma: vm_area_struct, addr: int, pte: pte_t) -> Optional[Page]:
-    """mm/memory.c vm_normal_page(): the struct page a present PTE maps, or None for a
-    special mapping (the shared zero page is mapped pte_special)."""
-    if pte_special(pte):
-        return None
-    return vma.vm_mm.zone.pfn_to_page(pte.pfn)
 
 
 def print_bad_pte(vma: vm_area_struct, addr: int, pte: pte_t, page: Optional[Page]) -> None:
@@ -276,6 +270,7 @@ def zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pmd: EntryPtr, addr: int
         start_pte, ptl = pte_offset_map_lock(mm, pmd, addr)
         if start_pte is None:
             return addr
+        flush_tlb_batched_pending(mm)
         pte = start_pte
         while True:
             state["any_skipped"] = False

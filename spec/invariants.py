@@ -124,6 +124,12 @@ def maps_frame(S, B, p, f):
     return B.And(S.pte_present(p), B.Not(S.pte_special(p)), S.frame(S.pte_pfn(p)) == f)
 
 
+def _ranged(ev) -> bool:
+    """Does the event name a range? (exit's return has end == 0; a symbolic end always does.)"""
+    end = ev.get("end")
+    return end is not None and (not isinstance(end, int) or end != 0)
+
+
 def _in_range(S, B, t, ev):
     mm = ev["mm"]
     lo, hi = ev["start"] >> PAGE_SHIFT, (ev["end"] - 1) >> PAGE_SHIFT
@@ -142,10 +148,15 @@ def _i1_flush():
 
 
 @invariant("I1.return", "when munmap, madvise or mprotect returns, no TLB entry for its range "
-           "disagrees with the page table", when="return_to_user")
+           "that existed when the call began disagrees with the page table",
+           when="return_to_user")
 def _i1_return():
-    return (lambda S, ev: S.tlb_entries() if ev.get("end") else (),
-            lambda S, B, t, ev: B.Implies(_in_range(S, B, t, ev), tlb_agrees(S, B, t)),
+    # Entries filled after the call began are not its business: another thread may have
+    # faulted the page in again and be unmapping it now, with its own flush still pending.
+    return (lambda S, ev: S.tlb_entries() if _ranged(ev) else (),
+            lambda S, B, t, ev: B.Implies(B.And(_in_range(S, B, t, ev),
+                                                S.tlb_tick(t) <= ev["start_tick"]),
+                                          tlb_agrees(S, B, t)),
             lambda S, t, ev: (f"{ev['syscall']} returned on CPU{ev['cpu']} "
                               f"({ev['start']:#x}-{ev['end']:#x}), but {_tlb_text(t)}; the PTE "
                               f"{_pte_text(S, S.pte_lookup(S.tlb_mm(t), t.vpn))}"))
@@ -213,7 +224,8 @@ def _i2_exact():
            when="bad_rss")
 def _i2_check_mm():
     return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: e["text"])
+            lambda S, e, ev: (f"check_mm: Bad rss-counter state mm{S.mm_id(e['mm'])} "
+                              f"type:{RSS_COUNTER_NAMES[e['member']]} val:{e['value']}"))
 
 
 # --- I3: split and merge ------------------------------------------------------------------------
@@ -237,12 +249,13 @@ def _i3_split():
            "every address that stays mapped", when="vma_change")
 def _i3_pgoff():
     def pairs(S, ev):
-        return [(o, n) for o in ev["old"] for n in ev["new"]
-                if o["start"] < n["end"] and n["start"] < o["end"]]
+        return [(o, n) for o in ev["old"] for n in ev["new"]]
 
     def body(S, B, on, ev):
         o, n = on
-        return (n["pgoff"] - (n["start"] >> PAGE_SHIFT)) == (o["pgoff"] - (o["start"] >> PAGE_SHIFT))
+        overlap = B.And(o["start"] < n["end"], n["start"] < o["end"])
+        return B.Implies(overlap, (n["pgoff"] - (n["start"] >> PAGE_SHIFT)) ==
+                         (o["pgoff"] - (o["start"] >> PAGE_SHIFT)))
 
     return (pairs, body,
             lambda S, on, ev: (f"{ev['what']}: address {max(on[0]['start'], on[1]['start']):#x} "
@@ -253,9 +266,14 @@ def _i3_pgoff():
 
 
 # --- I4: mapcount -------------------------------------------------------------------------------
+def mapped_frame(S, B, f):
+    """An allocated frame that PTEs can map and count: not free, not the shared zero page, not a
+    page-table page."""
+    return B.Not(B.Or(S.frame_free(f), S.frame_is_zero(f), S.frame_is_table(f)))
+
+
 def _mapped_frames(S, ev):
-    return [f for f in S.frames() if not S.frame_free(f) and not S.frame_is_zero(f)
-            and not S.frame_is_table(f)]
+    return S.select(S.frames(), mapped_frame)
 
 
 @invariant("I4.nonneg", "no page's mapcount is negative", when="step", footprint=("page",))
@@ -306,7 +324,10 @@ def _vma_sorted():
 
 @invariant("VMA_TREE.map_count", "mm->map_count equals the number of VMAs", when="quiescent")
 def _map_count():
-    return (lambda S, ev: [ev["mm"]] if ev and "mm" in ev else S.mms(),
+    # exit_mmap destroys the tree and leaves map_count as it was (an mm kept alive by mmgrab
+    # after its last user is gone): only live mms are checked.
+    return (lambda S, ev: [m for m in ([ev["mm"]] if ev and "mm" in ev else S.mms())
+                           if not S.mm_exited(m)],
             lambda S, B, mm, ev: S.map_count(mm) == S.tree_size(mm),
             lambda S, mm, ev: f"mm{S.mm_id(mm)} map_count is {S.map_count(mm)} but the tree "
                               f"holds {S.tree_size(mm)} VMAs")
@@ -362,8 +383,8 @@ def _exit_clean():
         if what == "vmas":
             return S.tree_size(mm) == 0
         if what == "ptes":
-            return len(S.ptes_of(mm)) == 0
-        return len(S.table_frames(mm)) == 1
+            return B.count(S.ptes_of(mm), lambda p: True) == 0
+        return B.count(S.table_frames(mm), lambda t: True) == 1
 
     return (domain, body, lambda S, x, ev: f"exit_mmap of mm{S.mm_id(x[1])} left {x[0]} behind")
 

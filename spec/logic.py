@@ -90,14 +90,33 @@ class Z3Logic:
     def If(self, c: Any, a: Any, b: Any):
         return self.z3.If(self._b(c), a, b)
 
+    # A symbolic domain is a list of bounded *slots*; a slot that may or may not exist carries
+    # its existence as ``guard`` (a tuple's guard is the conjunction of its components'). The
+    # quantifiers range over the existing elements only: forall is guard => body, exists and
+    # count are guard /\ body. Concrete domains hold existing elements only, so both agree.
+    def guard(self, x: Any):
+        if isinstance(x, tuple):
+            gs = [g for g in (self.guard(c) for c in x) if g is not None]
+            if not gs:
+                return None
+            return gs[0] if len(gs) == 1 else self.z3.And(*gs)
+        return getattr(x, "guard", None)
+
+    def _guarded(self, x: Any, body: Callable[[Any], Any], implies: bool):
+        g = self.guard(x)
+        b = self._b(body(x))
+        if g is None:
+            return b
+        return self.z3.Implies(g, b) if implies else self.z3.And(g, b)
+
     def forall(self, domain: Iterable, body: Callable[[Any], Any]):
-        return self.And(*[body(x) for x in domain])
+        return self.And(*[self._guarded(x, body, True) for x in domain])
 
     def exists(self, domain: Iterable, body: Callable[[Any], Any]):
-        return self.Or(*[body(x) for x in domain])
+        return self.Or(*[self._guarded(x, body, False) for x in domain])
 
     def count(self, domain: Iterable, body: Callable[[Any], Any]):
-        terms = [self.z3.If(self._b(body(x)), 1, 0) for x in domain]
+        terms = [self.z3.If(self._guarded(x, body, False), 1, 0) for x in domain]
         return self.z3.Sum(terms) if terms else self.z3.IntVal(0)
 
     def _b(self, x: Any):

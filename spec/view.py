@@ -7,7 +7,8 @@ Both implement the interface below; handles are opaque to the invariants.
 
 Domains (what quantifiers range over):
 ``mms()``, ``frames()``, ``ptes()`` (every non-none PTE of every live mm), ``tlb_entries()``,
-``pwc_entries()``, ``vmas(mm)``, ``vma_pairs(mm)`` (neighbours in tree order).
+``pwc_entries()``, ``vmas(mm)``, ``vma_pairs(mm)`` (neighbours in tree order);
+``select(domain, pred)`` restricts a domain by a predicate ``pred(S, B, x)``.
 
 Questions: frame_free, frame_gen, refcount, mapcount (page_mapcount, i.e. _mapcount + 1),
 frame_anon, frame_swapbacked, frame_pagecache, frame_dirty, frame_is_table, frame(pfn);
@@ -24,6 +25,8 @@ from typing import Any, Iterable
 from unmapcheck.impl.constants import PAGE_SHIFT
 from unmapcheck.impl.pgtable import iter_ptes, lookup_pte
 from unmapcheck.impl.pte import MIGRATION, PRESENT, PTE_NONE, SWAP, pte_t
+
+from .logic import CONCRETE
 
 
 class _Pte:
@@ -101,6 +104,11 @@ class ConcreteView:
             for key, val in cpu.pwc.items():
                 out.append(_Pwc(cpu.id, key, val))
         return out
+
+    def select(self, domain: Iterable, pred) -> list:
+        """The elements of *domain* for which ``pred(S, B, x)`` holds (a symbolic view keeps
+        every slot and strengthens its guard instead)."""
+        return [x for x in domain if pred(self, CONCRETE, x)]
 
     def vmas(self, mm) -> list:
         return mm.mm_mt.vmas
@@ -230,6 +238,10 @@ class ConcreteView:
     @staticmethod
     def tlb_dirty(t) -> bool:
         return t.entry.dirty
+
+    @staticmethod
+    def tlb_tick(t) -> int:
+        return t.entry.tick
 
     @staticmethod
     def pwc_pfn(w) -> int:

@@ -82,7 +82,10 @@ class _Found(Exception):
 
 
 def _kind(mm: Mismatch) -> str:
-    return mm.kind if mm.kind in ("vmas", "model error") else f"{mm.kind} {mm.field}"
+    """``"smaps Rss after store"``, ``"vmas after mlock"``, ``"model error after madvise"``."""
+    what = mm.kind if mm.kind in ("vmas", "model error") else f"{mm.kind} {mm.field}"
+    op = mm.call_desc.split("(", 1)[0]
+    return f"{what} after {op}" if op else what
 
 
 def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_PAGES,

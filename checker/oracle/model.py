@@ -153,12 +153,9 @@ class _ModelRun:
             return None
         if fid in self.file_ids:
             return self.file_ids[fid]
-        name = getattr(entry, "name", "") or ""
-        if name.startswith("/memfd:"):
-            return name[len("/memfd:"):].removesuffix(" (deleted)")
-        if "zero" in name or not name:
-            return "/dev/zero"                   # a shared anonymous mapping's shmem file
-        return name
+        # The sequence creates only its memfds: any other file is the shmem file of a shared
+        # anonymous mapping, which /proc shows as "/dev/zero (deleted)".
+        return "/dev/zero"
 
     def window_vmas(self) -> list[dict]:
         p = self.proc
@@ -166,7 +163,8 @@ class _ModelRun:
         smaps = p.smaps()
         if len(smaps) != len(maps):
             raise RuntimeError(f"model: maps() has {len(maps)} entries, smaps() {len(smaps)}")
-        vmas = getattr(getattr(p.mm, "mm_mt", None), "vmas", None)
+        # VmFlags come from the VMAs themselves (impl: mm.mm_mt.vmas, in maps() order).
+        vmas = getattr(getattr(getattr(p, "mm", None), "mm_mt", None), "vmas", None)
         lo, hi = self.base, self.base + self.size
         out = []
         for i, (e, sm) in enumerate(zip(maps, smaps)):
@@ -196,8 +194,14 @@ def run_model(seq: S.Sequence, **system_kw) -> dict:
     the report with ``error`` (the traceback's last frame named) instead.
     """
     system_kw.setdefault("cpus", 2)
-    run = _ModelRun(seq, system_kw)
-    run.setup()
+    try:
+        run = _ModelRun(seq, system_kw)
+        run.setup()
+    except ModelUnavailable:
+        raise
+    except Exception as e:      # System(), spawn(), memfd_create() or the window's mmap
+        raise ModelUnavailable(f"model: cannot set up a process and its window: "
+                               f"{type(e).__name__}: {e}") from None
     report = {"side": "model", "window_pages": seq.window_pages, "calls": [], "error": None,
               "window_base": run.base}
     for i, call in enumerate(seq.calls):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 PAGE_SIZE = 4096
@@ -507,7 +507,7 @@ def load(path: str | os.PathLike) -> Sequence:
 def _toml_int(v: int) -> str:
     if v < 0:
         return str(v)
-    return hex(v) if v >= 4096 or v > (1 << 63) - 1 else str(v)
+    return hex(v) if v >= 4096 else str(v)
 
 
 def _toml_str(s: str) -> str:

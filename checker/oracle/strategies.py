@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pprint
+import sys
 
 from hypothesis import strategies as st
 
@@ -159,7 +159,7 @@ def _call(draw, w: int, files: tuple[str, ...], allow_fork: bool,
 def sequences(draw, window_pages: int = S.DEFAULT_WINDOW_PAGES, max_calls: int = 12,
               max_files: int = 2, allow_fork: bool = True) -> Sequence:
     """A valid :class:`Sequence`: 0..max_files memfds, up to 3 plain MAP_FIXED mmaps to start
-    with, then 1..``max_calls`` calls of every kind (at most two forks), whose addresses lean
+    with, then up to ``max_calls`` calls of every kind (at most two forks), whose addresses lean
     towards where earlier mmaps asked to map.
 
     Every choice is drawn as an integer whose smallest value is the plain case, in a fixed
@@ -177,7 +177,7 @@ def sequences(draw, window_pages: int = S.DEFAULT_WINDOW_PAGES, max_calls: int =
     names = tuple(f.name for f in files)
     out = [_mmap(draw, w, names, simple=True) for _ in range(draw(st.integers(0, 3)))]
     forks = 0
-    n = draw(st.integers(1, max_calls))
+    n = draw(st.integers(0, max_calls))     # 0 lets a failure shrink to its setup mmaps
     for _ in range(n):
         anchors = sorted({c.addr for c in out if c.op == "mmap" and c.addr % P == 0
                           and 0 <= c.addr < w * P})
@@ -221,6 +221,25 @@ def sequence_source(seq: Sequence, used: set[str]) -> str:
     return "\n".join(lines)
 
 
+def _report_source(rep: dict) -> str:
+    """The report as a Python literal, one call per block and one VMA per line."""
+    lines = ["{", f"    'side': {rep['side']!r}, 'window_pages': {rep['window_pages']!r}, "
+                  f"'error': {rep['error']!r},", "    'calls': ["]
+    for c in rep["calls"]:
+        head = repr({k: v for k, v in c.items() if k != "vmas"})[:-1]
+        lines.append(f"        {head}, 'vmas': [")
+        for v in c.get("vmas", []):
+            lines.append(f"            {v!r},")
+        lines.append("        ]},")
+    lines += ["    ],", "}"]
+    return "\n".join(lines)
+
+
+def print_regression_test(seq: Sequence, real: dict, mismatch=None, file=None) -> None:
+    """Print :func:`regression_test` (to stdout, or ``file``)."""
+    print(regression_test(seq, real, mismatch), file=file or sys.stdout)
+
+
 def regression_test(seq: Sequence, real: dict, mismatch=None, name: str | None = None) -> str:
     """A ready-to-paste pytest module: the sequence, the real kernel's recorded report, and a
     test asserting that the model reproduces it (needs neither the real kernel nor a C
@@ -232,7 +251,7 @@ def regression_test(seq: Sequence, real: dict, mismatch=None, name: str | None =
     kernel = (real.get("env") or {}).get("kernel", "unknown")
     recorded = {"side": "real", "window_pages": real.get("window_pages", seq.window_pages),
                 "error": None, "calls": real["calls"]}
-    rec_src = pprint.pformat(recorded, width=96, sort_dicts=False)
+    rec_src = _report_source(recorded)
     head = [f"# Found by the unmapcheck oracle (real kernel {kernel})."]
     if mismatch is not None:
         head.append(f"# First difference: {mismatch}")

@@ -38,7 +38,7 @@ class RandomRuntime:
         self.current = None
         self.steps = 0
 
-    def point(self, label, reads, writes, wait):
+    def point(self, label, reads, writes, wait, adds=()):
         self.pending[self.current] = wait
         self.main.switch()
 

@@ -262,7 +262,7 @@ class MiniRuntime:
         self.delay = delay
         self.steps = []
 
-    def point(self, label, reads, writes, wait):
+    def point(self, label, reads, writes, wait, adds=()):
         self.pending[self.cur] = wait
         self.steps.append((self.cur, label))
         self.main.switch()

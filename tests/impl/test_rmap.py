@@ -113,7 +113,7 @@ class Recorder:
     def __init__(self):
         self.points = []
 
-    def point(self, label, reads, writes, wait):
+    def point(self, label, reads, writes, wait, adds=()):
         if wait is not None and not wait():
             raise sched.Deadlock(label)
         self.points.append((label, tuple(reads), tuple(writes)))

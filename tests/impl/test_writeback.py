@@ -170,20 +170,22 @@ def test_lost_write_when_rmap_is_removed_before_the_flush():
 
 # --- interleavings: user writes, a zap, and the flusher -------------------------------------------
 class MiniRuntime:
-    """A tiny greenlet scheduler (as in tests/impl/test_migrate.py): at every scheduling
-    point the next thread is chosen at random (seeded) among the enabled ones."""
+    """A tiny greenlet scheduler (as in tests/impl/test_migrate.py). At every scheduling point
+    *policy(enabled, pending_labels)* picks the next thread among the enabled ones."""
 
-    def __init__(self, bodies, rng):
+    def __init__(self, bodies, policy):
         import greenlet
         self.main = greenlet.getcurrent()
         self.glets = [greenlet.greenlet(b) for b in bodies]
         self.ctxs = [sched.Context(name=f"t{i}", cpu=i) for i in range(len(bodies))]
         self.pending = {}
+        self.labels = {}
         self.cur = None
-        self.rng = rng
+        self.policy = policy
 
-    def point(self, label, reads, writes, wait):
+    def point(self, label, reads, writes, wait, adds=()):
         self.pending[self.cur] = wait
+        self.labels[self.cur] = label
         self.main.switch()
 
     def event(self, kind, info):
@@ -207,9 +209,37 @@ class MiniRuntime:
                            if self.pending.get(i) is None or self.pending[i]()]
                 if not enabled:
                     raise sched.Deadlock("all threads blocked")
-                self._resume(self.rng.choice(enabled))
+                self._resume(self.policy(enabled, self.labels))
         finally:
             sched.uninstall()
+
+
+def random_policy(rng):
+    return lambda enabled, labels: rng.choice(enabled)
+
+
+def scripted_policy(phases):
+    """Run each (thread, label) phase's thread until it has executed a step with that label
+    (None: until it ends or blocks), preferring the later phases' threads, in order, while it
+    is blocked; afterwards the lowest-numbered enabled thread."""
+    state = {"phase": 0}
+
+    def policy(enabled, labels):
+        while state["phase"] < len(phases):
+            tid, label = phases[state["phase"]]
+            if tid in enabled:
+                if label is not None and labels.get(tid) == label:
+                    state["phase"] += 1             # this step completes the phase
+                return tid
+            if label is None:
+                state["phase"] += 1                 # ended (or blocked for good)
+                continue
+            for later, _ in phases[state["phase"] + 1:]:
+                if later in enabled:
+                    return later
+            break
+        return enabled[0]
+    return policy
 
 
 def user_writes(m, mm, addr, values):
@@ -250,23 +280,43 @@ def lost_write(f, page):
     return disk is not None and not page.flags & PG_dirty and disk != page.data
 
 
+def run_flusher_vs_zap(policy_for, delay_rmap):
+    m = Machine(cpus=2)
+    mm, f, vma, page, addr = shared_file(m, cpus=(0,))
+    rt = MiniRuntime([
+        lambda: user_writes(m, mm, addr, (1, 2, 3)),
+        lambda: zap_dirty_shared_pte(m, mm, vma, addr, delay_rmap),
+        lambda: writeback.writeback_folio_actor(m, f, INDEX),
+    ], policy_for)
+    rt.run()
+    assert all(ctx.held == [] for ctx in rt.ctxs)
+    assert page_mapcount(page) == 0 and page_ref_count(page) == 1
+    return f, page
+
+
+USER, ZAP, FLUSHER = 0, 1, 2
+
+
 @pytest.mark.parametrize("delay_rmap", [True, False])
-def test_flusher_vs_zap_lost_write_only_without_delayed_rmap(delay_rmap):
-    import random
-    lost = 0
-    for seed in range(300):
-        m = Machine(cpus=2)
-        mm, f, vma, page, addr = shared_file(m, cpus=(0,))
-        rt = MiniRuntime([
-            lambda: user_writes(m, mm, addr, (1, 2, 3)),
-            lambda: zap_dirty_shared_pte(m, mm, vma, addr, delay_rmap),
-            lambda: writeback.writeback_folio_actor(m, f, INDEX),
-        ], random.Random(seed))
-        rt.run()
-        assert all(ctx.held == [] for ctx in rt.ctxs)
-        assert page_mapcount(page) == 0 and page_ref_count(page) == 1
-        lost += lost_write(f, page)
+def test_flusher_inside_the_zap_window(delay_rmap):
+    """The zap has cleared the PTE and (without 5df397dec7c4) removed the rmap; it holds the
+    PTL and has not flushed. The flusher runs, then the user writes through its TLB entry,
+    then the zap finishes. Without the fix folio_mkclean returns early and the writes after
+    the I/O are lost; with it folio_mkclean waits on the PTL, the user's writes land before
+    the flush, and the I/O carries them."""
+    window = "folio_remove_rmap_ptes" if not delay_rmap else "add_mm_counter(MM_FILEPAGES, -1)"
+    f, page = run_flusher_vs_zap(scripted_policy(
+        [(ZAP, window), (FLUSHER, None), (USER, None), (ZAP, None)]), delay_rmap)
     if delay_rmap:
-        assert lost == 0          # 5df397dec7c4: folio_mkclean waits on the PTL
+        assert not lost_write(f, page)
+        assert f.f_mapping.disk[INDEX] == page.data == {0: 3}
     else:
-        assert lost > 0           # the 6.0 order: folio_mkclean returns early, writes lost
+        assert lost_write(f, page)
+        assert f.f_mapping.disk[INDEX] == {0: 0xAA} and page.data == {0: 3}
+
+
+def test_flusher_vs_zap_random_schedules_never_lose_writes_with_the_fix():
+    import random
+    for seed in range(200):
+        f, page = run_flusher_vs_zap(random_policy(random.Random(seed)), True)
+        assert not lost_write(f, page), seed
