@@ -156,7 +156,8 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     sched.point("tlb_fill", reads=(slot,), writes=(slot, cpu.obj))
     entries = table.table
     pte = entries.get(idx) if entries is not None else None
-    if not isinstance(pte, pte_t) or pte.kind != PRESENT:
+    if not isinstance(pte, pte_t) or pte.kind != PRESENT or pte.protnone:
+        # A protnone PTE (x86 _PAGE_PROTNONE, _PAGE_PRESENT clear) is not present to the MMU.
         cpu.tlb.pop(key, None)
         cpu.busy = False
         raise Fault(addr, write, "pte not present")
@@ -166,7 +167,8 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
         raise Fault(addr, write, "pte read-only")
     # The hardware's atomic accessed/dirty update.
     if not pte.young or (write and not pte.dirty):
-        entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special)
+        entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special,
+                             pte.offset, pte.protnone)
     page = mm.zone.pfn_to_page(pte.pfn)
     mm.machine.ticks += 1
     entry = TlbEntry(pte.pfn, page.gen, pte.write, pte.dirty or write, mm.machine.ticks)

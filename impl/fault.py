@@ -158,10 +158,17 @@ def vm_page_prot_write(vma) -> bool:
     return not vma_wants_writenotify(vma)
 
 
+def vm_page_prot_none(vma) -> bool:
+    """Is ``vma->vm_page_prot`` x86's PAGE_NONE (protection_map[] for a VMA with none of
+    VM_READ, VM_WRITE, VM_EXEC), so that a PTE made from it is protnone?"""
+    return not vma_is_accessible(vma)
+
+
 def mk_pte(page: Page, vma) -> pte_t:
     """include/linux/mm.h mk_pte(page, vma->vm_page_prot): a young, clean PTE, writable as
-    vm_page_prot says."""
-    return pfn_pte(page.pfn, write=vm_page_prot_write(vma), dirty=False, young=True)
+    vm_page_prot says (protnone for a PROT_NONE VMA)."""
+    return pfn_pte(page.pfn, write=vm_page_prot_write(vma), dirty=False, young=True,
+                   protnone=vm_page_prot_none(vma))
 
 
 def maybe_mkwrite(pte: pte_t, vma) -> pte_t:

@@ -6,8 +6,13 @@ include/linux/pagemap.h (folio_lock, folio_trylock, folio_try_get, linear_page_i
 page-cache and fault parts of mm/filemap.c (filemap_get_entry, filemap_get_folio,
 filemap_add_folio, folio_unlock, __folio_lock, filemap_fault, next_uptodate_folio,
 filemap_map_order0_folio, filemap_map_pages, filemap_page_mkwrite, generic_perform_write),
-and the fault/write parts of mm/shmem.c (shmem_get_folio_gfp, shmem_alloc_and_add_folio,
-shmem_add_to_page_cache, shmem_fault, shmem_write_begin/end, shmem_zero_setup).
+the fault/write parts of mm/shmem.c (shmem_get_folio_gfp, shmem_alloc_and_add_folio,
+shmem_add_to_page_cache, shmem_fault, shmem_write_begin/end, shmem_zero_setup), and the hole
+punch: fs/open.c vfs_fallocate, mm/shmem.c shmem_fallocate (FALLOC_FL_PUNCH_HOLE),
+shmem_truncate_range, shmem_undo_range, shmem_get_partial_folio, mm/truncate.c
+truncate_inode_folio, truncate_cleanup_folio, truncate_inode_partial_folio, and mm/filemap.c
+find_get_entry, find_get_entries, find_lock_entries, filemap_remove_folio,
+__filemap_remove_folio, page_cache_delete, filemap_free_folio.
 
 Simplifications common to the module:
 * every folio is order 0 (no THP, no large folios in the page cache), so the large-folio
@@ -19,8 +24,11 @@ Simplifications common to the module:
   pages read as zeros), and whose shared writable mappings are write-notified through
   filemap_page_mkwrite;
 * no readahead, no mmap_miss accounting, no workingset, no hwpoison, no swap of shmem pages,
-  no truncation or hole punch (a page, once in the cache, stays there: page-cache pages
-  outlive every unmap), no invalidate_lock (nothing truncates);
+  no truncation (i_size never shrinks); a page-cache page outlives every unmap and leaves the
+  cache only by a hole punch (MADV_REMOVE -> vfs_fallocate(FALLOC_FL_PUNCH_HOLE) on shmem);
+  no invalidate_lock, no seals, no shmem block accounting (shmem_recalc_inode), no
+  shmem_falloc wait (a fault racing with a hole punch just refills the page, which the
+  kernel allows too: the wait only avoids a livelock);
 * i_size changes only by growing (i_size_write), so i_size_read needs no scheduling point;
 * the LRU is a flag: folio_add_lru sets PG_lru at once instead of parking the folio (and a
   reference) in a per-CPU batch;
@@ -37,6 +45,7 @@ from .constants import EFBIG, EINVAL, EEXIST, ENOENT, ENOMEM, PAGE_SHIFT, PAGE_S
 from .locks import RwSem
 from .page import (PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_uptodate, Page, folio_lock,
                    folio_put, folio_test_locked, folio_try_get, folio_trylock, folio_unlock)
+from .word import MASK64
 from .sched import KernelBug
 
 # include/linux/shmem_fs.h enum sgp_type, in its order (SGP_CACHE compares below SGP_WRITE).
@@ -94,6 +103,8 @@ class File:
         self.size = size
         self.shmem = shmem
         self.f_mapping = AddressSpace(machine, self)
+        # inode->i_rwsem (inode_lock): serialises fallocate with other writers of the file.
+        self.i_rwsem = RwSem(f"i_rwsem:file{self.id}")
 
     @property
     def i_mapping(self) -> AddressSpace:
@@ -602,6 +613,318 @@ def filemap_map_pages(vmf, start_pgoff: int, end_pgoff: int) -> int:
     add_mm_counter(vma.vm_mm, folio_type, rss[0])
     pte_unmap_unlock(vmf.pte, vmf.ptl)
     return ret
+
+
+# --- truncation and hole punch (mm/filemap.c, mm/truncate.c, mm/shmem.c, fs/open.c) -------------
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+EOPNOTSUPP = 95
+
+
+def inode_lock(inode: File) -> None:
+    """include/linux/fs.h inode_lock(): down_write(&inode->i_rwsem)."""
+    from .locks import down_write
+    down_write(inode.i_rwsem)
+
+
+def inode_unlock(inode: File) -> None:
+    """include/linux/fs.h inode_unlock()."""
+    from .locks import up_write
+    up_write(inode.i_rwsem)
+
+
+def find_get_entry(xas: xa_state, max_index: int) -> Optional[Page]:
+    """mm/filemap.c find_get_entry(): the next folio at an index <= max_index with a
+    reference, the cursor on it (retrying a folio freed or moved under us); None at the end.
+    (No value entries: shmem pages are never swapped out in the model.)"""
+    while True:
+        folio = xas_next_entry(xas, max_index)
+        if folio is None:
+            return None
+        if not folio_try_get(folio):
+            xas.xa_index -= 1                     # xas_reset: look at this index again
+            continue
+        sched.point("xas_reload", reads=(xas.mapping.cache_obj,))
+        if xas.mapping.i_pages.get(xas.xa_index) is not folio:
+            folio_put(folio)
+            xas.xa_index -= 1
+            continue
+        return folio
+
+
+def find_get_entries(mapping: AddressSpace, start: list, end: int, fbatch: list,
+                     indices: list) -> int:
+    """mm/filemap.c find_get_entries(): the folios of [start[0], end] with a reference each
+    (``start`` is a one-element list standing for ``pgoff_t *start``, moved past the last
+    one). One batch holds every entry (the kernel's holds PAGEVEC_SIZE)."""
+    xas = xa_state(mapping, start[0])
+    while True:
+        folio = find_get_entry(xas, end)
+        if folio is None:
+            break
+        indices.append(xas.xa_index)
+        fbatch.append(folio)
+    if fbatch:
+        start[0] = indices[-1] + 1                # order 0: round_down(index + 1, 1)
+    return len(fbatch)
+
+
+def find_lock_entries(mapping: AddressSpace, start: list, end: int, fbatch: list,
+                      indices: list) -> int:
+    """mm/filemap.c find_lock_entries(): the folios of [start[0], end] that could be locked
+    without waiting, locked and with a reference each; a folio that is locked by someone
+    else or left the mapping is skipped (order 0: never straddles the range). One batch."""
+    xas = xa_state(mapping, start[0])
+    while True:
+        folio = find_get_entry(xas, end)
+        if folio is None:
+            break
+        # (large folios beginning before start or extending beyond end: order 0 only)
+        if not folio_trylock(folio):
+            folio_put(folio)                      # goto put
+            continue
+        if folio.mapping is not mapping:          # (folio_test_writeback: no writeback here)
+            folio_unlock(folio)                   # goto unlock
+            folio_put(folio)
+            continue
+        indices.append(xas.xa_index)
+        fbatch.append(folio)
+    if fbatch:
+        start[0] = indices[-1] + 1
+    return len(fbatch)
+
+
+def folio_batch_release(fbatch: list) -> None:
+    """include/linux/pagevec.h folio_batch_release(): drop the batch's references."""
+    for folio in fbatch:
+        folio_put(folio)
+    fbatch.clear()
+
+
+def page_cache_delete(mapping: AddressSpace, folio: Page) -> None:
+    """mm/filemap.c page_cache_delete(): clear the folio's slot in i_pages (no shadow entry:
+    no workingset) and its ->mapping, under the i_pages lock (one step)."""
+    sched.point("page_cache_delete", reads=(mapping.cache_obj,),
+                writes=(mapping.cache_obj, folio.obj))
+    if mapping.i_pages.get(folio.index) is not folio:
+        raise KernelBug(f"VM_BUG_ON_FOLIO: page_cache_delete of pfn {folio.pfn}: not at index "
+                        f"{folio.index}")
+    del mapping.i_pages[folio.index]
+    folio.mapping = None
+
+
+def __filemap_remove_folio(folio: Page) -> None:
+    """mm/filemap.c __filemap_remove_folio(): unaccount and delete from the page cache.
+    (filemap_unaccount_folio's "BUG: Bad page cache" check of a still-mapped folio is a
+    printk in the kernel: the model's check_mm/mapcount invariants see such a folio.)"""
+    mapping = folio.mapping
+    page_cache_delete(mapping, folio)
+
+
+def filemap_free_folio(mapping: AddressSpace, folio: Page) -> None:
+    """mm/filemap.c filemap_free_folio(): drop the page cache's reference (shmem has no
+    ->free_folio)."""
+    folio_put(folio)                              # folio_put_refs(folio, folio_nr_pages())
+
+
+def filemap_remove_folio(folio: Page) -> None:
+    """mm/filemap.c filemap_remove_folio(): remove a locked folio from the page cache and drop
+    the cache's reference. (The inode LRU, inode_add_lru, is not modelled.)"""
+    mapping = folio.mapping
+    if not folio.flags & PG_locked:
+        raise KernelBug("BUG_ON(!folio_test_locked(folio))")
+    __filemap_remove_folio(folio)
+    filemap_free_folio(mapping, folio)
+
+
+def folio_cancel_dirty(folio: Page) -> None:
+    """include/linux/pagemap.h folio_cancel_dirty(): the folio is going away, its dirt with
+    it (no dirty accounting in the model)."""
+    from .page import folio_clear_dirty
+    if folio.flags & PG_dirty:
+        folio_clear_dirty(folio)
+
+
+def truncate_cleanup_folio(folio: Page) -> None:
+    """mm/truncate.c truncate_cleanup_folio(): unmap a folio that is (still, or again)
+    mapped, then cancel its dirty state. (No private data: folio_invalidate is never
+    needed.)"""
+    from .page import folio_mapped
+    from .zap import unmap_mapping_folio
+    if folio_mapped(folio):
+        unmap_mapping_folio(folio)
+    folio_cancel_dirty(folio)
+
+
+def truncate_inode_folio(mapping: AddressSpace, folio: Page) -> int:
+    """mm/truncate.c truncate_inode_folio(): a locked folio leaves the page cache."""
+    from .constants import EIO
+    if folio.mapping is not mapping:
+        return -EIO
+    truncate_cleanup_folio(folio)
+    filemap_remove_folio(folio)
+    return 0
+
+
+def truncate_inode_partial_folio(folio: Page, lstart: int, lend: int) -> bool:
+    """mm/truncate.c truncate_inode_partial_folio() for an order-0 folio: a folio wholly in
+    [lstart, lend] leaves the cache; otherwise the part of it in the range is zeroed.
+    Returns true (an order-0 folio never needs splitting)."""
+    pos = folio.index << PAGE_SHIFT
+    size = PAGE_SIZE
+    offset = lstart - pos if pos < lstart else 0
+    if pos + size <= lend:
+        length = size - offset
+    else:
+        length = lend + 1 - pos - offset
+    # folio_wait_writeback(): no writeback of shmem
+    if length == size:
+        truncate_inode_folio(folio.mapping, folio)
+        return True
+    sched.point("folio_zero_range", writes=(("frame", folio.pfn),))
+    for off in range(offset, offset + length):    # folio_zero_range(folio, offset, length)
+        folio.data.pop(off, None)
+    return True
+
+
+def shmem_get_partial_folio(inode: File, index: int) -> Optional[Page]:
+    """mm/shmem.c shmem_get_partial_folio(): the cached folio at *index*, locked, with a
+    reference; None for a hole (SGP_READ never allocates; beyond i_size it fails)."""
+    folio = filemap_get_entry(inode.i_mapping, index)
+    if folio is None:
+        return None
+    folio_lock(folio)
+    if folio.mapping is inode.i_mapping:
+        return folio
+    # The folio has been swapped out (the model: removed under us).
+    folio_unlock(folio)
+    folio_put(folio)
+    err, folio = shmem_get_folio(inode, index, 0, SGP_READ)
+    return folio
+
+
+def shmem_undo_range(inode: File, lstart: int, lend: int, unfalloc: bool) -> None:
+    """Remove the pages of bytes [lstart, lend] from a shmem file's page cache and free them
+    (the parts of partial pages at the ends are zeroed). Models mm/shmem.c
+    shmem_undo_range() for a truncate or hole punch (unfalloc false: fallocate's
+    preallocation is not modelled): first the folios that lock without waiting, then the
+    partial folios at each end, then every folio left in the range, waiting for its lock.
+    No swap entries (shmem pages are never swapped out), no large folios, no fallocend."""
+    mapping = inode.i_mapping
+    start = (lstart + PAGE_SIZE - 1) >> PAGE_SHIFT
+    end = (lend + 1) >> PAGE_SHIFT
+    if lend == -1:
+        end = MASK64                              # unsigned, so actually very big
+    fbatch: list = []
+    indices: list = []
+    index = [start]
+    while index[0] < end and find_lock_entries(mapping, index, end - 1, fbatch, indices):
+        for folio in fbatch:
+            if not unfalloc:                      # || !folio_test_uptodate(folio)
+                truncate_inode_folio(mapping, folio)
+            folio_unlock(folio)
+        folio_batch_release(fbatch)
+        indices.clear()
+
+    same_folio = (lstart >> PAGE_SHIFT) == (lend >> PAGE_SHIFT)
+    folio = shmem_get_partial_folio(inode, lstart >> PAGE_SHIFT)
+    if folio is not None:
+        same_folio = lend < ((folio.index + 1) << PAGE_SHIFT)      # folio_next_pos()
+        folio_mark_dirty(folio)
+        if not truncate_inode_partial_folio(folio, lstart, lend):
+            start = folio.index + 1
+        folio_unlock(folio)
+        folio_put(folio)
+        folio = None
+    if not same_folio:
+        folio = shmem_get_partial_folio(inode, lend >> PAGE_SHIFT)
+    if folio is not None:
+        folio_mark_dirty(folio)
+        truncate_inode_partial_folio(folio, lstart, lend)
+        folio_unlock(folio)
+        folio_put(folio)
+
+    # whole_folios:
+    index = [start]
+    while index[0] < end:
+        if not find_get_entries(mapping, index, end - 1, fbatch, indices):
+            # If all gone or hole-punch or unfalloc, we're done.
+            if index[0] == start or end != MASK64:
+                break
+            # But if truncating, restart to make sure all gone.
+            index = [start]
+            continue
+        for i, folio in enumerate(fbatch):
+            folio_lock(folio)
+            if not unfalloc:
+                if folio.mapping is not mapping:
+                    # Page was replaced by swap (the model: removed meanwhile): retry.
+                    folio_unlock(folio)
+                    index = [indices[i]]
+                    break
+                truncate_inode_folio(mapping, folio)
+            folio_unlock(folio)
+        folio_batch_release(fbatch)
+        indices.clear()
+    # shmem_recalc_inode(inode, 0, -nr_swaps_freed): no block accounting in the model.
+
+
+def shmem_truncate_range(inode: File, lstart: int, lend: int) -> None:
+    """mm/shmem.c shmem_truncate_range() (no timestamps in the model)."""
+    shmem_undo_range(inode, lstart, lend, False)
+
+
+def shmem_fallocate(file: File, mode: int, offset: int, length: int) -> int:
+    """->fallocate of a shmem file, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE: unmap the whole
+    pages of the range from every mapping (private COW copies stay), then remove them from
+    the page cache. Models the punch-hole branch of mm/shmem.c shmem_fallocate() (no seals;
+    the shmem_falloc wait queue for racing faults is left out, see the module doc);
+    preallocation (mode without PUNCH_HOLE) is not modelled."""
+    from .zap import unmap_mapping_range
+    inode = file
+    if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE):
+        return -EOPNOTSUPP
+    inode_lock(inode)
+    try:
+        if mode & FALLOC_FL_PUNCH_HOLE:
+            mapping = file.f_mapping
+            unmap_start = (offset + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)     # round_up
+            unmap_end = ((offset + length) & ~(PAGE_SIZE - 1)) - 1        # round_down - 1
+            # (F_SEAL_WRITE: no seals; inode->i_private = &shmem_falloc: not modelled)
+            if unmap_end > unmap_start:
+                unmap_mapping_range(mapping, unmap_start, 1 + unmap_end - unmap_start, 0)
+            shmem_truncate_range(inode, offset, offset + length - 1)
+            # No need to unmap again: hole-punching leaves COWed pages.
+            return 0
+        raise NotImplementedError("shmem_fallocate: preallocation is not modelled")
+    finally:
+        inode_unlock(inode)
+
+
+def vfs_fallocate(file: File, mode: int, offset: int, length: int) -> int:
+    """fs/open.c vfs_fallocate(): the generic checks, then ->fallocate. *offset* and
+    *length* are loff_t (signed 64-bit). The file is open for writing (a memfd is O_RDWR);
+    no append-only or immutable inodes, no LSM, no fsnotify. Only shmem's ->fallocate is
+    modelled (a regular file's raises NotImplementedError)."""
+    if offset >= 1 << 63:
+        offset -= 1 << 64
+    if length >= 1 << 63:
+        length -= 1 << 64
+    if offset < 0 or length <= 0:
+        return -EINVAL
+    if mode & ~(0x7f):                            # FALLOC_FL_MODE_MASK | KEEP_SIZE
+        return -EOPNOTSUPP
+    if mode & FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
+        return -EOPNOTSUPP
+    # (FMODE_WRITE, IS_APPEND, IS_IMMUTABLE, IS_SWAPFILE, security_file_permission: pass)
+    # Check for wraparound.
+    if offset + length >= 1 << 63:
+        return -EFBIG
+    if offset + length > MAX_LFS_FILESIZE:        # inode->i_sb->s_maxbytes
+        return -EFBIG
+    if not file.shmem:
+        raise NotImplementedError("vfs_fallocate on a regular file is not modelled")
+    return shmem_fallocate(file, mode, offset, length)
 
 
 # --- vm_operations_struct ------------------------------------------------------------------------

@@ -6,8 +6,10 @@ madvise_unlock, madvise_batch_tlb_flush, madvise_init_tlb, madvise_finish_tlb,
 madvise_do_behavior, madvise_walk_vmas, try_vma_read_lock, madvise_vma_behavior,
 madvise_update_vma, madvise_dontneed_free, madvise_dontneed_free_valid_vma,
 madvise_dontneed_single_vma, madvise_free_single_vma, madvise_free_pte_range, madvise_cold,
-madvise_cold_or_pageout_pte_range (the cold half), madvise_willneed, madvise_remove,
-madvise_pageout, madvise_collapse and the guard-page advices as far as their error returns,
+madvise_cold_or_pageout_pte_range (the cold half), madvise_willneed, madvise_remove (the
+hole punch: impl/filemap.py vfs_fallocate), madvise_populate (GUP: impl/mlock.py
+faultin_page_range), madvise_pageout, madvise_collapse and the guard-page advices as far as
+their error returns,
 ksm_madvise / hugepage_madvise as flag updates, and include/linux/pgtable.h
 clear_young_dirty_ptes (generic form, as on x86).
 
@@ -31,8 +33,8 @@ Simplifications common to the module:
 * no userfaultfd (userfaultfd_remove() is true: the lock is never dropped), no mseal
   (can_madvise_modify() is true), no mmu notifiers, no anon_vma names, no KSM daemon, no THP;
 * the advices whose effect the model does not have raise :class:`NotSupported` (naming the
-  advice) once the kernel's error checks for the VMA have passed: MADV_REMOVE (hole punch),
-  MADV_PAGEOUT (reclaim), MADV_POPULATE_READ/WRITE (GUP), MADV_COLLAPSE (THP),
+  advice) once the kernel's error checks for the VMA have passed: MADV_REMOVE on a regular
+  (non-shmem) file (its ->fallocate), MADV_PAGEOUT (reclaim), MADV_COLLAPSE (THP),
   MADV_GUARD_INSTALL/REMOVE (PTE markers), MADV_WILLNEED on a regular (non-shmem) file
   (readahead). MADV_WILLNEED on anonymous and shmem memory is a no-op (no swap-out in the
   model, so nothing to read ahead).
@@ -43,14 +45,14 @@ from __future__ import annotations
 from typing import Optional
 
 from . import sched
-from .constants import (EACCES, EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, MADV_COLD,
+from .constants import (EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, MADV_COLD,
                         MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK,
                         MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_HUGEPAGE,
                         MADV_HWPOISON, MADV_KEEPONFORK, MADV_MERGEABLE, MADV_NOHUGEPAGE,
                         MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
                         MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_SOFT_OFFLINE,
                         MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
-                        MM_SWAPENTS, PAGE_MASK, PAGE_SIZE, PMD_SIZE, VM_DONTCOPY,
+                        MM_SWAPENTS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_DONTCOPY,
                         VM_DONTDUMP, VM_DONTEXPAND, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED,
                         VM_MAYSHARE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP,
                         VM_RAND_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK,
@@ -456,18 +458,36 @@ def madvise_pageout(madv_behavior: madvise_behavior) -> int:
 
 
 def madvise_remove(madv_behavior: madvise_behavior) -> int:
-    """MADV_REMOVE: the kernel's errors are returned; the hole punch is not modelled.
-    Models the checks of mm/madvise.c madvise_remove()."""
+    """MADV_REMOVE: punch a hole in the file behind a shared writable mapping: drop
+    mmap_lock, vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) over the range's
+    file offsets (which unmaps those pages from every mapping of the file and frees them),
+    take mmap_lock again. Models mm/madvise.c madvise_remove() (userfaultfd_remove() is
+    true: no userfaultfd, so the lock is always dropped; the file reference, get_file/fput,
+    is implicit). Only shmem's ->fallocate is modelled."""
+    from .filemap import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, vfs_fallocate
+    mm = madv_behavior.mm
     vma = madv_behavior.vma
+    start = madv_behavior.range.start
+    end = madv_behavior.range.end
     mark_mmap_lock_dropped(madv_behavior)
     if vma.vm_flags & VM_LOCKED:
         return -EINVAL
     f = vma.vm_file
-    if f is None:
+    if f is None:                                # !f->f_mapping || !f->f_mapping->host
         return -EINVAL
     if not (vma.vm_flags & VM_SHARED and vma.vm_flags & VM_MAYWRITE):  # vma_is_shared_maywrite
         return -EACCES
-    raise NotSupported(madv_behavior.behavior, "fallocate(FALLOC_FL_PUNCH_HOLE)")
+    offset = ((start - vma.vm_start) + (vma.vm_pgoff << PAGE_SHIFT)) & MASK64   # (loff_t)
+    if not f.shmem:
+        # (model only: a regular file's ->fallocate is not modelled)
+        raise NotSupported(madv_behavior.behavior, "fallocate(FALLOC_FL_PUNCH_HOLE) on a "
+                           "regular file")
+    # Filesystem's fallocate may need to take i_rwsem: drop mmap_lock (the VMA may go away
+    # meanwhile; the file stays, get_file()).
+    mmap_read_unlock(mm)                         # userfaultfd_remove() returned true
+    error = vfs_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - start)
+    mmap_read_lock(mm)
+    return error
 
 
 def madvise_collapse(madv_behavior: madvise_behavior) -> int:
@@ -782,13 +802,43 @@ def is_madvise_populate(madv_behavior: madvise_behavior) -> bool:
     return madv_behavior.behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE)
 
 
+def madvise_populate(madv_behavior: madvise_behavior) -> int:
+    """MADV_POPULATE_READ/WRITE: fault the range in (read or write faults, breaking COW for a
+    write) with GUP, VMA by VMA; a hole is -ENOMEM, a VMA the access is not allowed in
+    -EINVAL, a fault that would be SIGBUS/SIGSEGV -EFAULT. Models mm/madvise.c
+    madvise_populate() (faults never drop mmap_lock in the model, so *locked* stays 1)."""
+    from .mlock import faultin_page_range
+    mm = madv_behavior.mm
+    write = madv_behavior.behavior == MADV_POPULATE_WRITE
+    locked = [1]
+    start = madv_behavior.range.start
+    end = madv_behavior.range.end
+    while start < end:
+        # Populate (prefault) page tables readable/writable.
+        pages = faultin_page_range(mm, start, end, write, locked)
+        if not locked[0]:
+            mmap_read_lock(mm)
+            locked[0] = 1
+        if pages < 0:
+            if pages == -EINTR:
+                return -EINTR
+            if pages == -EINVAL:                  # Incompatible mappings / permissions.
+                return -EINVAL
+            if pages == -EFAULT:                  # VM_FAULT_SIGBUS or VM_FAULT_SIGSEGV
+                return -EFAULT
+            # (-EHWPOISON: no hwpoison; pr_warn_once for anything else, then:)
+            return -ENOMEM                        # No VMA or out of memory.
+        start += pages * PAGE_SIZE
+    return 0
+
+
 def madvise_do_behavior(start: int, len_in: int, madv_behavior: madvise_behavior) -> int:
     """mm/madvise.c madvise_do_behavior() (no memory-failure injection, no blk plug)."""
     rng = madv_behavior.range
     rng.start = start                           # get_untagged_addr(): no LAM tags
     rng.end = (rng.start + PAGE_ALIGN(len_in)) & MASK64
     if is_madvise_populate(madv_behavior):
-        raise NotSupported(madv_behavior.behavior, "GUP population (faultin_page_range)")
+        return madvise_populate(madv_behavior)
     return madvise_walk_vmas(madv_behavior)
 
 

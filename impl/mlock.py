@@ -61,8 +61,10 @@ FOLL_GET = 0x04
 FOLL_DUMP = 0x08
 FOLL_FORCE = 0x10
 FOLL_NOWAIT = 0x20
+FOLL_HWPOISON = 0x100
 FOLL_TOUCH = 0x100000
 FOLL_UNLOCKABLE = 0x200000
+FOLL_MADV_POPULATE = 0x400000          # mm/internal.h (the model's bit: distinct from the rest)
 
 RLIM_INFINITY = ULONG_MAX
 
@@ -454,6 +456,8 @@ def follow_page_mask(vma, address: int, flags: int) -> Optional[Page]:
         return None
     pte = ptep_get(ptep)
     page = None
+    # (pte_protnone && !gup_can_follow_protnone(): only FOLL_HONOR_NUMA_FAULT callers, none
+    # in the model, refuse a protnone PTE; the model's are all in PROT_NONE VMAs anyway)
     if not pte_present(pte):
         pass                                      # no_page (swap/migration: fault it)
     elif flags & FOLL_WRITE and not pte_write(pte):
@@ -505,21 +509,33 @@ def __get_user_pages(mm, start: int, nr_pages: int, gup_flags: int, locked) -> i
     follow each page, fault it in if it is not there (or not writable for a write), and
     follow again. Returns the number of pages done, or a negative errno if none was.
     Models mm/gup.c __get_user_pages() (no pages[] array, no stack expansion: a gap gives
-    -EFAULT; no fatal signals)."""
+    -EFAULT, or -ENOMEM for MADV_POPULATE_*, which also turns a refused VMA into -EINVAL;
+    no gate area, no fatal signals)."""
+    from .mm_types import vma_lookup
     i = 0
     ret = 0
     vma = None
     mmap_assert_locked(mm)
     while nr_pages:
         if vma is None or start >= vma.vm_end:
-            from .mm_types import vma_lookup
-            vma = vma_lookup(mm, start)           # gup_vma_lookup(): no stack expansion
-            if vma is None:
-                ret = -EFAULT
-                break
-            ret = check_vma_flags(vma, gup_flags)
-            if ret:
-                break
+            # MADV_POPULATE_(READ|WRITE) wants to handle VMA lookup+error reporting
+            # differently.
+            if gup_flags & FOLL_MADV_POPULATE:
+                vma = vma_lookup(mm, start)
+                if vma is None:
+                    ret = -ENOMEM
+                    break
+                if check_vma_flags(vma, gup_flags):
+                    ret = -EINVAL
+                    break
+            else:
+                vma = vma_lookup(mm, start)       # gup_vma_lookup(): no stack expansion
+                if vma is None:
+                    ret = -EFAULT
+                    break
+                ret = check_vma_flags(vma, gup_flags)
+                if ret:
+                    break
         while True:                               # retry:
             page = follow_page_mask(vma, start, gup_flags)
             if page is not None:
@@ -531,6 +547,24 @@ def __get_user_pages(mm, start: int, nr_pages: int, gup_flags: int, locked) -> i
         start += PAGE_SIZE
         nr_pages -= 1
     return i if i else ret
+
+
+def faultin_page_range(mm, start: int, end: int, write: bool, locked: list) -> int:
+    """Fault in [start, end) for MADV_POPULATE_READ/WRITE with the caller's access rights
+    (no FOLL_FORCE): the number of pages done, or a negative errno if none was.
+    Models mm/gup.c faultin_page_range() -> __get_user_pages_locked() (the lock is never
+    dropped in the model; *locked* is a one-element list for ``int *locked``)."""
+    nr_pages = (end - start) // PAGE_SIZE
+    if start & ~PAGE_MASK or end & ~PAGE_MASK:
+        raise KernelBug(f"VM_BUG_ON(!PAGE_ALIGNED) in faultin_page_range: {start:#x}-{end:#x}")
+    # FOLL_TOUCH: mark the page accessed (and dirty for a write); FOLL_HWPOISON: -EHWPOISON
+    # for a poisoned page; !FOLL_FORCE: require proper access permissions.
+    gup_flags = FOLL_TOUCH | FOLL_HWPOISON | FOLL_UNLOCKABLE | FOLL_MADV_POPULATE
+    if write:
+        gup_flags |= FOLL_WRITE
+    ret = __get_user_pages(mm, start, nr_pages, gup_flags, locked)
+    # lru_add_drain(): the model's LRU has no per-CPU batches
+    return ret
 
 
 def populate_vma_page_range(vma, start: int, end: int, locked) -> int:
@@ -674,5 +708,5 @@ def munlock_vma_pages_all(vma) -> None:
 
 __all__ = ["do_mlock", "sys_mlock", "sys_mlock2", "sys_munlock", "sys_mlockall",
            "sys_munlockall", "mlock_fixup", "apply_vma_lock_flags", "mlock_vma_pages_range",
-           "__mm_populate", "mm_populate", "populate_vma_page_range", "munlock_vma_pages_range",
+           "__mm_populate", "mm_populate", "populate_vma_page_range", "faultin_page_range", "munlock_vma_pages_range",
            "munlock_vma_pages_all", "follow_page"]

@@ -27,8 +27,8 @@ no MDWE, no LSM, no vm_ops->mprotect, no rlimits or overcommit accounting (may_e
 security_vm_enough_memory_mm succeed; VM_ACCOUNT is still set and cleared as the kernel
 does), no userfaultfd-wp, no NUMA hinting (MM_CP_PROT_NUMA), no THP, no hugetlb, no PFN
 mappings (the L1TF prot-none PFN check is left out); vm_page_prot is derived from vm_flags
-(fault.vm_page_prot_write). The model's pte_t has no PROT_NONE ("protnone") encoding, so
-making a populated range PROT_NONE raises NotSupported (an empty range works).
+(fault.vm_page_prot_write). PROT_NONE makes x86 protnone PTEs (pte_t.protnone: present to
+the kernel, not to the MMU), as pte_modify() does with PAGE_NONE.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from .constants import (EACCES, EAGAIN, EINTR, EINVAL, ENOMEM, PAGE_MASK, PAGE_S
                         VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_NONE,
                         VM_NORESERVE, VM_READ, VM_SHARED, VM_WRITE)
 from .locks import mmap_write_lock_killable, mmap_write_unlock
-from .madvise import NotSupported
 from .mm_types import VmaIterator, vm_flags_reset, vma_is_anonymous
 from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_flush_pte_range,
                          tlb_gather_mmu, tlb_start_vma)
@@ -49,7 +48,7 @@ from .pgtable import (EntryPtr, p4d_addr_end, p4d_offset, pgd_addr_end, pgd_offs
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, pud_addr_end,
                       pud_offset, pudp_get, set_pte_at)
 from .pte import (is_writable_migration_entry, make_migration_entry, pte_dirty, pte_mkwrite,
-                  pte_none, pte_present, pte_t, pte_write)
+                  pte_none, pte_present, pte_protnone, pte_t, pte_write)
 from .sched import KernelBug
 from .word import MASK64
 
@@ -99,10 +98,13 @@ def vma_wants_manual_pte_write_upgrade(vma) -> bool:
 
 
 def maybe_change_pte_writable(vma, pte: pte_t) -> bool:
-    """mm/mprotect.c maybe_change_pte_writable() (no protnone, no soft-dirty, no uffd-wp
-    tracking in the model)."""
+    """mm/mprotect.c maybe_change_pte_writable() (no soft-dirty, no uffd-wp tracking in the
+    model)."""
     if not vma.vm_flags & VM_WRITE:
         sched.event("warn", text="WARN_ON_ONCE(!(vma->vm_flags & VM_WRITE))")
+        return False
+    # Don't touch entries that are not even readable.
+    if pte_protnone(pte):
         return False
     return True
 
@@ -136,25 +138,30 @@ def can_change_pte_writable(vma, addr: int, pte: pte_t) -> bool:
 # --- the PTE operations (x86) --------------------------------------------------------------------
 def pte_modify(oldpte: pte_t, vma) -> pte_t:
     """arch/x86/include/asm/pgtable.h pte_modify(pte, vma->vm_page_prot): keep the pfn and
-    the dirty/accessed/special bits, take the protection from the VMA (writable only when
-    vm_page_prot is: a shared writable mapping without write-notify). The model's pte_t
-    cannot express a PROT_NONE (protnone) PTE: do_mprotect_pkey refuses such a call with
-    NotSupported before changing anything, so this is never reached for one."""
-    from .fault import vm_page_prot_write, vma_is_accessible
-    if not vma_is_accessible(vma):
-        raise KernelBug("pte_modify to PROT_NONE: protnone PTEs are not modelled")
-    return pte_t(oldpte.kind, oldpte.pfn, vm_page_prot_write(vma), oldpte.dirty,
-                 oldpte.young, oldpte.special)
+    the dirty/accessed/special bits (_PAGE_CHG_MASK), take the protection from the VMA:
+    writable only when vm_page_prot is (a shared writable mapping without write-notify),
+    protnone when it is PAGE_NONE (a PROT_NONE VMA: _PAGE_PRESENT clear, _PAGE_PROTNONE
+    set), present to the MMU again otherwise. (The L1TF PFN inversion of protnone entries,
+    flip_protnone_guard, and the shadow-stack saved-dirty bit are left out.)"""
+    from .fault import vm_page_prot_none, vm_page_prot_write
+    protnone = vm_page_prot_none(vma)
+    return pte_t(oldpte.kind, oldpte.pfn, vm_page_prot_write(vma) and not protnone,
+                 oldpte.dirty, oldpte.young, oldpte.special, protnone=protnone)
 
 
 def pte_needs_flush(machine, oldpte: pte_t, newpte: pte_t) -> bool:
     """arch/x86/include/asm/tlbflush.h pte_needs_flush() on x86: a flush is needed when a
-    permission or state bit is taken away (write, dirty, accessed) or the pfn changes, not
-    when one is added. Other architectures (arm64) use the generic "always"."""
+    permission or state bit is taken away (present, write, dirty, accessed) or the pfn
+    changes, not when one is added; an entry the MMU could not use (not present, or
+    protnone: _PAGE_PRESENT clear) needs none. Other architectures (arm64) use the generic
+    "always"."""
     if machine.arch != "x86":
         return True
-    if not pte_present(newpte):
-        return pte_present(oldpte)
+    # !PRESENT -> *: no need for flush (a protnone entry is not _PAGE_PRESENT).
+    if not pte_present(oldpte) or pte_protnone(oldpte):
+        return False
+    if not pte_present(newpte) or pte_protnone(newpte):
+        return True                               # _PAGE_PRESENT cleared
     if oldpte.pfn != newpte.pfn or oldpte.special != newpte.special:
         return True
     # Flags that can only be changed by clearing them: need flush.
@@ -424,7 +431,6 @@ def do_mprotect_pkey(mm, start: int, length: int, prot: int, pkey: int) -> int:
     if not arch_validate_prot(prot, start):
         return -EINVAL
     reqprot = prot
-    _check_prot_none_supported(mm, start, end, prot)
 
     if mmap_write_lock_killable(mm):
         return -EINTR
@@ -512,19 +518,6 @@ def _mprotect_vmas(mm, start: int, end: int, prot: int, reqprot: int, pkey: int,
     if not error and tmp < end:
         error = -ENOMEM
     return error
-
-
-def _check_prot_none_supported(mm, start: int, end: int, prot: int) -> None:
-    """Model only, before anything is changed: PROT_NONE over a range with present PTEs would
-    need protnone PTEs, which the model's pte_t cannot express (see pte_modify)."""
-    from .pgtable import iter_ptes
-    if prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
-        return
-    for addr, pte, _ in iter_ptes(mm):
-        if start <= addr < end and pte_present(pte):
-            raise NotSupported("mprotect(PROT_NONE)",
-                               "a present PTE under a PROT_NONE VMA needs pte_protnone, which "
-                               "the model's pte_t does not have")
 
 
 def _vma_prev(vmi: VmaIterator, vma):

@@ -7,7 +7,10 @@ pfn_swap_entry_to_page) and mm/swapfile.c's swap slots in the smallest form that
 unmap paths' behaviour:
 
 * an entry is an immutable value; tables store values, never mutate them in place;
-* a present entry holds pfn, write, dirty, young and special (pte_special for the zero page);
+* a present entry holds pfn, write, dirty, young, special (pte_special for the zero page) and
+  protnone: x86's PROT_NONE form, _PAGE_PROTNONE with _PAGE_PRESENT clear, which the kernel
+  treats as present (pte_present() is true: it maps a page, counts in rss and mapcount, is
+  zapped and copied like any present PTE) but the MMU does not (an access faults);
 * a swap entry holds a swap offset; a migration entry holds the pfn of the page under
   migration and whether the original mapping was writable;
 * upper-level entries (pgd/pud/pmd) are :class:`TableEntry` values pointing at a table frame.
@@ -20,10 +23,11 @@ KIND_NAMES = ("none", "present", "swap", "migration")
 
 
 class pte_t:
-    __slots__ = ("kind", "pfn", "write", "dirty", "young", "special", "offset")
+    __slots__ = ("kind", "pfn", "write", "dirty", "young", "special", "offset", "protnone")
 
     def __init__(self, kind: int, pfn: int = 0, write: bool = False, dirty: bool = False,
-                 young: bool = False, special: bool = False, offset: int = 0):
+                 young: bool = False, special: bool = False, offset: int = 0,
+                 protnone: bool = False):
         self.kind = kind
         self.pfn = pfn
         self.write = write
@@ -31,10 +35,12 @@ class pte_t:
         self.young = young
         self.special = special
         self.offset = offset
+        # x86 _PAGE_PROTNONE (a PRESENT entry of a PROT_NONE VMA): never writable.
+        self.protnone = protnone
 
     def _key(self) -> tuple:
         return (self.kind, self.pfn, self.write, self.dirty, self.young, self.special,
-                self.offset)
+                self.offset, self.protnone)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, pte_t) and self._key() == other._key()
@@ -61,6 +67,8 @@ def describe(pte: pte_t) -> str:
             bits.append("young")
         if pte.special:
             bits.append("special")
+        if pte.protnone:
+            bits.append("protnone")
         return f"pfn {pte.pfn} " + " ".join(bits)
     if pte.kind == SWAP:
         return f"swap {pte.offset}"
@@ -73,7 +81,15 @@ def pte_none(pte: pte_t) -> bool:
 
 
 def pte_present(pte: pte_t) -> bool:
+    """x86 pte_present(): _PAGE_PRESENT or _PAGE_PROTNONE, so a protnone PTE is present."""
     return pte.kind == PRESENT
+
+
+def pte_protnone(pte: pte_t) -> bool:
+    """x86 pte_protnone(): _PAGE_PROTNONE set and _PAGE_PRESENT clear: present to the kernel,
+    not to the MMU (CONFIG_NUMA_BALANCING's hinting faults use it too; the model only makes
+    such PTEs for PROT_NONE VMAs)."""
+    return pte.kind == PRESENT and pte.protnone
 
 
 def pte_write(pte: pte_t) -> bool:
@@ -96,37 +112,55 @@ def pte_pfn(pte: pte_t) -> int:
     return pte.pfn
 
 
-def pfn_pte(pfn: int, write: bool, dirty: bool = False, young: bool = True) -> pte_t:
-    """pfn_pte(pfn, prot) with the bits the model distinguishes (mk_pte + maybe_mkwrite)."""
-    return pte_t(PRESENT, pfn=pfn, write=write, dirty=dirty, young=young)
+def pfn_pte(pfn: int, write: bool, dirty: bool = False, young: bool = True,
+            protnone: bool = False) -> pte_t:
+    """pfn_pte(pfn, prot) with the bits the model distinguishes (mk_pte + maybe_mkwrite);
+    *protnone* for PAGE_NONE (the vm_page_prot of a PROT_NONE VMA), which is never
+    writable."""
+    return pte_t(PRESENT, pfn=pfn, write=write and not protnone, dirty=dirty, young=young,
+                 protnone=protnone)
+
+
+def _with(pte: pte_t, **bits) -> pte_t:
+    """A copy of present *pte* with some bits changed (the other bits, protnone included,
+    carry over, as the kernel's pte_mk*() change one bit of the value)."""
+    v = {"pfn": pte.pfn, "write": pte.write, "dirty": pte.dirty, "young": pte.young,
+         "special": pte.special, "protnone": pte.protnone}
+    v.update(bits)
+    return pte_t(PRESENT, **v)
 
 
 def pte_mkspecial(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, pte.write, pte.dirty, pte.young, True)
+    return _with(pte, special=True)
 
 
 def pte_mkclean(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, pte.write, False, pte.young, pte.special)
+    return _with(pte, dirty=False)
 
 
 def pte_mkdirty(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, pte.write, True, pte.young, pte.special)
+    return _with(pte, dirty=True)
 
 
 def pte_mkyoung(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, pte.write, pte.dirty, True, pte.special)
+    return _with(pte, young=True)
 
 
 def pte_mkold(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, pte.write, pte.dirty, False, pte.special)
+    return _with(pte, young=False)
 
 
 def pte_wrprotect(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, False, pte.dirty, pte.young, pte.special)
+    return _with(pte, write=False)
 
 
 def pte_mkwrite(pte: pte_t) -> pte_t:
-    return pte_t(PRESENT, pte.pfn, True, pte.dirty, pte.young, pte.special)
+    if pte.protnone:
+        # _PAGE_RW on a PAGE_NONE entry: nothing in the kernel does this (maybe_mkwrite
+        # needs VM_WRITE, and a VM_WRITE VMA's PTEs are not protnone).
+        from .sched import KernelBug
+        raise KernelBug(f"pte_mkwrite of a protnone PTE (pfn {pte.pfn})")
+    return _with(pte, write=True)
 
 
 # --- swap and migration entries (include/linux/swapops.h) -----------------------------------

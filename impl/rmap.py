@@ -42,7 +42,8 @@ import bisect
 from typing import Any, Callable, Optional
 
 from . import sched
-from .constants import EBUSY, EFAULT, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_SHARED, VM_WRITE
+from .constants import (EBUSY, EFAULT, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_READ,
+                        VM_SHARED, VM_WRITE)
 from .cpu import flush_tlb_page
 from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
                     spin_unlock, up_read, up_write)
@@ -1430,6 +1431,12 @@ def vma_page_prot_writable(vma) -> bool:
     return bool(getattr(file, "shmem", True))   # shmem: no dirty accounting, no writenotify
 
 
+def vm_page_prot_none(vma) -> bool:
+    """Whether vma->vm_page_prot is x86's PAGE_NONE (a PROT_NONE VMA): a PTE made from it is
+    protnone. (fault.vm_page_prot_none, read through vm_flags_read here.)"""
+    return not vm_flags_read(vma) & (VM_READ | VM_WRITE | VM_EXEC)
+
+
 def remove_migration_pte(folio: Page, vma, addr: int, arg: rmap_walk_arg) -> bool:
     """Restore the migration entry of arg.folio in *vma* (if still there) as a PTE mapping
     *folio*, the migration's destination.
@@ -1445,7 +1452,8 @@ def remove_migration_pte(folio: Page, vma, addr: int, arg: rmap_walk_arg) -> boo
         entry = old_pte
         folio_get(folio)
         new = folio
-        pte = pfn_pte(new.pfn, write=vma_page_prot_writable(vma), dirty=False, young=True)
+        pte = pfn_pte(new.pfn, write=vma_page_prot_writable(vma), dirty=False, young=True,
+                      protnone=vm_page_prot_none(vma))      # folio_mk_pte(, vm_page_prot)
         if not is_migration_entry_young(entry):
             pte = pte_mkold(pte)
         if folio_test_dirty(folio) and is_migration_entry_dirty(entry):

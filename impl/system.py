@@ -157,6 +157,10 @@ class Process:
         # The return to user space is a step of its own that reads every TLB: the invariants
         # checked here relate the TLBs to the page tables (see page.free_unref_page()).
         sched.point("return_to_user", reads=self.machine.zone.tlb_objs)
+        if ctx.held:
+            # lockdep's "lock held when returning to user space!"
+            raise sched.LockDiscipline(f"{ctx.name}: lock held when returning to user space: "
+                                       + ", ".join(lock.name for lock in ctx.held))
         syscall = ctx.syscall
         ctx.syscall = ""
         sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,

@@ -256,6 +256,13 @@ class struct_vma_prepare:
     remove: Optional[vm_area_struct] = None
     remove2: Optional[vm_area_struct] = None
     skip_vma_uprobe: bool = False
+    # Model-only: the ranges of the VMAs involved before the change (for the I3 check).
+    before: tuple = ()
+
+
+def _vma_fields(vma: vm_area_struct) -> dict:
+    return {"start": vma.vm_start, "end": vma.vm_end, "pgoff": vma.vm_pgoff,
+            "flags": vma.vm_flags}
 
 
 def init_multi_vma_prep(vp: struct_vma_prepare, vma: vm_area_struct,
@@ -304,6 +311,8 @@ def vma_prepare(vp: struct_vma_prepare) -> None:
     """Take the locks a VMA change needs and take the VMAs out of the interval trees whose
     keys change. Models mm/vma.c vma_prepare() (uprobe_munmap not modelled)."""
     from .rmap import anon_vma_lock_write, i_mmap_lock_write, vma_interval_tree_remove
+    vp.before = tuple(_vma_fields(v) for v in (vp.vma, vp.adj_next, vp.remove, vp.remove2)
+                      if v is not None)
     if vp.file is not None:
         i_mmap_lock_write(vp.mapping)
         if vp.insert is not None and vp.insert.vm_file is not None:
@@ -342,6 +351,9 @@ def vma_complete(vp: struct_vma_prepare, vmi: VmaIterator, mm: mm_struct) -> Non
     if vp.file is not None:
         i_mmap_unlock_write(vp.mapping)
         # uprobe_mmap(): not modelled.
+    # Model-only: every address that stays mapped keeps its file offset (invariant I3.pgoff).
+    sched.event("vma_change", what="vma_complete", old=list(vp.before),
+                new=[_vma_fields(v) for v in (vp.vma, vp.adj_next, vp.insert) if v is not None])
     remove = vp.remove
     while remove is not None:                      # again:
         remove.detached = True                      # vma_mark_detached()
@@ -822,6 +834,7 @@ def __split_vma(vmi: VmaIterator, vma: vm_area_struct, addr: int, new_below: int
         raise KernelBug(f"WARN_ON(vma->vm_start >= addr): {vma} at {addr:#x}")
     if vma.vm_end <= addr:
         raise KernelBug(f"WARN_ON(vma->vm_end <= addr): {vma} at {addr:#x}")
+    old = _vma_fields(vma)
     (new_start, new_end, new_pgoff,
      vma_start, vma_end, vma_pgoff) = __split_vma_fields(vma.vm_start, vma.vm_end,
                                                          vma.vm_pgoff, addr, bool(new_below))
@@ -841,6 +854,8 @@ def __split_vma(vmi: VmaIterator, vma: vm_area_struct, addr: int, new_below: int
     vma_set_range(vma, vma_start, vma_end, vma_pgoff)
     vma_complete(vp, vmi, vma.vm_mm)        # stores new, map_count++
     vmi.tree.resort()
+    low, high = (new, vma) if new_below else (vma, new)
+    sched.event("split_vma", old=old, low=_vma_fields(low), high=_vma_fields(high), addr=addr)
     # Success: the iterator points at vma (vma_next after new_below, vma_prev otherwise).
     vma_iter_set(vmi, vma.vm_end)
     return 0

@@ -4,8 +4,10 @@ Models, with their names and call tree, Linux 6.18's
 ``unmap_vmas -> unmap_single_vma -> unmap_page_range -> zap_p4d_range -> zap_pud_range ->
 zap_pmd_range -> zap_pte_range -> do_zap_pte_range -> zap_present_ptes /
 zap_nonpresent_ptes -> zap_present_folio_ptes``, plus ``zap_page_range_single`` /
-``zap_page_range_single_batched`` (MADV_DONTNEED and the OOM-free paths), ``vm_normal_page``
-and ``print_bad_pte``.
+``zap_page_range_single_batched`` (MADV_DONTNEED and the OOM-free paths), ``vm_normal_page``,
+``print_bad_pte``, and the file side: ``unmap_mapping_range -> unmap_mapping_pages ->
+unmap_mapping_range_tree -> unmap_mapping_range_vma`` and ``unmap_mapping_folio`` (hole
+punch and truncation, through the file's i_mmap).
 
 The walk skips empty upper levels (pgd_none, pud_none, pmd_none) as the kernel does, so the
 cost of a zap is proportional to the populated tables, not to the span of the range.
@@ -23,15 +25,16 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import sched, word
-from .constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SIZE,
-                        PMD_SIZE, ULONG_MAX, VM_HUGETLB)
+from .sched import KernelBug
+from .constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SHIFT,
+                        PAGE_SIZE, PMD_SIZE, ULONG_MAX, VM_HUGETLB)
 from .locks import spin_lock, spin_unlock
 from .mm_types import (add_mm_rss_vec, linear_page_index, mm_counter, vm_area_struct)
 from .mmu_gather import (__tlb_remove_folio_pages, pte_free_tlb, tlb_delay_rmap, tlb_end_vma,
                          tlb_flush_mmu, tlb_flush_mmu_tlbonly, tlb_flush_rmaps,
                          tlb_remove_tlb_entry, tlb_start_vma, tlb_gather_mmu, tlb_finish_mmu,
                          mmu_gather)
-from .page import Page, folio_set_dirty, folio_test_anon, page_mapcount
+from .page import PG_locked, Page, folio_set_dirty, folio_test_anon, page_mapcount
 from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_offset,
                       pgd_addr_end, pgd_offset, pgdp_get, pmd_addr_end, pmd_offset, pmdp_get,
                       pte_clear_not_present_full, pte_offset_map_lock, pte_unmap_unlock,
@@ -447,6 +450,72 @@ def zap_page_range_single(vma: vm_area_struct, address: int, size: int,
     tlb_finish_mmu(tlb)
 
 
+# --- unmapping a file range from every mm (mm/memory.c) -----------------------------------------
+def unmap_mapping_range_vma(vma: vm_area_struct, start_addr: int, end_addr: int,
+                            details: Optional[zap_details]) -> None:
+    """mm/memory.c unmap_mapping_range_vma(): zap [start_addr, end_addr) of one VMA (called
+    under i_mmap_rwsem, without that mm's mmap_lock)."""
+    zap_page_range_single(vma, start_addr, end_addr - start_addr, details)
+
+
+def unmap_mapping_range_tree(mapping, first_index: int, last_index: int,
+                             details: Optional[zap_details]) -> None:
+    """mm/memory.c unmap_mapping_range_tree(): for every VMA of the file's i_mmap that maps
+    a page of [first_index, last_index], zap the part that does."""
+    from .mm_types import vma_pages
+    from .rmap import vma_interval_tree_foreach
+    for vma in vma_interval_tree_foreach(mapping, first_index, last_index):
+        vba = vma.vm_pgoff
+        vea = vba + vma_pages(vma) - 1
+        zba = max(first_index, vba)
+        zea = min(last_index, vea)
+        unmap_mapping_range_vma(vma, ((zba - vba) << PAGE_SHIFT) + vma.vm_start,
+                                ((zea - vba + 1) << PAGE_SHIFT) + vma.vm_start, details)
+
+
+def unmap_mapping_folio(folio: Page) -> None:
+    """mm/memory.c unmap_mapping_folio(): unmap a locked page-cache folio from every VMA
+    that maps its index, keeping private COW copies (even_cows false). (single_folio only
+    matters for a PMD-mapped THP: not modelled.)"""
+    from .rmap import i_mmap_lock_read, i_mmap_unlock_read
+    mapping = folio.mapping
+    if not folio.flags & PG_locked:
+        raise KernelBug("VM_BUG_ON(!folio_test_locked(folio))")
+    first_index = folio.index
+    last_index = folio.index                    # folio_next_index(folio) - 1: order 0
+    details = zap_details(even_cows=False, zap_flags=ZAP_FLAG_DROP_MARKER)
+    i_mmap_lock_read(mapping)
+    if mapping.i_mmap:                          # !RB_EMPTY_ROOT(&mapping->i_mmap.rb_root)
+        unmap_mapping_range_tree(mapping, first_index, last_index, details)
+    i_mmap_unlock_read(mapping)
+
+
+def unmap_mapping_pages(mapping, start: int, nr: int, even_cows: bool) -> None:
+    """mm/memory.c unmap_mapping_pages(): unmap file pages [start, start + nr) from every
+    mm; private COW copies too when *even_cows*."""
+    from .rmap import i_mmap_lock_read, i_mmap_unlock_read
+    details = zap_details(even_cows=even_cows)
+    first_index = start
+    last_index = (start + nr - 1) & ULONG_MAX
+    if last_index < first_index:
+        last_index = ULONG_MAX
+    i_mmap_lock_read(mapping)
+    if mapping.i_mmap:
+        unmap_mapping_range_tree(mapping, first_index, last_index, details)
+    i_mmap_unlock_read(mapping)
+
+
+def unmap_mapping_range(mapping, holebegin: int, holelen: int, even_cows: int) -> None:
+    """mm/memory.c unmap_mapping_range(): unmap the pages of the byte range [holebegin,
+    holebegin + holelen) of a file (holelen 0: to the end) from every mm that maps them
+    (truncation and hole punch; the page cache itself is the caller's business)."""
+    hba = (holebegin & ULONG_MAX) >> PAGE_SHIFT
+    hlen = ((holelen & ULONG_MAX) + PAGE_SIZE - 1) >> PAGE_SHIFT
+    # Check for overflow (loff_t is as wide as pgoff_t on 64-bit: the kernel's
+    # sizeof(holelen) > sizeof(hlen) branch is compiled out).
+    unmap_mapping_pages(mapping, hba, hlen, bool(even_cows))
+
+
 def update_hiwater_rss(mm) -> None:
     """include/linux/mm.h update_hiwater_rss(): remember the peak rss (reads rss)."""
     from .mm_types import get_mm_rss
@@ -458,4 +527,5 @@ __all__ = [
     "zap_details", "vm_normal_page", "print_bad_pte", "zap_pte_range", "zap_pmd_range",
     "zap_pud_range", "zap_p4d_range", "unmap_page_range", "unmap_single_vma", "unmap_vmas",
     "zap_page_range_single", "zap_page_range_single_batched", "ULONG_MAX", "MM_FILEPAGES",
+    "unmap_mapping_range", "unmap_mapping_pages", "unmap_mapping_folio",
 ]

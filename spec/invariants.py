@@ -80,6 +80,8 @@ def _addr(vpn: int) -> str:
 
 
 def _pte_text(S, p) -> str:
+    if S.pte_present(p) and S.pte_protnone(p):
+        return f"is protnone (pfn {S.pte_pfn(p)}: not present to the MMU)"
     if S.pte_present(p):
         return f"maps pfn {S.pte_pfn(p)} ({'rw' if S.pte_write(p) else 'ro'})"
     if S.pte_swap(p):
@@ -97,10 +99,10 @@ def _tlb_text(t) -> str:
 
 # --- shared definitions -----------------------------------------------------------------------
 def tlb_agrees(S, B, t):
-    """A TLB entry agrees with the page table when the PTE is present, maps the same frame,
-    and is writable if the entry is."""
+    """A TLB entry agrees with the page table when the PTE is present to the MMU (present
+    and not protnone), maps the same frame, and is writable if the entry is."""
     p = S.pte_lookup(S.tlb_mm(t), S.tlb_vpn(t))
-    return B.And(S.pte_present(p), S.pte_pfn(p) == S.tlb_pfn(t),
+    return B.And(S.pte_present(p), B.Not(S.pte_protnone(p)), S.pte_pfn(p) == S.tlb_pfn(t),
                  B.Implies(S.tlb_write(t), S.pte_write(p)))
 
 
@@ -190,6 +192,27 @@ def _i1_freed_table():
                               f"it reads a page that is no longer a page table"))
 
 
+def _live_tlb_entries(S, ev):
+    """The TLB entries of the event's mm, or of every live mm (a freed mm has no page table to
+    agree with; an entry of it that reaches a freed frame is I1.freed_frame's business)."""
+    mms = [ev["mm"]] if ev and "mm" in ev else S.mms()
+    return S.select(S.tlb_entries(), lambda S, B, t: B.exists(mms, lambda m: S.tlb_mm(t) == m))
+
+
+@invariant("I1.coherent", "when no thread is in the kernel on the mm, every TLB entry of it "
+           "agrees with the page table", when="quiescent")
+def _i1_coherent():
+    # Every path that clears or downgrades a PTE flushes before it returns to user space
+    # (munmap, MADV_DONTNEED/FREE, mprotect, fork's write-protect, COW, exit), so with no
+    # thread inside the kernel no translation may be wider than its PTE. I1.return states
+    # this for one call's range; here it is the whole mm.
+    return (_live_tlb_entries,
+            lambda S, B, t, ev: tlb_agrees(S, B, t),
+            lambda S, t, ev: (f"no thread is in the kernel on mm{S.mm_id(S.tlb_mm(t))}, but "
+                              f"{_tlb_text(t)}; the PTE "
+                              f"{_pte_text(S, S.pte_lookup(S.tlb_mm(t), t.vpn))}"))
+
+
 # --- I2: rss ----------------------------------------------------------------------------------
 def _rss_domain(S, ev):
     mms = [ev["mm"]] if ev and "mm" in ev else S.mms()
@@ -229,6 +252,14 @@ def _i2_check_mm():
 
 
 # --- I3: split and merge ------------------------------------------------------------------------
+def _vma_text(v: dict) -> str:
+    return f"[{v['start']:#x}-{v['end']:#x} pgoff {v['pgoff']:#x}]"
+
+
+def _pgoff_at(v: dict, addr: int) -> int:
+    return v["pgoff"] + ((addr - v["start"]) >> PAGE_SHIFT)
+
+
 @invariant("I3.split", "split_vma: both halves non-empty, their union is the old range, pgoff "
            "and flags carry over", when="split_vma")
 def _i3_split():
@@ -241,8 +272,8 @@ def _i3_split():
                      lo["flags"] == o["flags"], hi["flags"] == o["flags"])
 
     return (lambda S, ev: [ev], body,
-            lambda S, e, ev: (f"__split_vma of {e['old']} at {e['addr']:#x} gave "
-                              f"{e['low']} and {e['high']}"))
+            lambda S, e, ev: (f"__split_vma of {_vma_text(e['old'])} at {e['addr']:#x} gave "
+                              f"{_vma_text(e['low'])} and {_vma_text(e['high'])}"))
 
 
 @invariant("I3.pgoff", "a VMA change keeps pgoff(a) = vm_pgoff + (a - vm_start) / PAGE_SIZE for "
@@ -257,12 +288,13 @@ def _i3_pgoff():
         return B.Implies(overlap, (n["pgoff"] - (n["start"] >> PAGE_SHIFT)) ==
                          (o["pgoff"] - (o["start"] >> PAGE_SHIFT)))
 
-    return (pairs, body,
-            lambda S, on, ev: (f"{ev['what']}: address {max(on[0]['start'], on[1]['start']):#x} "
-                               f"had pgoff {on[0]['pgoff'] + ((max(on[0]['start'], on[1]['start']) - on[0]['start']) >> PAGE_SHIFT):#x} "
-                               f"in {on[0]} and has pgoff "
-                               f"{on[1]['pgoff'] + ((max(on[0]['start'], on[1]['start']) - on[1]['start']) >> PAGE_SHIFT):#x} "
-                               f"in {on[1]}"))
+    def message(S, on, ev):
+        o, n = on
+        addr = max(o["start"], n["start"])
+        return (f"{ev['what']}: address {addr:#x} had file page {_pgoff_at(o, addr):#x} in "
+                f"{_vma_text(o)} and has {_pgoff_at(n, addr):#x} in {_vma_text(n)}: it now "
+                f"maps another part of the file")
+    return (pairs, body, message)
 
 
 # --- I4: mapcount -------------------------------------------------------------------------------

@@ -518,6 +518,12 @@ class SymbolicView:
         return p.rec.kind == PRESENT
 
     @staticmethod
+    def pte_protnone(p):
+        # The abstract state has no PROT_NONE encoding: its mprotect keeps a present PTE
+        # present (read-only), so no symbolic PTE is protnone.
+        return z3.BoolVal(False)
+
+    @staticmethod
     def pte_swap(p):
         return p.rec.kind == SWAP
 

@@ -178,6 +178,11 @@ class ConcreteView:
         return p.pte.kind == PRESENT
 
     @staticmethod
+    def pte_protnone(p) -> bool:
+        """x86 _PAGE_PROTNONE: present to the kernel, not to the MMU (a PROT_NONE VMA)."""
+        return p.pte.kind == PRESENT and p.pte.protnone
+
+    @staticmethod
     def pte_swap(p) -> bool:
         return p.pte.kind == SWAP
 

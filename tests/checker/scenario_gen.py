@@ -36,11 +36,15 @@ def _op(rng: random.Random, pages: int, heavy: bool) -> str:
     return f'{{ op = "mprotect", addr = {addr:#x}, len = {length:#x}, prot = "{prot}" }}'
 
 
-def generate(seed: int, heavy_ops: int = 1) -> Scenario:
-    """A scenario with at most *heavy_ops* system calls in total (they are long)."""
+def generate(seed: int, heavy_ops: int = 1, light: bool = False) -> Scenario:
+    """A scenario with at most *heavy_ops* system calls in total (they are long). A *light*
+    scenario has populated mappings and only loads and stores (TLB hits and walks, no page
+    faults, no system calls), so that all its interleavings can be enumerated."""
     rng = random.Random(seed)
+    if light:
+        heavy_ops = 0
     pages = rng.randint(1, 3)
-    shared_file = rng.random() < 0.3
+    shared_file = rng.random() < 0.3 and not light
     arch = rng.choice(["x86", "arm64"])
     off = sorted(f for f in FIXES if rng.random() < 0.3)
     lines = [
@@ -49,7 +53,7 @@ def generate(seed: int, heavy_ops: int = 1) -> Scenario:
     ]
     if shared_file:
         lines += ["[[file]]", 'name = "f"', f"size = {pages * 4096}", "shmem = false", ""]
-    populate = rng.choice(["none", "read", "write", "write"])
+    populate = "write" if light else rng.choice(["none", "read", "write", "write"])
     lines += ["[[process]]", 'name = "p"', "[[process.mapping]]", f"addr = {BASE:#x}",
               f"pages = {pages}", 'prot = "rw"', f'populate = "{populate}"',
               f"populate_cpu = {rng.randrange(2)}"]

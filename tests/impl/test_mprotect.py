@@ -13,7 +13,6 @@ from unmapcheck.impl.constants import (EACCES, EINVAL, ENOMEM, MM_ANONPAGES, PAG
                                        PROT_READ, PROT_WRITE, VM_ACCOUNT, VM_MAYWRITE, VM_READ,
                                        VM_WRITE)
 from unmapcheck.impl.fork import dup_mm
-from unmapcheck.impl.madvise import NotSupported
 from unmapcheck.impl.mprotect import do_mprotect_pkey
 
 RWP = PROT_READ | PROT_WRITE
@@ -92,15 +91,62 @@ def test_needs_maywrite():
     assert do_mprotect_pkey(env.mm, page(0), 2 * PAGE_SIZE, RWP, -1) == -EACCES
 
 
-def test_prot_none_over_populated_range_is_not_modelled_empty_range_is():
+def test_prot_none_makes_protnone_ptes_flushed_and_back():
+    """x86: mprotect(PROT_NONE) keeps the pages mapped (rss, mapcount) as protnone PTEs that
+    the MMU does not use (flushed; a load faults and is SIGSEGV); making the range readable
+    again turns them back into present PTEs of the same pages, with no flush."""
+    from unmapcheck.impl.pte import pte_present, pte_protnone
+    from unmapcheck.impl.x86_fault import SigSegv
     env = Env()
     env.vma(page(0), 2, RW)
     env.vma(page(4), 2, RW)
     env.touch(page(0), 2)
-    with pytest.raises(NotSupported, match="PROT_NONE"):
-        do_mprotect_pkey(env.mm, page(0), 2 * PAGE_SIZE, PROT_NONE, -1)
+    pages = [env.page_at(page(i)) for i in range(2)]
+    with Recorder() as rec:
+        assert do_mprotect_pkey(env.mm, page(0), 2 * PAGE_SIZE, PROT_NONE, -1) == 0
+    assert all(pte_present(env.pte(page(i))) and pte_protnone(env.pte(page(i)))
+               and not env.pte(page(i)).write for i in range(2))
+    assert [(i["start"], i["end"]) for k, i in rec.events if k == "tlb_flush"] == \
+        [(page(0), page(2))]
+    assert not env.tlb_has(0, page(0)) and not env.tlb_has(0, page(1))
+    assert env.rss()[MM_ANONPAGES] == 2
+    env.check_exact()
+    with pytest.raises(SigSegv):
+        env.load(page(0))
     assert env.mm.mmap_lock.state() == "unlocked" and env.mm.tlb_flush_pending == 0
+    with Recorder() as rec:
+        assert do_mprotect_pkey(env.mm, page(0), 2 * PAGE_SIZE, RWP, -1) == 0
+    assert "tlb_flush" not in rec.kinds()                 # !_PAGE_PRESENT -> *: no flush
+    assert [env.page_at(page(i)) for i in range(2)] == pages
+    assert not any(pte_protnone(env.pte(page(i))) for i in range(2))
+    assert env.load(page(1)) == 0x41                      # the data survived
+    # An empty range: nothing to change.
     assert do_mprotect_pkey(env.mm, page(4), 2 * PAGE_SIZE, PROT_NONE, -1) == 0
+    env.check_exact()
+
+
+def test_protnone_ptes_are_copied_by_fork_and_zapped():
+    """A protnone PTE is present to the kernel: fork copies it (the VMA has an anon_vma),
+    munmap zaps it and frees the page."""
+    from unmapcheck.impl.mmap import __vm_munmap
+    from unmapcheck.impl.pte import pte_protnone
+    env = Env()
+    env.vma(page(0), 2, RW)
+    env.touch(page(0), 2)
+    assert do_mprotect_pkey(env.mm, page(0), 2 * PAGE_SIZE, PROT_NONE, -1) == 0
+    before = env.allocated()
+    cmm = dup_mm(env.task, env.mm)
+    assert pte_protnone(env.pte(page(0), cmm)) and env.rss(cmm)[MM_ANONPAGES] == 2
+    assert page_mapcount_of(env, page(0)) == 2
+    env.check_exact(cmm)
+    assert __vm_munmap(env.mm, page(0), 2 * PAGE_SIZE, True) == 0
+    assert env.rss()[MM_ANONPAGES] == 0 and page_mapcount_of(env, page(0), cmm) == 1
+    assert env.allocated() >= before
+
+
+def page_mapcount_of(env, addr, mm=None):
+    from unmapcheck.impl.page import page_mapcount
+    return page_mapcount(env.page_at(addr, mm))
 
 
 def test_locked_private_vma_becoming_writable_is_populated():

@@ -78,6 +78,22 @@ def test_invariants_agree_when_they_fail():
     assert res["VMA_TREE.sorted"] is True
 
 
+def test_coherent_agrees_on_a_stale_tlb_entry():
+    """I1.coherent (every TLB entry of a live mm agrees with its PTE once no thread is in the
+    kernel) holds on a clean state and fails, in both views, when a PTE is cleared behind
+    the TLB's back."""
+    from unmapcheck.impl.pgtable import lookup_pte
+    h = Harness()
+    h.p.mmap(BASE, 2 * P, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    h.p.store(BASE, 1, cpu=1)
+    h.p.load(BASE + P, cpu=0)
+    assert agree(h.sys.machine)["I1.coherent"] is True
+    ptep = lookup_pte(h.p.mm, BASE)
+    del ptep.table.table[ptep.idx]                   # the PTE goes, CPU1's TLB keeps it
+    res = agree(h.sys.machine)
+    assert res["I1.coherent"] is False and res["VMA_TREE.sorted"] is True
+
+
 def test_word_is_unsigned_on_bitvectors_and_exact_on_ints():
     x = Word(z3.BitVecVal(2 ** 63, 64))
     assert z3.is_true(z3.simplify(x > 1))                 # unsigned, not negative
