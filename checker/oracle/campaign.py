@@ -111,9 +111,14 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
     runner = runner or RealRunner()
     skw = dict(system_kw or {})
     if model_runner is None:
-        def model_runner(seq):
-            return run_model(seq, **skw)
+        def model_runner(seq, env=None):
+            return run_model(seq, env=env, **skw)
         model_runner(S.Sequence(calls=(), window_pages=window_pages))   # fail early, one line
+    else:
+        user_runner = model_runner
+
+        def model_runner(seq, env=None):
+            return user_runner(seq)
     strategy = sequences(window_pages=window_pages, max_calls=max_calls)
 
     def both(seq: S.Sequence):
@@ -122,7 +127,7 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
             raise OracleError(f"real-kernel run failed: {real['error']}\n"
                               f"sequence:\n{S.dumps_toml(seq)}")
         summary.kernel = (real.get("env") or {}).get("kernel")
-        model = model_runner(seq)
+        model = model_runner(seq, real.get("env"))
         return real, model, compare(seq, real, model, vmflags=vmflags)
 
     common = dict(database=None, deadline=None, derandomize=False, print_blob=False,
@@ -223,7 +228,7 @@ def replay(path, vmflags: bool = True, runner: RealRunner | None = None,
     if real.get("error"):
         raise OracleError(f"real-kernel run failed: {real['error']}")
     try:
-        model = run_model(seq, **(system_kw or {}))
+        model = run_model(seq, env=real.get("env"), **(system_kw or {}))
     except ModelUnavailable as e:
         if require_model:
             raise

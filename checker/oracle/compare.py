@@ -137,10 +137,11 @@ def assert_model_matches(seq: S.Sequence, real: dict, vmflags: bool = True, **sy
     """Run ``seq`` on the model and assert that it reproduces the recorded real report.
 
     For regression tests: ``real`` is a real-kernel report recorded once (so the test needs
-    neither the real kernel nor a C compiler).
+    neither the real kernel nor a C compiler); its ``env`` (CAP_IPC_LOCK, RLIMIT_MEMLOCK),
+    when recorded, sets the model's tunables.
     """
     from .model import run_model
-    model = run_model(seq, **system_kw)
+    model = run_model(seq, env=real.get("env"), **system_kw)
     mm = compare(seq, real, model, vmflags=vmflags)
     if mm is not None:
         raise AssertionError(mm.message)

@@ -186,14 +186,32 @@ class _ModelRun:
         return out
 
 
-def run_model(seq: S.Sequence, **system_kw) -> dict:
+def tunables_for(env: dict | None):
+    """The model's ``Tunables`` for the real run's environment (its report's ``env``):
+    CAP_IPC_LOCK and RLIMIT_MEMLOCK. Without one (``None``: a regression test recorded before
+    ``env`` was kept, or a model-only run) the oracle's usual setting: root, so capable, with
+    the default 8 MiB limit."""
+    from unmapcheck.impl.machine import Tunables
+    env = env or {}
+    t = Tunables(capable=bool(env.get("cap_ipc_lock", True)))
+    limit = env.get("memlock_limit")
+    if isinstance(limit, int):
+        t.rlimit_memlock = S.ULONG_MAX if limit < 0 else limit
+    return t
+
+
+def run_model(seq: S.Sequence, env: dict | None = None, **system_kw) -> dict:
     """Run ``seq`` on a fresh model System and return a report shaped like real.py's.
 
-    ``system_kw`` go to ``System(...)`` (e.g. ``cpus=2``, ``fixes_off=[...]``). Raises
-    ModelUnavailable when impl/ cannot run sequences at all; an exception inside a call ends
-    the report with ``error`` (the traceback's last frame named) instead.
+    ``env`` is the real report's environment (see :func:`tunables_for`), used unless
+    ``system_kw`` has ``tunables``. ``system_kw`` go to ``System(...)`` (e.g. ``cpus=2``,
+    ``fixes_off=[...]``). Raises ModelUnavailable when impl/ cannot run sequences at all; an
+    exception inside a call ends the report with ``error`` (the traceback's last frame
+    named) instead.
     """
     system_kw.setdefault("cpus", 2)
+    if "tunables" not in system_kw:
+        system_kw["tunables"] = tunables_for(env)
     try:
         run = _ModelRun(seq, system_kw)
         run.setup()

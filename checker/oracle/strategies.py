@@ -224,7 +224,10 @@ def sequence_source(seq: Sequence, used: set[str]) -> str:
 def _report_source(rep: dict) -> str:
     """The report as a Python literal, one call per block and one VMA per line."""
     lines = ["{", f"    'side': {rep['side']!r}, 'window_pages': {rep['window_pages']!r}, "
-                  f"'error': {rep['error']!r},", "    'calls': ["]
+                  f"'error': {rep['error']!r},"]
+    if rep.get("env"):
+        lines.append(f"    'env': {rep['env']!r},")
+    lines.append("    'calls': [")
     for c in rep["calls"]:
         head = repr({k: v for k, v in c.items() if k != "vmas"})[:-1]
         lines.append(f"        {head}, 'vmas': [")
@@ -251,6 +254,8 @@ def regression_test(seq: Sequence, real: dict, mismatch=None, name: str | None =
     kernel = (real.get("env") or {}).get("kernel", "unknown")
     recorded = {"side": "real", "window_pages": real.get("window_pages", seq.window_pages),
                 "error": None, "calls": real["calls"]}
+    if real.get("env"):
+        recorded["env"] = real["env"]
     rec_src = _report_source(recorded)
     head = [f"# Found by the unmapcheck oracle (real kernel {kernel})."]
     if mismatch is not None:

@@ -244,18 +244,91 @@ def test_cold_clears_young_of_exclusive_pages():
     assert env.rss()[MM_ANONPAGES] == 8
 
 
+# --- MADV_REMOVE: a hole punch in the shmem file ---------------------------------------------
+def test_remove_punches_a_hole_in_every_mapping_but_keeps_cow_copies():
+    """MADV_REMOVE on a shared memfd mapping unmaps the range's file pages from every mapping
+    of the file (this one, and a private one of the same file, whose COW copy stays), frees
+    them from the page cache, and a later access sees zeros in a fresh page."""
+    from unmapcheck.impl.filemap import cache_page
+    env = Env()
+    f = env.memfd(4)
+    shared = env.vma(page(0), 4, RW | SHARED, file=f)
+    private = env.vma(page(8), 4, RO | 0x20, file=f)          # MAP_PRIVATE, VM_MAYWRITE
+    env.touch(page(0), 4)                                     # 4 shmem pages, written
+    env.load(page(9))                         # private: fault-around maps all 4 file pages
+    old = [cache_page(f, i) for i in range(4)]
+    assert env.rss()[MM_SHMEMPAGES] == 4 + 4
+    env.load(page(1), cpu=1)
+    before = env.allocated()
+    assert do_madvise(env.mm, page(1), 2 * PAGE_SIZE, MADV_REMOVE) == 0
+    assert cache_page(f, 1) is None and cache_page(f, 2) is None
+    assert cache_page(f, 0) is old[0] and cache_page(f, 3) is old[3]
+    assert env.present(page(0), 4) == [0, 3]
+    assert env.present(page(8), 4) == [0, 3]
+    assert not env.tlb_has(1, page(1)) and not env.tlb_has(0, page(2))
+    assert old[1].free and old[2].free and env.allocated() == before - 2
+    assert env.mm.mmap_lock.state() == "unlocked"
+    env.check_exact()
+    assert env.load(page(1)) == 0                             # a new, zeroed page
+    assert cache_page(f, 1) is not None and cache_page(f, 1) is not old[1]
+    assert env.load(page(0)) == 0x40                          # outside the hole: kept
+    env.check_exact()
+
+
+def test_remove_leaves_private_cow_copies_alone():
+    from unmapcheck.impl.filemap import cache_page
+    env = Env()
+    f = env.memfd(2)
+    shared = env.vma(page(0), 2, RW | SHARED, file=f)
+    private = env.vma(page(4), 2, RW, file=f)
+    env.touch(page(0), 2)
+    env.store(page(4), 0x77)                                  # COW copy of file page 0
+    cow = env.page_at(page(4))
+    assert do_madvise(env.mm, page(0), 2 * PAGE_SIZE, MADV_REMOVE) == 0
+    assert env.page_at(page(4)) is cow and env.load(page(4)) == 0x77
+    assert cache_page(f, 0) is None and cache_page(f, 1) is None
+    assert env.rss()[MM_ANONPAGES] == 1 and env.rss()[MM_SHMEMPAGES] == 0
+    env.check_exact()
+
+
+def test_remove_errors():
+    env = Env()
+    layout(env)
+    assert do_madvise(env.mm, page(0), PAGE_SIZE, MADV_REMOVE) == -EINVAL      # anon private
+    private = env.vma(page(16), 2, RW, file=env.memfd(2))
+    from unmapcheck.impl.constants import EACCES
+    assert do_madvise(env.mm, page(16), PAGE_SIZE, MADV_REMOVE) == -EACCES     # file private
+    locked = env.vma(page(20), 2, RW | SHARED | LOCKED, file=env.memfd(2))
+    assert do_madvise(env.mm, page(20), PAGE_SIZE, MADV_REMOVE) == -EINVAL     # VM_LOCKED
+    assert env.mm.mmap_lock.state() == "unlocked"
+
+
+# --- MADV_POPULATE_READ/WRITE ---------------------------------------------------------------
+def test_populate_read_write_and_errors():
+    from unmapcheck.impl.constants import EFAULT, MADV_POPULATE_READ
+    env = Env()
+    env.vma(page(0), 4, RO)
+    env.vma(page(4), 4, RW)
+    assert do_madvise(env.mm, page(0), 4 * PAGE_SIZE, MADV_POPULATE_READ) == 0
+    assert env.present(page(0), 4) == [0, 1, 2, 3] and env.rss()[MM_ANONPAGES] == 0  # zero page
+    assert do_madvise(env.mm, page(4), 4 * PAGE_SIZE, MADV_POPULATE_WRITE) == 0
+    assert env.rss()[MM_ANONPAGES] == 4 and all(env.pte(page(i)).write for i in range(4, 8))
+    assert do_madvise(env.mm, page(0), PAGE_SIZE, MADV_POPULATE_WRITE) == -EINVAL   # read-only
+    assert do_madvise(env.mm, page(6), 4 * PAGE_SIZE, MADV_POPULATE_READ) == -ENOMEM  # hole
+    f = env.memfd(1)
+    env.vma(page(16), 4, RW | SHARED, file=f)
+    assert do_madvise(env.mm, page(16), 4 * PAGE_SIZE, MADV_POPULATE_READ) == -EFAULT  # EOF
+    assert env.present(page(16), 4) == [0]                    # the page before EOF was done
+    assert env.mm.mmap_lock.state() == "unlocked"
+    env.check_exact()
+
+
 # --- advices whose effect the model does not have ------------------------------------------
 def test_unsupported_advices_raise_after_the_kernels_error_checks():
     env = Env()
     layout(env)
-    shared = env.vma(page(16), 4, RW | SHARED, file=env.memfd(4))
-    assert do_madvise(env.mm, page(0), PAGE_SIZE, MADV_REMOVE) == -EINVAL   # anon private
-    with pytest.raises(NotSupported, match="MADV_REMOVE"):
-        do_madvise(env.mm, shared.vm_start, PAGE_SIZE, MADV_REMOVE)
     with pytest.raises(NotSupported, match="MADV_PAGEOUT"):
         do_madvise(env.mm, page(0), PAGE_SIZE, MADV_PAGEOUT)
-    with pytest.raises(NotSupported, match="MADV_POPULATE_WRITE"):
-        do_madvise(env.mm, page(0), PAGE_SIZE, MADV_POPULATE_WRITE)
     # The locks and the gather are balanced after the exception.
     assert env.mm.mmap_lock.state() == "unlocked"
     assert env.mm.tlb_flush_pending == 0
