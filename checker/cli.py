@@ -6,7 +6,7 @@
                        [--trace-out FILE] [--html FILE] [--json]
     unmapcheck replay TRACE [--json]
     unmapcheck show TRACE [--html OUT] [--all]
-    unmapcheck oracle [--examples N --seed S] [--sequence FILE]
+    unmapcheck oracle [--examples N --seed S --max-calls K --save FILE] [--sequence FILE]
     unmapcheck fixes
 
 Exit codes: 0 everything as expected (every obligation PROVED); 1 a violation, an expected
@@ -306,8 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.set_defaults(func=cmd_show)
 
     orc = sub.add_parser("oracle", help="differential testing against the real kernel")
-    orc.add_argument("--examples", type=int, default=200)
+    orc.add_argument("--examples", type=int, metavar="N",
+                     help="generated sequences to run (default 200)")
     orc.add_argument("--seed", type=int, default=0)
+    orc.add_argument("--max-calls", type=int, metavar="K",
+                     help="calls per generated sequence after the setup (default 12)")
+    orc.add_argument("--save", metavar="FILE",
+                     help="write the minimal mismatching sequence here (.toml or .json)")
     orc.add_argument("--sequence", metavar="FILE", help="replay one saved sequence")
     orc.add_argument("--json", action="store_true")
     orc.set_defaults(func=cmd_oracle)

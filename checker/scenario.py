@@ -78,9 +78,30 @@ class Op:
     def describe(self) -> str:
         parts = []
         for k, v in self.args.items():
-            parts.append(f"{k}={v:#x}" if isinstance(v, int) and k in ("addr", "len") else
-                         f"{k}={v}")
+            if k in ("addr", "len") and isinstance(v, int):
+                parts.append(f"{k}={v:#x}")
+            elif k == "advice":
+                parts.append(_constant_name("MADV_", v))
+            elif k == "prot":
+                parts.append(_flags_text("PROT_", v, "PROT_NONE"))
+            elif k == "flags":
+                parts.append(_flags_text("MAP_", v, "0"))
+            else:
+                parts.append(f"{k}={v}")
         return f"{self.op}({', '.join(parts)})"
+
+
+def _constant_name(prefix: str, value: int) -> str:
+    for name in dir(C):
+        if name.startswith(prefix) and getattr(C, name) == value:
+            return name
+    return str(value)
+
+
+def _flags_text(prefix: str, value: int, zero: str) -> str:
+    names = [n for n in dir(C) if n.startswith(prefix) and getattr(C, n) and
+             bin(getattr(C, n)).count("1") == 1 and value & getattr(C, n)]
+    return "|".join(sorted(names)) if names else zero
 
 
 @dataclass

@@ -168,6 +168,10 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        # mkstemp creates the file 0600; a trace or report is meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -282,10 +286,23 @@ def load_trace(path: str) -> dict:
     sc = doc["scenario"]
     if not isinstance(sc.get("text"), str):
         raise TraceError(f"{path}: field 'scenario.text' missing")
+    names = set()
+    for i, t in enumerate(doc["threads"]):
+        if not (isinstance(t, dict) and isinstance(t.get("name"), str) and
+                isinstance(t.get("cpu"), int) and isinstance(t.get("role", ""), str)):
+            raise TraceError(f"{path}: threads[{i}] is malformed")
+        names.add(t["name"])
     for i, st in enumerate(doc["steps"]):
         if not isinstance(st, dict) or not {"index", "thread", "function", "label",
                                             "changes"} <= set(st):
             raise TraceError(f"{path}: steps[{i}] is malformed")
+        if st["thread"] not in names or not isinstance(st["index"], int) or \
+                not isinstance(st["function"], str) or not isinstance(st["label"], str):
+            raise TraceError(f"{path}: steps[{i}] is malformed")
+        if not isinstance(st["changes"], list) or not all(
+                isinstance(c, list) and len(c) == 4 for c in st["changes"]):
+            raise TraceError(f"{path}: steps[{i}].changes must be [variable, key, old, new] "
+                             f"lists")
     for i, st in enumerate(doc["states"]):
         if not isinstance(st, dict) or any(
                 k != "#meta" and not (isinstance(v, dict) and isinstance(v.get("#map"), list))

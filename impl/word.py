@@ -16,7 +16,12 @@ MASK64 = (1 << 64) - 1
 
 
 def is_sym(*xs: Any) -> bool:
-    return any(not isinstance(x, (int, bool)) for x in xs)
+    # A plain loop, not any() over a generator: this runs several times for every p*d_addr_end
+    # of every walk (bool is an int).
+    for x in xs:
+        if not isinstance(x, int):
+            return True
+    return False
 
 
 def _z3():

@@ -41,6 +41,7 @@ from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_
                       ptep_get, ptep_get_and_clear_full, pud_addr_end, pud_offset, pudp_get,
                       _write, LEVEL_PTE)
 from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
+from . import rmap
 from .rmap import flush_tlb_batched_pending
 from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_special,
                   pte_t, pte_young)
@@ -119,8 +120,7 @@ def zap_present_folio_ptes(tlb: mmu_gather, vma: vm_area_struct, folio: Page, pa
         rss[MM_ANONPAGES] -= nr
     tlb_remove_tlb_entry(tlb, pte, addr)
     if not delay_rmap:
-        from .rmap import folio_remove_rmap_ptes
-        folio_remove_rmap_ptes(folio, page, nr, vma)
+        rmap.folio_remove_rmap_ptes(folio, page, nr, vma)
         if page_mapcount(folio) < 0:
             print_bad_pte(vma, addr, ptent, page)
     if __tlb_remove_folio_pages(tlb, page, nr, delay_rmap):

@@ -91,10 +91,12 @@ def _kind(mm: Mismatch) -> str:
 def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_PAGES,
                  max_calls: int = 12, vmflags: bool = True, save_to: str | None = None,
                  progress=None, runner: RealRunner | None = None, system_kw: dict | None = None,
-                 shrink: bool = True, model_runner=None) -> CampaignSummary:
+                 shrink: bool = True, model_runner=None, shrink_progress=None) \
+        -> CampaignSummary:
     """Run ``examples`` generated sequences on the real kernel and on the model; compare.
 
-    ``progress(done, total)`` is called after each sequence of pass 1. ``save_to``: where to
+    ``progress(done, total, mismatches)`` is called after each sequence of pass 1,
+    ``shrink_progress(runs)`` after each run of pass 2. ``save_to``: where to
     write the minimal mismatching sequence (TOML or JSON by extension). ``system_kw`` go to the
     model's ``System``. Raises OracleUnavailable / ModelUnavailable (one line) when a side
     cannot run at all, and OracleError when the real runner breaks. ``model_runner``
@@ -148,7 +150,7 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
                 k = _kind(mm)
                 summary.mismatch_kinds[k] = summary.mismatch_kinds.get(k, 0) + 1
             if progress is not None:
-                progress(summary.sequences_run, examples)
+                progress(summary.sequences_run, examples, summary.mismatches)
 
         count()
 
@@ -162,6 +164,8 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
             def find(seq):
                 real, model, mm = both(seq)
                 summary.shrink_runs += 1
+                if shrink_progress is not None:
+                    shrink_progress(summary.shrink_runs)
                 if mm is not None:
                     last.update(seq=seq, real=real, mm=mm)
                     raise _Found(mm.message)
@@ -171,6 +175,8 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
             except _Found:
                 pass
             if last:
+                last.update(_reduce(last["seq"], last["real"], last["mm"], both, summary,
+                                    shrink_progress))
                 summary.minimal_sequence = last["seq"]
                 summary.minimal_real = last["real"]
                 summary.first_mismatch = last["mm"]
@@ -185,6 +191,53 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
             runner.close()
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _reduce(seq: S.Sequence, real: dict, mm: Mismatch, both, summary: CampaignSummary,
+            shrink_progress=None) -> dict:
+    """After hypothesis' shrinking, delete what the mismatch does not need: single calls
+    (from the last to the first, repeated until nothing more goes) and files no call maps,
+    keeping a candidate only if it mismatches in the same way (same kind, field and op).
+    Hypothesis shrinks the choices it drew; a call whose deletion shifts every later choice
+    (a setup mmap, a file) is often out of its reach."""
+    def same(a: Mismatch, b: Mismatch) -> bool:
+        return _kind(a) == _kind(b)
+
+    best = {"seq": seq, "real": real, "mm": mm}
+
+    def attempt(cand: S.Sequence) -> bool:
+        try:
+            cand = S.validate(cand)
+        except S.SequenceError:
+            return False
+        r, _, m = both(cand)
+        summary.shrink_runs += 1
+        if shrink_progress is not None:
+            shrink_progress(summary.shrink_runs)
+        if m is not None and same(m, best["mm"]):
+            best.update(seq=cand, real=r, mm=m)
+            return True
+        return False
+
+    progress = True
+    while progress:
+        progress = False
+        calls = best["seq"].calls
+        for i in reversed(range(len(calls))):
+            calls = best["seq"].calls
+            if i >= len(calls):
+                continue
+            cand = S.Sequence(calls=calls[:i] + calls[i + 1:], files=best["seq"].files,
+                              window_pages=best["seq"].window_pages)
+            if attempt(cand):
+                progress = True
+        used = {c.file for c in best["seq"].calls if c.op == "mmap" and c.file is not None}
+        files = tuple(f for f in best["seq"].files if f.name in used)
+        if files != best["seq"].files:
+            if attempt(S.Sequence(calls=best["seq"].calls, files=files,
+                                  window_pages=best["seq"].window_pages)):
+                progress = True
+    return best
 
 
 @dataclass

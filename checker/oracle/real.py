@@ -134,6 +134,9 @@ class OracleError(RuntimeError):
 
 
 # --- environment checks ----------------------------------------------------------------------
+SMAPS_PATH = "/proc/self/smaps"       # what check_real_kernel() looks for
+
+
 def check_real_kernel() -> None:
     """Raise OracleUnavailable (one line) unless this machine can serve as the oracle."""
     if sys.platform != "linux":
@@ -144,8 +147,8 @@ def check_real_kernel() -> None:
                                 f"and syscall numbers), this is {mach}")
     if os.sysconf("SC_PAGE_SIZE") != PAGE_SIZE:
         raise OracleUnavailable("real-kernel oracle: needs 4 KiB pages")
-    if not os.path.exists("/proc/self/smaps"):
-        raise OracleUnavailable("real-kernel oracle: /proc/self/smaps is missing "
+    if not os.path.exists(SMAPS_PATH):
+        raise OracleUnavailable(f"real-kernel oracle: {SMAPS_PATH} is missing "
                                 "(procfs not mounted, or a kernel without CONFIG_PROC_PAGE_MONITOR)")
 
 

@@ -113,15 +113,23 @@ def test_good_trace_writes_the_report(trace_file, tmp_path, capsys):
     assert text.startswith("<!DOCTYPE html>") and "I1.freed_frame" in text
 
 
-SCENARIO = os.path.join(ROOT, "proofs", "scenarios", "99baac21e458-parallel-dontneed.toml")
+SCENARIOS = os.path.join(ROOT, "proofs", "scenarios")
+REAL = [("99baac21e458-parallel-dontneed.toml", ["99baac21e458"]),
+        ("1cf35d47712d-5df397dec7c4-lost-write.toml", ["5df397dec7c4"])]
 
 
-@pytest.mark.skipif(not os.path.exists(SCENARIO), reason="scenario corpus: "
-                    "99baac21e458-parallel-dontneed.toml is not there yet")
-def test_real_counterexample_explore_and_show_give_the_same_report(tmp_path, capsys):
+@pytest.mark.parametrize("name,without", REAL, ids=[n for n, _ in REAL])
+def test_real_counterexample_explore_and_show_give_the_same_report(name, without, tmp_path,
+                                                                   capsys):
+    """Real traces of the corpus (the parallel MADV_DONTNEED bug and the lost write): the
+    report holds every step, the violated invariant, and the race pair, highlighted and
+    linked both ways; explore --html and show --html give the same file."""
+    scenario = os.path.join(SCENARIOS, name)
     trace, html1, html2 = (str(tmp_path / n) for n in ("t.json", "a.html", "b.html"))
-    main(["explore", SCENARIO, "--without", "99baac21e458", "--trace-out", trace,
-          "--html", html1])
+    argv = ["explore", scenario, "--trace-out", trace, "--html", html1]
+    for c in without:
+        argv += ["--without", c]
+    main(argv)
     capsys.readouterr()
     assert os.path.exists(trace) and os.path.exists(html1)
     assert main(["show", trace, "--html", html2]) == 0
@@ -132,3 +140,5 @@ def test_real_counterexample_explore_and_show_give_the_same_report(tmp_path, cap
     assert doc["violation"]["invariant"] in text
     for i in range(len(doc["steps"])):
         assert f'<tr id="s{i}" data-step="{i}"' in text
+    a, b = doc["race"]
+    assert f'<a href="#s{a}">step {a}</a>' in text and f'<a href="#s{b}">step {b}</a>' in text
