@@ -24,6 +24,7 @@ from unmapcheck.impl.page import page_mapcount
 from unmapcheck.impl.pgtable import iter_ptes, iter_tables, lookup_pte
 from unmapcheck.impl.pte import PTE_NONE, PRESENT
 from unmapcheck.impl.task import task_struct
+from schedkit import Recorder  # noqa: F401  (re-exported for the tests)
 
 #: A PMD-aligned base address for the test mappings.
 BASE = 0x7F0000000000
@@ -154,39 +155,6 @@ class Env:
 
     def tables(self, mm=None) -> int:
         return len(iter_tables(mm or self.mm))
-
-
-class Recorder:
-    """A minimal explorer runtime for sequential tests: records sched.event()s and can run a
-    *hook* at a scheduling point (to inject another actor's steps at a chosen moment)."""
-
-    def __init__(self, hook=None):
-        self.events: list = []
-        self.hook = hook
-        self.labels: list = []
-
-    def point(self, label, reads, writes, wait, adds=()):
-        if wait is not None and not wait():
-            raise sched.Deadlock(f"{label} would sleep forever (recorded run)")
-        self.labels.append(label)
-        if self.hook is not None:
-            self.hook(label)
-
-    def event(self, kind, info):
-        self.events.append((kind, info))
-
-    def kinds(self) -> list:
-        return [k for k, _ in self.events]
-
-    def __enter__(self):
-        sched.install(self)
-        return self
-
-    def __exit__(self, *exc):
-        cur = sched.current()
-        sched.RT = None
-        sched.set_current(cur)
-        return False
 
 
 # =================================================================================================

@@ -13,6 +13,7 @@ import random
 
 import greenlet
 import pytest
+from schedkit import GreenletRuntime, random_policy
 
 from faultkit import BASE, RW, SHARED, Env
 
@@ -22,61 +23,6 @@ from unmapcheck.impl.filemap import cache_page
 from unmapcheck.impl.page import PG_locked, folio_test_anon, page_mapcount
 from unmapcheck.impl.pgtable import iter_ptes
 from unmapcheck.impl.x86_fault import user_access
-
-
-class RandomRuntime:
-    """Runs thread bodies as greenlets; at each sched.point the scheduler picks, at random
-    among the threads whose pending step is enabled, the one that runs next. With
-    *stickiness* p, the running thread goes on with probability p (long uninterrupted runs,
-    so that one access can complete before the other starts)."""
-
-    def __init__(self, seed: int, stickiness: float = 0.0):
-        self.rng = random.Random(seed)
-        self.stickiness = stickiness
-        self.main = greenlet.getcurrent()
-        self.pending: dict = {}
-        self.current = None
-        self.steps = 0
-
-    def point(self, label, reads, writes, wait, adds=()):
-        self.pending[self.current] = wait
-        self.main.switch()
-
-    def event(self, kind, info):
-        pass
-
-    def run(self, bodies):
-        threads = []
-        for i, body in enumerate(bodies):
-            ctx = sched.Context(name=f"T{i}", cpu=i)
-            threads.append((greenlet.greenlet(body, parent=self.main), ctx))
-        sched.install(self)
-        try:
-            live = list(range(len(threads)))
-            for i in live:                            # run each to its first point
-                self._resume(threads, i)
-            while True:
-                live = [i for i in live if not threads[i][0].dead]
-                if not live:
-                    return
-                enabled = [i for i in live
-                           if self.pending.get(i) is None or self.pending[i]()]
-                if not enabled:
-                    raise sched.Deadlock("all threads blocked")
-                if self.current in enabled and self.rng.random() < self.stickiness:
-                    self._resume(threads, self.current)
-                else:
-                    self._resume(threads, self.rng.choice(enabled))
-                self.steps += 1
-                assert self.steps < 100000
-        finally:
-            sched.uninstall()
-
-    def _resume(self, threads, i):
-        self.current = i
-        self.pending[i] = None
-        sched.set_current(threads[i][1])
-        threads[i][0].switch()
 
 
 def check_consistent(env: Env) -> None:
@@ -109,7 +55,8 @@ def check_consistent(env: Env) -> None:
 def run_seeds(make, nseeds=150):
     for seed in range(nseeds):
         env, bodies, final = make()
-        RandomRuntime(seed, stickiness=0.0 if seed % 2 else 0.97).run(bodies)
+        GreenletRuntime(bodies, random_policy(random.Random(seed),
+                                              0.0 if seed % 2 else 0.97), prefix="T").run()
         check_consistent(env)
         final(env)
 
@@ -185,4 +132,4 @@ def test_blocked_fault_is_reported_as_deadlock_not_hung():
     env.mm.mmap_lock.writer = "munmap"          # a writer that never releases mmap_lock
     bodies = [lambda: user_access(env.task, env.cpu[1], BASE, False)]
     with pytest.raises(sched.Deadlock):
-        RandomRuntime(0).run(bodies)
+        GreenletRuntime(bodies, random_policy(random.Random(0)), prefix="T").run()

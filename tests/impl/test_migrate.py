@@ -9,6 +9,8 @@ allocators), independent of the syscall layer.
 from __future__ import annotations
 
 import pytest
+from statekit import install_pte, new_mm, read_pte, tlb_has, touch
+from schedkit import GreenletRuntime, random_policy
 
 from unmapcheck.impl import cpu as hw
 from unmapcheck.impl import migrate, rmap, sched
@@ -27,23 +29,6 @@ BASE = 0x7F0000000000
 
 
 # --- hand-built state (same shape as tests/impl/test_rmap.py) -----------------------------------
-def install_pte(mm, addr, pte):
-    pgdp = pgd_offset(mm, addr)
-    pmdp = pmd_alloc(mm, pud_alloc(mm, p4d_offset(pgdp, addr), addr), addr)
-    pte_alloc(mm, pmdp)
-    set_pte_at(mm, addr, pte_offset_map(pmdp, addr), pte)
-
-
-def read_pte(mm, addr):
-    ptep = lookup_pte(mm, addr)
-    return PTE_NONE if ptep is None else ptep.table.table.get(ptep.idx, PTE_NONE)
-
-
-def new_mm(m, cpus=(0,)):
-    mm = mm_struct(m)
-    for c in cpus:
-        hw.switch_mm(m.cpus[c], mm)
-    return mm
 
 
 def anon_setup(m, cpus=(0,), value=0x5A):
@@ -80,16 +65,6 @@ def file_setup(m, cpus=(0,), value=0x33):
     for c in cpus:
         touch(m, c, mm, addr, True, value)
     return mm, f, vma, page, addr
-
-
-def touch(m, c, mm, addr, write, value=0):
-    cpu = m.cpus[c]
-    entry = hw.mmu_translate(cpu, mm, addr, write)
-    return hw.mmu_access_data(cpu, mm, addr, entry, write, value)
-
-
-def tlb_has(m, mm, addr):
-    return [c.id for c in m.cpus if (mm.id, addr >> 12) in c.tlb]
 
 
 @pytest.fixture(autouse=True)
@@ -245,57 +220,6 @@ def test_migration_entry_wait():
 
 
 # --- interleavings with a concurrent zap ----------------------------------------------------------
-class MiniRuntime:
-    """A tiny greenlet scheduler: runs thread bodies, switching at every scheduling point to
-    a thread chosen among the enabled ones. The schedule: thread 0 runs alone for *delay*
-    steps (while it can), then the choice is random (seeded), so that a short thread lands
-    anywhere inside a long one."""
-
-    def __init__(self, bodies, rng, delay=0):
-        import greenlet
-        self.main = greenlet.getcurrent()
-        self.glets = [greenlet.greenlet(b) for b in bodies]
-        self.ctxs = [sched.Context(name=f"t{i}", cpu=i) for i in range(len(bodies))]
-        self.pending = {}
-        self.cur = None
-        self.rng = rng
-        self.delay = delay
-        self.steps = []
-
-    def point(self, label, reads, writes, wait, adds=()):
-        self.pending[self.cur] = wait
-        self.steps.append((self.cur, label))
-        self.main.switch()
-
-    def event(self, kind, info):
-        pass
-
-    def _resume(self, i):
-        self.cur = i
-        sched.set_current(self.ctxs[i])
-        self.glets[i].switch()
-
-    def run(self):
-        sched.install(self)
-        try:
-            for i in range(len(self.glets)):
-                self._resume(i)
-            while True:
-                alive = [i for i, g in enumerate(self.glets) if not g.dead]
-                if not alive:
-                    return
-                enabled = [i for i in alive
-                           if self.pending.get(i) is None or self.pending[i]()]
-                if not enabled:
-                    raise sched.Deadlock("all threads blocked")
-                if len(self.steps) < self.delay and 0 in enabled:
-                    self._resume(0)
-                else:
-                    self._resume(self.rng.choice(enabled))
-        finally:
-            sched.uninstall()
-
-
 def zap_one(m, mm, vma, addr, rss_fix=True):
     """A minimal zap of one PTE (zap_pte_range's order for one entry, with the TLB flush
     under the PTL): a present PTE loses its rmap and reference; a migration entry is just
@@ -331,10 +255,10 @@ def test_migration_vs_zap_random_schedules(mode):
         mm, vma, src = anon_setup(m, (0, 1))
         results = {}
         rng = random.Random(seed)
-        rt = MiniRuntime([
+        rt = GreenletRuntime([
             lambda: results.__setitem__("mig", migrate.migrate_folio_actor(m, src, mode=mode)),
             lambda: zap_one(m, mm, vma, BASE),
-        ], rng, delay=rng.randrange(0, 150))
+        ], random_policy(rng, delay=rng.randrange(0, 150)))
         rt.run()
         assert pte_none(read_pte(mm, BASE)), seed
         assert mm.rss_stat[MM_ANONPAGES] == 0, seed

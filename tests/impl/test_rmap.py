@@ -8,6 +8,8 @@ the pgtable allocators and set_pte_at), independent of the syscall layer.
 from __future__ import annotations
 
 import pytest
+from statekit import install_pte, new_mm, read_pte, tlb_has, touch
+from schedkit import Recorder
 
 from unmapcheck.impl import cpu as hw
 from unmapcheck.impl import rmap, sched
@@ -29,26 +31,6 @@ BASE = 0x7F0000000000
 
 
 # --- hand-built state ---------------------------------------------------------------------------
-def install_pte(mm, addr, pte):
-    pgdp = pgd_offset(mm, addr)
-    pudp = pud_alloc(mm, p4d_offset(pgdp, addr), addr)
-    pmdp = pmd_alloc(mm, pudp, addr)
-    pte_alloc(mm, pmdp)
-    ptep = pte_offset_map(pmdp, addr)
-    set_pte_at(mm, addr, ptep, pte)
-    return ptep
-
-
-def read_pte(mm, addr):
-    ptep = lookup_pte(mm, addr)
-    return PTE_NONE if ptep is None else ptep.table.table.get(ptep.idx, PTE_NONE)
-
-
-def new_mm(m, cpus=(0,)):
-    mm = mm_struct(m)
-    for c in cpus:
-        hw.switch_mm(m.cpus[c], mm)
-    return mm
 
 
 def anon_vma_at(mm, start, npages=4, flags=VM_READ | VM_WRITE):
@@ -94,32 +76,6 @@ def map_file_page(mm, vma, page, write=True, dirty=False):
     install_pte(mm, addr, pfn_pte(page.pfn, write=write, dirty=dirty))
     inc_mm_counter(mm, MM_FILEPAGES)
     return addr
-
-
-def touch(m, c, mm, addr, write, value=0):
-    """A user access on CPU c through its TLB (fills it)."""
-    cpu = m.cpus[c]
-    entry = hw.mmu_translate(cpu, mm, addr, write)
-    return hw.mmu_access_data(cpu, mm, addr, entry, write, value)
-
-
-def tlb_has(m, mm, addr):
-    return [c.id for c in m.cpus if (mm.id, addr >> 12) in c.tlb]
-
-
-class Recorder:
-    """A runtime that records every scheduling point (and never switches)."""
-
-    def __init__(self):
-        self.points = []
-
-    def point(self, label, reads, writes, wait, adds=()):
-        if wait is not None and not wait():
-            raise sched.Deadlock(label)
-        self.points.append((label, tuple(reads), tuple(writes)))
-
-    def event(self, kind, info):
-        pass
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ allocators), independent of the syscall layer.
 from __future__ import annotations
 
 import pytest
+from statekit import install_pte, read_pte, tlb_has, touch
+from schedkit import GreenletRuntime, random_policy, scripted_policy
 
 from unmapcheck.impl import cpu as hw
 from unmapcheck.impl import rmap, sched, writeback
@@ -29,26 +31,6 @@ INDEX = 1
 
 
 # --- hand-built state (same shape as tests/impl/test_rmap.py) -----------------------------------
-def install_pte(mm, addr, pte):
-    pgdp = pgd_offset(mm, addr)
-    pmdp = pmd_alloc(mm, pud_alloc(mm, p4d_offset(pgdp, addr), addr), addr)
-    pte_alloc(mm, pmdp)
-    set_pte_at(mm, addr, pte_offset_map(pmdp, addr), pte)
-
-
-def read_pte(mm, addr):
-    ptep = lookup_pte(mm, addr)
-    return PTE_NONE if ptep is None else ptep.table.table.get(ptep.idx, PTE_NONE)
-
-
-def touch(m, c, mm, addr, write, value=0):
-    cpu = m.cpus[c]
-    entry = hw.mmu_translate(cpu, mm, addr, write)
-    return hw.mmu_access_data(cpu, mm, addr, entry, write, value)
-
-
-def tlb_has(m, mm, addr):
-    return [c.id for c in m.cpus if (mm.id, addr >> 12) in c.tlb]
 
 
 def shared_file(m, shmem=False, cpus=(0, 1)):
@@ -169,79 +151,6 @@ def test_lost_write_when_rmap_is_removed_before_the_flush():
 
 
 # --- interleavings: user writes, a zap, and the flusher -------------------------------------------
-class MiniRuntime:
-    """A tiny greenlet scheduler (as in tests/impl/test_migrate.py). At every scheduling point
-    *policy(enabled, pending_labels)* picks the next thread among the enabled ones."""
-
-    def __init__(self, bodies, policy):
-        import greenlet
-        self.main = greenlet.getcurrent()
-        self.glets = [greenlet.greenlet(b) for b in bodies]
-        self.ctxs = [sched.Context(name=f"t{i}", cpu=i) for i in range(len(bodies))]
-        self.pending = {}
-        self.labels = {}
-        self.cur = None
-        self.policy = policy
-
-    def point(self, label, reads, writes, wait, adds=()):
-        self.pending[self.cur] = wait
-        self.labels[self.cur] = label
-        self.main.switch()
-
-    def event(self, kind, info):
-        pass
-
-    def _resume(self, i):
-        self.cur = i
-        sched.set_current(self.ctxs[i])
-        self.glets[i].switch()
-
-    def run(self):
-        sched.install(self)
-        try:
-            for i in range(len(self.glets)):
-                self._resume(i)
-            while True:
-                alive = [i for i, g in enumerate(self.glets) if not g.dead]
-                if not alive:
-                    return
-                enabled = [i for i in alive
-                           if self.pending.get(i) is None or self.pending[i]()]
-                if not enabled:
-                    raise sched.Deadlock("all threads blocked")
-                self._resume(self.policy(enabled, self.labels))
-        finally:
-            sched.uninstall()
-
-
-def random_policy(rng):
-    return lambda enabled, labels: rng.choice(enabled)
-
-
-def scripted_policy(phases):
-    """Run each (thread, label) phase's thread until it has executed a step with that label
-    (None: until it ends or blocks), preferring the later phases' threads, in order, while it
-    is blocked; afterwards the lowest-numbered enabled thread."""
-    state = {"phase": 0}
-
-    def policy(enabled, labels):
-        while state["phase"] < len(phases):
-            tid, label = phases[state["phase"]]
-            if tid in enabled:
-                if label is not None and labels.get(tid) == label:
-                    state["phase"] += 1             # this step completes the phase
-                return tid
-            if label is None:
-                state["phase"] += 1                 # ended (or blocked for good)
-                continue
-            for later, _ in phases[state["phase"] + 1:]:
-                if later in enabled:
-                    return later
-            break
-        return enabled[0]
-    return policy
-
-
 def user_writes(m, mm, addr, values):
     """User stores on CPU 0; a fault (PTE gone or write-protected) ends the thread (the
     model's fault handling is not part of this test)."""
@@ -283,7 +192,7 @@ def lost_write(f, page):
 def run_flusher_vs_zap(policy_for, delay_rmap):
     m = Machine(cpus=2)
     mm, f, vma, page, addr = shared_file(m, cpus=(0,))
-    rt = MiniRuntime([
+    rt = GreenletRuntime([
         lambda: user_writes(m, mm, addr, (1, 2, 3)),
         lambda: zap_dirty_shared_pte(m, mm, vma, addr, delay_rmap),
         lambda: writeback.writeback_folio_actor(m, f, INDEX),

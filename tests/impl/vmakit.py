@@ -14,6 +14,7 @@ from unmapcheck.impl.pgtable import iter_ptes, iter_tables, lookup_pte
 from unmapcheck.impl.pte import PTE_NONE
 from unmapcheck.impl.task import task_struct
 from unmapcheck.impl.x86_fault import user_access
+from schedkit import Recorder  # noqa: F401  (re-exported for the tests)
 
 P = PAGE_SIZE
 #: A PMD-aligned (2 MiB) base for test mappings, far below the top-down mmap base.
@@ -75,48 +76,3 @@ class Env:
                 if mm_id == self.mm.id and start <= vpn * P < end:
                     out.append((c.id, vpn * P))
         return out
-
-
-class Recorder:
-    """A sequential sched runtime that records the labels of the scheduling points and the
-    events (to check the order of lock operations and zaps)."""
-
-    def __init__(self):
-        self.labels: list[str] = []
-        self.steps: list[tuple[str, tuple, tuple]] = []
-        self.events: list[tuple[str, dict]] = []
-
-    def point(self, label, reads, writes, wait, adds=()):
-        if wait is not None and not wait():
-            raise sched.Deadlock(f"{label} would block in a sequential run")
-        self.labels.append(label)
-        # Every object the step touches (a read lock reads the writer side and adds to the
-        # reader count).
-        self.steps.append((label, tuple(reads), tuple(writes) + tuple(adds)))
-
-    @staticmethod
-    def _on(lock, touched) -> bool:
-        return lock.obj in touched or getattr(lock, "readers_obj", None) in touched
-
-    def lock_ops(self, lock) -> list[str]:
-        """The labels of the steps that operate on *lock* (an RwSem or SpinLock)."""
-        return [label for label, reads, touched in self.steps
-                if self._on(lock, touched + reads)]
-
-    def index(self, label: str, lock=None) -> int:
-        """The position of the first step called *label* (on *lock*, if given)."""
-        for i, (lbl, reads, touched) in enumerate(self.steps):
-            if lbl == label and (lock is None or self._on(lock, touched + reads)):
-                return i
-        raise ValueError(label)
-
-    def event(self, kind, info):
-        self.events.append((kind, info))
-
-    def __enter__(self):
-        sched.install(self)
-        return self
-
-    def __exit__(self, *exc):
-        sched.uninstall()
-        return False
