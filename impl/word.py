@@ -6,6 +6,9 @@ munmap's argument checks, __split_vma's field arithmetic) are written with these
 that the proof executes the implementation's own code rather than a second copy of its logic.
 On ints every helper reduces modulo 2**64 exactly as C does; on z3 ``BitVecRef`` values it
 builds the corresponding bit-vector term (z3 is imported only when a symbolic value appears).
+The helpers on the walk loops' path (add, sub, band, ult, ite: every p*d_addr_end) first test
+for two plain ints, the concrete machine's case, and compute the same expression as the
+general path without the symbolic check.
 """
 
 from __future__ import annotations
@@ -35,18 +38,24 @@ def _bv(x: Any):
 
 
 def add(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return (a + b) & MASK64
     if is_sym(a, b):
         return _bv(a) + _bv(b)
     return (a + b) & MASK64
 
 
 def sub(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return (a - b) & MASK64
     if is_sym(a, b):
         return _bv(a) - _bv(b)
     return (a - b) & MASK64
 
 
 def band(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return a & b & MASK64
     if is_sym(a, b):
         return _bv(a) & _bv(b)
     return a & b & MASK64
@@ -72,6 +81,8 @@ def shl(a: Any, n: int) -> Any:
 
 
 def ult(a: Any, b: Any) -> Any:
+    if a.__class__ is int and b.__class__ is int:
+        return (a & MASK64) < (b & MASK64)
     if is_sym(a, b):
         return _z3().ULT(_bv(a), _bv(b))
     return (a & MASK64) < (b & MASK64)
@@ -91,6 +102,8 @@ def eq(a: Any, b: Any) -> Any:
 
 def ite(cond: Any, a: Any, b: Any) -> Any:
     """C's ``cond ? a : b``."""
+    if cond.__class__ is bool and a.__class__ is int and b.__class__ is int:
+        return a if cond else b
     if is_sym(cond, a, b):
         z3 = _z3()
         c = cond if isinstance(cond, z3.BoolRef) else z3.BoolVal(bool(cond))

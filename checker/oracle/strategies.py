@@ -37,6 +37,11 @@ ADVICE = [MADV[n] for n in (
     "MADV_POPULATE_READ", "MADV_POPULATE_WRITE", "MADV_NORMAL", "MADV_RANDOM",
     "MADV_SEQUENTIAL", "MADV_DONTDUMP", "MADV_DODUMP")] + [999]
 
+# Advice whose effect the comparison can see (rss, VMA splits, flags): drawn more often.
+EFFECT_ADVICE = {MADV[n] for n in (
+    "MADV_DONTNEED_LOCKED", "MADV_FREE", "MADV_REMOVE", "MADV_POPULATE_READ",
+    "MADV_POPULATE_WRITE", "MADV_DONTFORK", "MADV_WIPEONFORK")}
+
 PROTS = [RW, S.PROT_READ, S.PROT_NONE, S.PROT_WRITE, S.PROT_EXEC, RW | S.PROT_EXEC,
          S.PROT_READ | S.PROT_EXEC]
 EDGE_PROTS = [S.PROT_READ | S.PROT_NAMES["PROT_GROWSDOWN"], 0x8, 0x10]
@@ -100,7 +105,7 @@ def _mmap(draw, w: int, files: tuple[str, ...], simple: bool = False,
         addr = draw(st.integers(0, min(w, HOT_PAGES))) * P
         length = draw(st.integers(1, 8)) * P
         prot = RW
-        share = _pick(draw, [(3, S.MAP_PRIVATE), (1, S.MAP_SHARED)])
+        share = _pick(draw, [(2, S.MAP_PRIVATE), (1, S.MAP_SHARED)])
         place = S.MAP_FIXED
     else:
         addr, length, prot = _addr(draw, w, anchors), _length(draw, w), _prot(draw)
@@ -131,7 +136,7 @@ def _mmap(draw, w: int, files: tuple[str, ...], simple: bool = False,
 
 
 _OPS = [(4, "mmap"), (3, "store"), (3, "load"), (2, "munmap"), (2, "mprotect"),
-        (2, "madvise"), (1, "mlock"), (1, "munlock"), (1, "fork")]
+        (3, "madvise"), (1, "mlock"), (1, "munlock"), (1, "fork")]
 
 
 def _call(draw, w: int, files: tuple[str, ...], allow_fork: bool,
@@ -150,8 +155,8 @@ def _call(draw, w: int, files: tuple[str, ...], allow_fork: bool,
     if op == "mprotect":
         return Call.mprotect(addr, length, _prot(draw))
     if op == "madvise":
-        return Call.madvise(addr, length, _pick(draw, [(8, ADVICE[0])] +
-                                                 [(1, a) for a in ADVICE[1:]]))
+        return Call.madvise(addr, length, _pick(draw, [(6, ADVICE[0])] + [
+            (3 if a in EFFECT_ADVICE else 1, a) for a in ADVICE[1:]]))
     return getattr(Call, op)(addr, length)
 
 

@@ -59,21 +59,20 @@ def test_the_comparison_catches_an_unsound_reduction(monkeypatch):
     """Break the dependence relation (every pair of steps independent): DPOR then explores
     one interleaving per state and the comparison must notice what it lost."""
     monkeypatch.setattr(explore, "dependent", lambda a, b: False)
-    lost = 0
     for seed in range(0, 40):
         sc = generate(seed)
         dpor = DporSearch(sc, bound=1).run()
         brute = DporSearch(sc, bound=1, brute_force=True).run()
         if dpor.outcomes != brute.outcomes:
-            lost += 1
-    assert lost > 0
+            return
+    pytest.fail("no generated scenario showed the broken reduction losing an outcome")
 
 
 def test_the_reduction_reduces():
     """Not a soundness property, but the point of DPOR: on the generated scenarios it runs
     far fewer executions than brute force."""
     total_dpor = total_brute = 0
-    for seed in range(0, 20):
+    for seed in range(0, 10):
         dpor, brute = _compare(generate(seed), 1)
         total_dpor += dpor.stats.executions
         total_brute += brute.stats.executions

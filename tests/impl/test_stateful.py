@@ -52,7 +52,8 @@ from unmapcheck.impl import (MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
                              MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_LOCKED,
                              MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT,
                              PAGE_SIZE, PMD_SIZE, POISON_FREE, PROT_EXEC, PROT_NONE, PROT_READ,
-                             PROT_WRITE, TASK_SIZE, VM_DONTCOPY, VM_WIPEONFORK, SigBus, SigSegv,
+                             PROT_WRITE, TASK_SIZE, VM_DONTCOPY, VM_EXEC, VM_GROWSDOWN, VM_LOCKED,
+                             VM_SHARED, VM_WIPEONFORK, VM_WRITE, SigBus, SigSegv,
                              System)
 from unmapcheck.impl import sched
 from unmapcheck.spec import invariants as INV
@@ -525,6 +526,19 @@ class StatefulModel(RuleBasedStateMachine):
     def munmap_plain(self, pi, cpu, mapped, pick, first, npages):
         self.munmap(pi, cpu, first, npages, mapped, pick, None)
 
+    @rule(pi=st.integers(0, MAX_PROCS - 1), cpu=st.integers(0, 1),
+          pick=st.integers(0, 63), npages=st.integers(1, 4), prot=st.sampled_from(PROTS))
+    def mprotect_plain(self, pi, cpu, pick, npages, prot):
+        """mprotect of a few pages from a mapped one."""
+        self.mprotect(pi, cpu, 0, npages, prot, True, pick, False)
+
+    @rule(pi=st.integers(0, MAX_PROCS - 1), cpu=st.integers(0, 1),
+          pick=st.integers(0, 63), npages=st.integers(1, 4),
+          flags=st.sampled_from([0, MLOCK_ONFAULT]), lock=st.booleans())
+    def mlock_plain(self, pi, cpu, pick, npages, flags, lock):
+        """mlock or munlock of a few pages from a mapped one."""
+        self.mlock(pi, cpu, 0, npages, flags, lock, True, pick, False)
+
     # --- checks after every call ---------------------------------------------------------------
     @invariant()
     def check(self):
@@ -539,6 +553,28 @@ class StatefulModel(RuleBasedStateMachine):
             assert {k[0] for k in c.pwc} <= live, f"CPU{c.id} walk cache has a dead mm"
         for pr in self.procs:
             self.check_layout(pr)
+            self.check_vm_counters(pr)
+
+    def check_vm_counters(self, pr: Proc) -> None:
+        """/proc/PID/status's VmSize, VmLck, VmData, VmExe and VmStk counters: each mm
+        counter equals the pages of the VMAs of its class (mm/internal.h is_exec_mapping,
+        is_stack_mapping, is_data_mapping; VM_STACK is VM_GROWSDOWN on x86)."""
+        mm = pr.p.mm
+        want = {"total_vm": 0, "locked_vm": 0, "exec_vm": 0, "stack_vm": 0, "data_vm": 0}
+        for v in mm.mm_mt.vmas:
+            n = (v.vm_end - v.vm_start) // P
+            f = v.vm_flags
+            want["total_vm"] += n
+            if f & VM_LOCKED:
+                want["locked_vm"] += n
+            if f & (VM_EXEC | VM_WRITE | VM_GROWSDOWN) == VM_EXEC:
+                want["exec_vm"] += n
+            elif f & VM_GROWSDOWN:
+                want["stack_vm"] += n
+            elif f & (VM_WRITE | VM_SHARED | VM_GROWSDOWN) == VM_WRITE:
+                want["data_vm"] += n
+        got = {k: getattr(mm, k) for k in want}
+        assert got == want, f"pid {pr.p.pid} mm{mm.id}: counters {got}, the VMAs say {want}"
 
     def check_layout(self, pr: Proc) -> None:
         """The VMA tree covers exactly the shadow's pages, each with the expected backing and
