@@ -55,10 +55,13 @@ class Page:
     """
 
     __slots__ = ("pfn", "zone", "_refcount", "_mapcount", "flags", "mapping", "index", "data",
-                 "gen", "table", "level", "ptl", "free", "kind", "swap_slot")
+                 "gen", "table", "level", "ptl", "free", "kind", "swap_slot", "obj")
 
     def __init__(self, pfn: int, zone: "Zone"):
         self.pfn = pfn
+        # The object name scheduling points use for this struct page (the pfn never changes,
+        # so the tuple is made once, not at every access).
+        self.obj: tuple = ("page", pfn)
         self.zone = zone
         self._refcount = 0
         self._mapcount = -1
@@ -76,10 +79,6 @@ class Page:
 
     def __repr__(self) -> str:
         return f"<page pfn={self.pfn} {self.kind} ref={self._refcount} map={self._mapcount + 1}>"
-
-    @property
-    def obj(self) -> tuple:
-        return ("page", self.pfn)
 
     # --- contents ------------------------------------------------------------------------
     def read_byte(self, offset: int) -> int:
