@@ -18,9 +18,13 @@ from .page import Zone
 class Tunables:
     """Knobs of the kernel the model exposes.
 
-    ``gather_batch_pages``: pages an mmu_gather batches before __tlb_remove_page() asks for a
-    flush (MAX_GATHER_BATCH * MAX_GATHER_BATCH_COUNT in the kernel: thousands; small values
-    make the force_flush path reachable in small scenarios).
+    ``gather_bundle``, ``gather_batch``, ``gather_batch_count``, ``table_batch``: the
+    mmu_gather's capacities (impl/mmu_gather.py): the pages of its on-stack batch
+    (MMU_GATHER_BUNDLE, 8), of each further batch (MAX_GATHER_BATCH, 510 with 4 KiB pages),
+    the number of further batches (MAX_GATHER_BATCH_COUNT, 19: about 10,000 pages before
+    __tlb_remove_folio_pages() asks for a flush) and the page-table pages of the table batch
+    (MAX_TABLE_BATCH, 510). Small values make the force_flush path of zap_pte_range and the
+    table-batch flush reachable in small scenarios.
     ``fault_around_pages``: fault_around_bytes / PAGE_SIZE (16 by default in the kernel).
     ``dac_mmap_min_addr``: /proc/sys/vm/mmap_min_addr (CONFIG_DEFAULT_MMAP_MIN_ADDR, Kconfig
     default 4096): a MAP_FIXED below it needs CAP_SYS_RAWIO (security/commoncap.c
@@ -32,16 +36,22 @@ class Tunables:
     /proc/sys/vm/mmap_min_addr reads 4096 there.
     ``max_map_count``: /proc/sys/vm/max_map_count (DEFAULT_MAX_MAP_COUNT = 65530).
     ``rlimit_memlock``: RLIMIT_MEMLOCK in bytes (8 MiB by default since 5.16).
+    ``rlimit_stack``: RLIMIT_STACK in bytes (8 MiB, the usual default): how far a
+    VM_GROWSDOWN VMA may grow (acct_stack_growth).
     ``capable``: the task has CAP_IPC_LOCK and CAP_SYS_RAWIO (root); False for an
     unprivileged task.
     """
 
-    gather_batch_pages: int = 10000
+    gather_bundle: int = 8
+    gather_batch: int = 510
+    gather_batch_count: int = 19
+    table_batch: int = 510
     fault_around_pages: int = 16
     dac_mmap_min_addr: int = 4096
     lsm_mmap_min_addr: int = 65536
     max_map_count: int = 65530
     rlimit_memlock: int = 8 << 20
+    rlimit_stack: int = 8 << 20
     capable: bool = False
 
     @property

@@ -30,13 +30,20 @@ the VMA layout says so. The shadow's pages must be exactly the pages the VMA tre
 each with the file and the page offset the shadow expects (split and merge keep pgoff:
 invariant 3 of DESIGN.md, checked here as an outcome since impl/ reports no split event).
 
+Also after every call: dmesg is empty, no CPU caches a translation of a dead mm, and the
+mm's total_vm, locked_vm, data_vm, exec_vm and stack_vm equal the pages of the VMAs of
+their class (/proc/PID/status VmSize, VmLck, VmData, VmExe, VmStk).
+
 At teardown every process exits; then no mm is left, no TLB or walk-cache entry, no swap
 slot, dmesg is empty (no "Bad rss-counter state", no "non-zero pgtables_bytes", no bad page
 map), and every frame but the zero page is free unless it is a page-cache page (unmapped,
 its one reference the page cache's).
 
-The default run is quick (``-m 'not slow'``); ``pytest -m slow tests/impl/test_stateful.py``
-runs many more and longer sequences.
+Machines: x86 with the kernel's mmu_gather capacities; x86 and arm64 with capacities of a
+few pages (zap_pte_range's forced flush, tlb_next_batch, the table batch; arm64's
+last-level flushes keep the walk cache); in the slow run also the 5.x exit_mmap. The default
+run takes about ten seconds (``-m 'not slow'``); ``pytest -m slow
+tests/impl/test_stateful.py`` runs many more and longer sequences (about twelve minutes).
 """
 
 from __future__ import annotations
@@ -51,11 +58,12 @@ from unmapcheck.impl import (MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
                              MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WIPEONFORK,
                              MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_LOCKED,
                              MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT,
-                             PAGE_SIZE, PMD_SIZE, POISON_FREE, PROT_EXEC, PROT_NONE, PROT_READ,
+                             PAGE_SIZE, POISON_FREE, PROT_EXEC, PROT_NONE, PROT_READ,
                              PROT_WRITE, TASK_SIZE, VM_DONTCOPY, VM_EXEC, VM_GROWSDOWN, VM_LOCKED,
                              VM_SHARED, VM_WIPEONFORK, VM_WRITE, SigBus, SigSegv,
                              System)
 from unmapcheck.impl import sched
+from unmapcheck.impl.machine import Tunables
 from unmapcheck.spec import invariants as INV
 from unmapcheck.spec.view import ConcreteView
 
@@ -184,12 +192,20 @@ class Proc:
 
 
 class StatefulModel(RuleBasedStateMachine):
+    #: The machine: x86 flush semantics, Linux 6.18, the kernel's mmu_gather capacities; the
+    #: subclasses below vary them.
+    ARCH = "x86"
+    ERA = "6.18"
+    TUNABLES: dict = {}
+
     def __init__(self):
         super().__init__()
         sched.uninstall()
-        self.sys = System(cpus=2)
+        self.sys = System(cpus=2, arch=self.ARCH, era=self.ERA,
+                          tunables=Tunables(**self.TUNABLES))
         self.rt = CheckingRuntime(self.sys.machine)
         sched.install(self.rt)
+        # Two processes, and two files every process can map.
         self.contexts: dict = {}
         self.procs = [Proc(self.sys.spawn("p0")), Proc(self.sys.spawn("p1"))]
         self.fds = {}
@@ -626,16 +642,85 @@ class StatefulModel(RuleBasedStateMachine):
                 f"page-cache {page} keeps references after every process exited"
 
 
-_FAST = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-_SLOW = settings(max_examples=2000, stateful_step_count=120, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+#: mmu_gather capacities small enough for a few pages to fill the gather: zap_pte_range's
+#: force_flush (flush, free, retry the rest of the table), tlb_next_batch and the table batch.
+SMALL_BATCHES = dict(gather_bundle=3, gather_batch=3, gather_batch_count=1, table_batch=2)
+
+
+class StatefulSmallBatches(StatefulModel):
+    TUNABLES = SMALL_BATCHES
+
+
+class StatefulArm64(StatefulModel):
+    """arm64's flushes: a last-level range flush keeps the walk cache, a fullmm gather
+    flushes only when it freed tables (impl/mmu_gather.py tlb_flush)."""
+    ARCH = "arm64"
+    TUNABLES = SMALL_BATCHES
+
+
+class StatefulEra5x(StatefulModel):
+    """exit_mmap in its pre-6.1 shape (Machine.era "5.x": no mmap_lock around the teardown)."""
+    ERA = "5.x"
+
+
+def _settings(examples: int, steps: int):
+    return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 class TestStateful(StatefulModel.TestCase):
-    settings = _FAST
+    settings = _settings(120, 50)
+
+
+class TestStatefulSmallBatches(StatefulSmallBatches.TestCase):
+    settings = _settings(50, 50)
+
+
+class TestStatefulArm64(StatefulArm64.TestCase):
+    settings = _settings(50, 50)
 
 
 @pytest.mark.slow
 class TestStatefulLong(StatefulModel.TestCase):
-    settings = _SLOW
+    settings = _settings(3000, 150)
+
+
+@pytest.mark.slow
+class TestStatefulSmallBatchesLong(StatefulSmallBatches.TestCase):
+    settings = _settings(1500, 150)
+
+
+@pytest.mark.slow
+class TestStatefulArm64Long(StatefulArm64.TestCase):
+    settings = _settings(1500, 150)
+
+
+@pytest.mark.slow
+class TestStatefulEra5xLong(StatefulEra5x.TestCase):
+    settings = _settings(500, 100)
+
+
+def test_small_batches_reach_the_forced_flush():
+    """The SMALL_BATCHES tunables are the ones mmu_gather consults: unmapping ten touched
+    pages flushes several more times (the forced flushes of a full gather) than with the
+    kernel's capacities (the flush at the VMA's end and the one for the freed tables)."""
+    def flushes(tunables: dict) -> int:
+        sched.uninstall()
+        s = System(cpus=2, tunables=Tunables(**tunables))
+        rt = CheckingRuntime(s.machine)
+        sched.install(rt)
+        try:
+            p = s.spawn()
+            sched.set_current(sched.Context(name="t", cpu=0))
+            a = p.mmap(BASE, 10 * P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            for i in range(10):
+                p.store(a + i * P, 1)
+            rt.events.clear()
+            assert p.munmap(a, 10 * P) == 0
+            assert not rt.violations and not state_violations(s.machine)
+            return rt.events.get("tlb_flush", 0)
+        finally:
+            sched.uninstall()
+    default = flushes({})
+    assert default == 2
+    assert flushes(SMALL_BATCHES) >= default + 3
