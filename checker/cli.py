@@ -308,13 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     orc = sub.add_parser("oracle", help="differential testing against the real kernel")
     orc.add_argument("--examples", type=int, metavar="N",
                      help="generated sequences to run (default 200)")
-    orc.add_argument("--seed", type=int, default=0)
+    orc.add_argument("--seed", type=int, default=0,
+                     help="seed of the generated sequences (default 0)")
     orc.add_argument("--max-calls", type=int, metavar="K",
                      help="calls per generated sequence after the setup (default 12)")
     orc.add_argument("--save", metavar="FILE",
                      help="write the minimal mismatching sequence here (.toml or .json)")
-    orc.add_argument("--sequence", metavar="FILE", help="replay one saved sequence")
-    orc.add_argument("--json", action="store_true")
+    orc.add_argument("--sequence", metavar="FILE",
+                     help="replay one saved sequence (TOML or JSON)")
+    orc.add_argument("--json", action="store_true", help="print the result as JSON")
     orc.set_defaults(func=cmd_oracle)
 
     fx = sub.add_parser("fixes", help="list the historical fix toggles")

@@ -1093,17 +1093,53 @@ def do_swap_page(vmf) -> int:
 
 
 # --- finding the VMA (mm/memory.c, CONFIG_LOCK_MM_AND_FIND_VMA) ----------------------------------
+def mmap_upgrade_trylock(mm) -> bool:
+    """mm/memory.c mmap_upgrade_trylock(): the kernel has no such operation yet: false."""
+    return False
+
+
+def upgrade_mmap_lock_carefully(mm, regs=None) -> bool:
+    """mm/memory.c upgrade_mmap_lock_carefully(): drop the read lock and take the write lock
+    (killable: no fatal signals in the model, so it always succeeds)."""
+    from .locks import mmap_write_lock_killable
+    mmap_read_unlock(mm)
+    if mmap_write_lock_killable(mm):
+        return False
+    return True
+
+
 def lock_mm_and_find_vma(mm, addr: int, regs=None):
     """mm/memory.c lock_mm_and_find_vma(): take mmap_lock for read and find the VMA that
-    contains *addr*; None (with the lock dropped) if there is none. Stack expansion
-    (VM_GROWSDOWN below the VMA) is not modelled: such an address has no VMA."""
+    contains *addr*; below a VM_GROWSDOWN VMA, take the write lock, look again and grow the
+    stack down to *addr* (expand_stack_locked), then downgrade. None (with the lock dropped)
+    if there is no VMA for *addr*."""
+    from .locks import mmap_write_downgrade, mmap_write_unlock
+    from .mmap import expand_stack_locked
     mmap_read_lock(mm)                                  # get_mmap_lock_carefully()
     vma = find_vma(mm, addr)
     if vma is not None and vma.vm_start <= addr:
         return vma
+    # No VMA contains addr: only a stack VMA above it can help, by growing down.
     if vma is None or not vma.vm_flags & VM_GROWSDOWN:
         mmap_read_unlock(mm)
         return None
-    # (expand_stack_locked: not modelled)
-    mmap_read_unlock(mm)
-    return None
+    # Growing needs the write lock; without an atomic upgrade the lock is dropped and
+    # re-taken, so the VMA is looked up again.
+    if not mmap_upgrade_trylock(mm):
+        if not upgrade_mmap_lock_carefully(mm, regs):
+            return None
+        vma = find_vma(mm, addr)
+        if vma is None:
+            mmap_write_unlock(mm)                       # fail:
+            return None
+        if vma.vm_start <= addr:
+            mmap_write_downgrade(mm)                    # success:
+            return vma
+        if not vma.vm_flags & VM_GROWSDOWN:
+            mmap_write_unlock(mm)
+            return None
+    if expand_stack_locked(vma, addr):
+        mmap_write_unlock(mm)
+        return None
+    mmap_write_downgrade(mm)
+    return vma

@@ -354,7 +354,8 @@ def vmf_error(err: int) -> int:
 def shmem_fault(vmf) -> int:
     """mm/shmem.c shmem_fault(): ->fault of a shmem VMA: the page-cache folio for
     vmf->pgoff, allocated on first touch, returned locked with a reference in vmf->page.
-    Left out: the hole-punch wait (shmem_falloc_wait: no fallocate in the model)."""
+    Left out: the hole-punch wait (shmem_falloc_wait): a fault racing with a hole punch
+    refills the page at once (see the module doc)."""
     from .fault import VM_FAULT_LOCKED
     inode = vmf.vma.vm_file
     ret = 0
@@ -814,7 +815,7 @@ def shmem_undo_range(inode: File, lstart: int, lend: int, unfalloc: bool) -> Non
     start = (lstart + PAGE_SIZE - 1) >> PAGE_SHIFT
     end = (lend + 1) >> PAGE_SHIFT
     if lend == -1:
-        end = MASK64                              # unsigned, so actually very big
+        end = MASK64                              # to the end of the file
     fbatch: list = []
     indices: list = []
     index = [start]
@@ -848,17 +849,17 @@ def shmem_undo_range(inode: File, lstart: int, lend: int, unfalloc: bool) -> Non
     index = [start]
     while index[0] < end:
         if not find_get_entries(mapping, index, end - 1, fbatch, indices):
-            # If all gone or hole-punch or unfalloc, we're done.
+            # Nothing left: a hole punch (bounded end) stops here.
             if index[0] == start or end != MASK64:
                 break
-            # But if truncating, restart to make sure all gone.
+            # A truncation to EOF goes round again until the range is empty.
             index = [start]
             continue
         for i, folio in enumerate(fbatch):
             folio_lock(folio)
             if not unfalloc:
                 if folio.mapping is not mapping:
-                    # Page was replaced by swap (the model: removed meanwhile): retry.
+                    # Left the mapping meanwhile: look at this index again.
                     folio_unlock(folio)
                     index = [indices[i]]
                     break
@@ -894,7 +895,7 @@ def shmem_fallocate(file: File, mode: int, offset: int, length: int) -> int:
             if unmap_end > unmap_start:
                 unmap_mapping_range(mapping, unmap_start, 1 + unmap_end - unmap_start, 0)
             shmem_truncate_range(inode, offset, offset + length - 1)
-            # No need to unmap again: hole-punching leaves COWed pages.
+            # Private COW copies stay mapped, so no second unmap is needed.
             return 0
         raise NotImplementedError("shmem_fallocate: preallocation is not modelled")
     finally:

@@ -482,8 +482,8 @@ def madvise_remove(madv_behavior: madvise_behavior) -> int:
         # (model only: a regular file's ->fallocate is not modelled)
         raise NotSupported(madv_behavior.behavior, "fallocate(FALLOC_FL_PUNCH_HOLE) on a "
                            "regular file")
-    # Filesystem's fallocate may need to take i_rwsem: drop mmap_lock (the VMA may go away
-    # meanwhile; the file stays, get_file()).
+    # ->fallocate takes i_rwsem, which ranks above mmap_lock: drop mmap_lock first (the VMA
+    # may go away meanwhile; the file stays, get_file()).
     mmap_read_unlock(mm)                         # userfaultfd_remove() returned true
     error = vfs_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - start)
     mmap_read_lock(mm)
@@ -814,7 +814,6 @@ def madvise_populate(madv_behavior: madvise_behavior) -> int:
     start = madv_behavior.range.start
     end = madv_behavior.range.end
     while start < end:
-        # Populate (prefault) page tables readable/writable.
         pages = faultin_page_range(mm, start, end, write, locked)
         if not locked[0]:
             mmap_read_lock(mm)
@@ -822,12 +821,12 @@ def madvise_populate(madv_behavior: madvise_behavior) -> int:
         if pages < 0:
             if pages == -EINTR:
                 return -EINTR
-            if pages == -EINVAL:                  # Incompatible mappings / permissions.
+            if pages == -EINVAL:                  # a VMA the access is not allowed in
                 return -EINVAL
-            if pages == -EFAULT:                  # VM_FAULT_SIGBUS or VM_FAULT_SIGSEGV
+            if pages == -EFAULT:                  # the fault was SIGBUS/SIGSEGV
                 return -EFAULT
             # (-EHWPOISON: no hwpoison; pr_warn_once for anything else, then:)
-            return -ENOMEM                        # No VMA or out of memory.
+            return -ENOMEM                        # a hole (or no memory)
         start += pages * PAGE_SIZE
     return 0
 

@@ -518,8 +518,7 @@ def __get_user_pages(mm, start: int, nr_pages: int, gup_flags: int, locked) -> i
     mmap_assert_locked(mm)
     while nr_pages:
         if vma is None or start >= vma.vm_end:
-            # MADV_POPULATE_(READ|WRITE) wants to handle VMA lookup+error reporting
-            # differently.
+            # FOLL_MADV_POPULATE: its own VMA lookup and errors (-ENOMEM, -EINVAL).
             if gup_flags & FOLL_MADV_POPULATE:
                 vma = vma_lookup(mm, start)
                 if vma is None:
@@ -557,8 +556,8 @@ def faultin_page_range(mm, start: int, end: int, write: bool, locked: list) -> i
     nr_pages = (end - start) // PAGE_SIZE
     if start & ~PAGE_MASK or end & ~PAGE_MASK:
         raise KernelBug(f"VM_BUG_ON(!PAGE_ALIGNED) in faultin_page_range: {start:#x}-{end:#x}")
-    # FOLL_TOUCH: mark the page accessed (and dirty for a write); FOLL_HWPOISON: -EHWPOISON
-    # for a poisoned page; !FOLL_FORCE: require proper access permissions.
+    # FOLL_TOUCH marks the page accessed (dirty too for a write); FOLL_HWPOISON would turn a
+    # poisoned page into -EHWPOISON; without FOLL_FORCE the VMA's permissions apply.
     gup_flags = FOLL_TOUCH | FOLL_HWPOISON | FOLL_UNLOCKABLE | FOLL_MADV_POPULATE
     if write:
         gup_flags |= FOLL_WRITE

@@ -165,6 +165,13 @@ def mlock_future_ok(mm: mm_struct, is_vma_locked: bool, nbytes: int) -> bool:
     return locked_pages <= limit_pages
 
 
+def expand_stack_locked(vma, address: int) -> int:
+    """mm/mmap.c expand_stack_locked(): grow a stack VMA to cover *address* (x86: downwards
+    only; caller holds mmap_lock for write). 0 or -errno."""
+    from .vma import expand_downwards
+    return expand_downwards(vma, address)
+
+
 def vm_stat_account(mm: mm_struct, flags: int, npages: int) -> None:
     """mm/mmap.c vm_stat_account(): total_vm and the exec/stack/data class of the mapping."""
     mm.total_vm += npages

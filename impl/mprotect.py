@@ -103,7 +103,7 @@ def maybe_change_pte_writable(vma, pte: pte_t) -> bool:
     if not vma.vm_flags & VM_WRITE:
         sched.event("warn", text="WARN_ON_ONCE(!(vma->vm_flags & VM_WRITE))")
         return False
-    # Don't touch entries that are not even readable.
+    # A protnone entry is not accessible at all: leave it alone.
     if pte_protnone(pte):
         return False
     return True

@@ -210,11 +210,51 @@ def anon_vma_chain_link(vma, anon_vma: AnonVma) -> None:
     anon_vma.vmas.append(vma)
 
 
-def find_mergeable_anon_vma(vma) -> Optional[AnonVma]:
-    """mm/vma.c find_mergeable_anon_vma(): reuse a neighbour's anon_vma when the VMAs could
-    merge. Simplification: the model never reuses one (every VMA that faults gets its own),
-    which changes which anon_vma pages point at, not which PTEs exist."""
+def anon_vma_compatible(a, b) -> bool:
+    """mm/vma.c anon_vma_compatible(): could *a* and *b* (in address order) share an
+    anon_vma? Adjacent, the same file (no mempolicies in the model: mpol_equal), flags that
+    differ only in what mprotect may change, and pgoffs that continue."""
+    from .constants import VM_SOFTDIRTY
+    return (a.vm_end == b.vm_start
+            and a.vm_file is b.vm_file
+            and not ((vm_flags_read(a) ^ vm_flags_read(b))
+                     & ~(VM_READ | VM_WRITE | VM_EXEC | VM_SOFTDIRTY))
+            and b.vm_pgoff == a.vm_pgoff + ((b.vm_start - a.vm_start) >> PAGE_SHIFT))
+
+
+def reusable_anon_vma(old, a, b) -> Optional[AnonVma]:
+    """mm/vma.c reusable_anon_vma(): *old*'s anon_vma, if *a* and *b* are compatible and it
+    is *old*'s only one (not one that went through fork). Read once (READ_ONCE): it may be
+    being set up concurrently by a fault in *old*, which is fine."""
+    if anon_vma_compatible(a, b):
+        sched.point("READ_ONCE(old->anon_vma)", reads=(old.obj,))
+        anon_vma = old.anon_vma
+        if anon_vma is not None and len(anon_vma_chain(old)) == 1:   # list_is_singular
+            return anon_vma
     return None
+
+
+def find_mergeable_anon_vma(vma) -> Optional[AnonVma]:
+    """Reuse a neighbour's anon_vma (the next VMA first, then the previous one) when the two
+    could merge, so that faults after a run of mprotects do not leave distinct anon_vmas
+    that stop a later mprotect from merging the VMAs again (which /proc/PID/maps shows).
+    Models mm/vma.c find_mergeable_anon_vma(); caller holds mmap_lock (read)."""
+    from .mm_types import find_vma, find_vma_prev
+    anon_vma = None
+    # The next VMA first: vma_iter_load() at vm_end, the VMA starting right there (if any).
+    nxt = find_vma(vma.vm_mm, vma.vm_end)
+    if nxt is not None and nxt.vm_start == vma.vm_end:
+        anon_vma = reusable_anon_vma(nxt, vma, nxt)
+        if anon_vma is not None:
+            return anon_vma
+    this, prev = find_vma_prev(vma.vm_mm, vma.vm_start)
+    if this is not vma:
+        raise KernelBug(f"VM_BUG_ON_VMA(prev != vma): {vma}")
+    # Then the previous one.
+    if prev is not None:
+        anon_vma = reusable_anon_vma(prev, prev, vma)
+    # None: the caller allocates a new anon_vma.
+    return anon_vma
 
 
 def anon_vma_prepare(vma) -> int:

@@ -289,8 +289,12 @@ class Process:
         return out
 
     def smaps(self) -> list[dict]:
-        """fs/proc/task_mmu.c show_smap() -> smaps_pte_entry(): per VMA, in kB. The shared zero
-        page is not counted (vm_normal_page() returns NULL for it)."""
+        """fs/proc/task_mmu.c show_smap() -> smaps_pte_entry() -> smaps_account(): per VMA, in
+        kB. The shared zero page is not counted (vm_normal_page() returns NULL for it). Pss
+        and Locked are the kernel's fixed point: each page adds (PAGE_SIZE << PSS_SHIFT) /
+        mapcount (integer division; the whole page when mapped once), and the sum is shown
+        as (sum >> PSS_SHIFT) >> 10, so three pages each mapped by three processes show 3 kB,
+        not 4."""
         out = []
         mm = self.task.mm
         for vma, entry in zip(mm.mm_mt.vmas, self.maps()):
@@ -298,6 +302,7 @@ class Process:
                    "Shared_Clean": 0, "Shared_Dirty": 0, "Private_Clean": 0,
                    "Private_Dirty": 0, "Referenced": 0, "Anonymous": 0, "Swap": 0,
                    "Locked": 0}
+            pss_total = pss_locked = 0                 # bytes << PSS_SHIFT
             for addr, pte, _table in _ptes_in(mm, vma.vm_start, vma.vm_end):
                 if pte.kind == SWAP:
                     acc["Swap"] += PAGE_SIZE >> 10
@@ -308,8 +313,10 @@ class Process:
                 mapcount = page._mapcount + 1
                 kb = PAGE_SIZE >> 10
                 acc["Rss"] += kb
-                pss = kb / max(mapcount, 1)
-                acc["Pss"] += pss
+                pss = PAGE_SIZE << PSS_SHIFT
+                if mapcount >= 2:
+                    pss //= mapcount
+                pss_total += pss
                 dirty = pte.dirty or bool(page.flags & 0x10)
                 shared = mapcount >= 2
                 key = ("Shared_" if shared else "Private_") + ("Dirty" if dirty else "Clean")
@@ -319,9 +326,9 @@ class Process:
                 if page.mapping is not None and page.mapping.is_anon:
                     acc["Anonymous"] += kb
                 if vma.vm_flags & VM_LOCKED:
-                    acc["Locked"] += pss
-            acc["Pss"] = int(acc["Pss"])
-            acc["Locked"] = int(acc["Locked"])
+                    pss_locked += pss
+            acc["Pss"] = (pss_total >> PSS_SHIFT) >> 10
+            acc["Locked"] = (pss_locked >> PSS_SHIFT) >> 10
             acc["start"], acc["end"], acc["perms"] = entry.start, entry.end, entry.perms
             out.append(acc)
         return out
@@ -331,6 +338,10 @@ class Process:
         r = self.task.mm.rss_stat
         return {"MM_FILEPAGES": r[MM_FILEPAGES], "MM_ANONPAGES": r[MM_ANONPAGES],
                 "MM_SWAPENTS": r[MM_SWAPENTS], "MM_SHMEMPAGES": r[MM_SHMEMPAGES]}
+
+
+# fs/proc/task_mmu.c: PSS is accumulated in fixed point, PAGE_SIZE << PSS_SHIFT per page.
+PSS_SHIFT = 12
 
 
 def _vm_munmap(mm, addr: int, length: int) -> int:

@@ -4,7 +4,7 @@ Models mm/vma.c and mm/vma.h of Linux 6.18 (struct vma_merge_struct, struct vma_
 struct vma_prepare, vma_merge_new_range, vma_merge_existing_range, vma_expand, vma_shrink,
 vma_modify / vma_modify_flags, __split_vma, split_vma, do_vmi_munmap, do_vmi_align_munmap,
 vms_gather_munmap_vmas, vms_complete_munmap_vmas, vms_clear_ptes, unmap_region, remove_vma,
-__mmap_region / mmap_region, copy_vma), mm/vma_init.c (vm_area_alloc, vm_area_dup,
+__mmap_region / mmap_region, copy_vma, acct_stack_growth, expand_downwards), mm/vma_init.c (vm_area_alloc, vm_area_dup,
 vm_area_free) and the accounting helpers of mm/internal.h (is_exec_mapping ...).
 
 6.18 forms, not later ones: unmap_vmas(tlb, mas, vma, start, end, tree_end, mm_wr_locked) and
@@ -1515,7 +1515,82 @@ def mmap_region(mm: mm_struct, file, addr: int, len_: int, vm_flags: int, pgoff:
     return ret
 
 
+# =============================================================================================
+# Stack expansion (mm/vma.c acct_stack_growth, expand_downwards; x86 has no VM_GROWSUP)
+# =============================================================================================
+def acct_stack_growth(vma: vm_area_struct, size: int, grow: int) -> int:
+    """mm/vma.c acct_stack_growth(): may the stack VMA grow by *grow* pages to *size* bytes?
+    RLIMIT_STACK (Machine.tunables.rlimit_stack) and the mlock limit are checked;
+    may_expand_vm (RLIMIT_AS unlimited, a stack is not a data mapping), hugetlb-only ranges
+    and the overcommit check (security_vm_enough_memory_mm) always pass in the model."""
+    from .mmap import mlock_future_ok
+    mm = vma.vm_mm
+    # address space limit tests: may_expand_vm() is true.
+    # Stack limit test.
+    if size > mm.machine.tunables.rlimit_stack:
+        return -ENOMEM
+    # mlock limit tests.
+    if not mlock_future_ok(mm, bool(vma.vm_flags & VM_LOCKED), grow << PAGE_SHIFT):
+        return -ENOMEM
+    # (is_hugepage_only_range: no hugetlb; security_vm_enough_memory_mm: no overcommit)
+    return 0
+
+
+def expand_downwards(vma: vm_area_struct, address: int) -> int:
+    """Grow a VM_GROWSDOWN VMA down to the page of *address* (the caller holds mmap_lock for
+    write): refused (-ENOMEM) when an accessible VMA that is not itself a stack ends less
+    than stack_guard_gap below the new start, or the limits say no. Models mm/vma.c
+    expand_downwards() of 6.18 (no per-VMA locks: vma_start_write is a comment; the maple
+    preallocation does not fail)."""
+    from .mmap import vm_stat_account
+    from .rmap import anon_vma_lock_write, anon_vma_prepare, anon_vma_unlock_write
+    mm = vma.vm_mm
+    vmi = VmaIterator(mm.mm_mt, vma.vm_start)
+    if not vma.vm_flags & VM_GROWSDOWN:
+        from .constants import EFAULT
+        return -EFAULT
+    mmap_assert_write_locked(mm)
+    address &= PAGE_MASK
+    if address < mm.machine.tunables.mmap_min_addr or address < FIRST_USER_ADDRESS:
+        from .constants import EPERM
+        return -EPERM
+    # The guard gap below a stack.
+    prev = vmi.vma_prev()
+    if prev is not None:
+        if (not prev.vm_flags & VM_GROWSDOWN and vma_is_accessible(prev)
+                and address - prev.vm_end < STACK_GUARD_GAP):
+            return -ENOMEM
+    vmi.vma_iter_set(address)                     # vma_iter_config(&vmi, address, vm_end)
+    # (vma_iter_prealloc: never fails)
+    # The VMA needs an anon_vma before it can grow (its lock covers the update).
+    if anon_vma_prepare(vma):
+        return -ENOMEM
+    # (vma_start_write: no per-VMA locks.) The anon_vma lock covers the interval update.
+    anon_vma_lock_write(vma.anon_vma)
+    error = 0
+    # Another fault may have grown it meanwhile.
+    if address < vma.vm_start:
+        size = vma.vm_end - address
+        grow = (vma.vm_start - address) >> PAGE_SHIFT
+        error = -ENOMEM
+        if grow <= vma.vm_pgoff:
+            error = acct_stack_growth(vma, size, grow)
+            if not error:
+                if vma.vm_flags & VM_LOCKED:
+                    mm.locked_vm += grow
+                vm_stat_account(mm, vma.vm_flags, grow)
+                # anon_vma_interval_tree_pre_update_vma: the model's anon_vma lists VMAs
+                vma_set_range(vma, address, vma.vm_end, vma.vm_pgoff - grow)
+                # The tree entry now covers the new range.
+                vma_iter_store_overwrite(vmi, vma)
+                # anon_vma_interval_tree_post_update_vma; perf_event_mmap
+    anon_vma_unlock_write(vma.anon_vma)
+    # validate_mm(): the invariants check the tree.
+    return error
+
+
 __all__ = [
+    "acct_stack_growth", "expand_downwards",
     "vma_merge_struct", "vma_munmap_struct", "mmap_state", "VMG_VMA_STATE", "IS_ERR",
     "vm_area_alloc", "vm_area_dup", "vm_area_free", "vma_set_range", "vma_iter_store_new",
     "vma_iter_store_overwrite", "vma_merge_new_range", "vma_merge_existing_range",

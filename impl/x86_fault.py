@@ -9,8 +9,9 @@ the instruction, else access the frame (cpu.mmu_access_data).
 Simplifications:
 * per-VMA locks are not modelled: lock_vma_under_rcu() always "fails", so every fault takes
   the mmap_lock path (lock_mm_and_find_vma + handle_mm_fault under mmap_read_lock);
-* no stack expansion (an address below a VM_GROWSDOWN VMA is a bad area), no vsyscall page,
-  no protection keys, no shadow stacks, no SGX, no kprobes, no SMAP (only user accesses);
+* no vsyscall page, no protection keys, no shadow stacks, no SGX, no kprobes, no SMAP (only
+  user accesses); stack expansion below a VM_GROWSDOWN VMA is lock_mm_and_find_vma's
+  (impl/fault.py);
 * the fatal signals are Python exceptions raised to the caller of user_access (the task
   would die of them): :class:`SigSegv` (SEGV_MAPERR: no VMA; SEGV_ACCERR: access_error)
   and :class:`SigBus` (VM_FAULT_SIGBUS, e.g. a file page past i_size);

@@ -183,7 +183,8 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
                 summary.regression_test = regression_test(last["seq"], last["real"],
                                                           last["mm"])
                 if save_to:
-                    S.save(last["seq"], save_to, comment=f"unmapcheck oracle, seed {seed}: "
+                    S.save(last["seq"], save_to, comment=f"unmapcheck oracle, seed {seed}, "
+                                                         f"real kernel {summary.kernel}: "
                                                          f"{last['mm']}")
                     summary.saved_to = save_to
     finally:

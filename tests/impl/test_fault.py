@@ -351,6 +351,25 @@ def test_unmapped_and_kernel_addresses_are_sigsegv_maperr():
     assert env.mm.mmap_lock.readers == []
 
 
+def test_access_below_a_growsdown_vma_expands_it_unless_the_guard_gap_is_taken():
+    """lock_mm_and_find_vma -> expand_stack_locked -> expand_downwards (real kernel 6.18.44:
+    tests/oracle/regressions/test_access_below_a_growsdown_vma_grows_the_stack.py)."""
+    from unmapcheck.impl.constants import VM_GROWSDOWN
+    env = Env()
+    stack = env.vma(BASE + 16 * PAGE_SIZE, 1, RW | VM_GROWSDOWN, pgoff=(BASE >> 12) + 16)
+    store(env, BASE + 12 * PAGE_SIZE, 7)             # four pages below: grows to there
+    assert (stack.vm_start, stack.vm_end) == (BASE + 12 * PAGE_SIZE, BASE + 17 * PAGE_SIZE)
+    assert stack.vm_pgoff == (BASE >> 12) + 12 and stack.anon_vma is not None
+    assert load(env, BASE + 12 * PAGE_SIZE) == 7
+    assert env.mm.mmap_lock.readers == [] and env.mm.mmap_lock.writer is None
+    # An accessible VMA ending less than stack_guard_gap below the new start: SIGSEGV.
+    env.vma(BASE, 1, RW)
+    with pytest.raises(SigSegv) as e:
+        load(env, BASE + 8 * PAGE_SIZE)
+    assert e.value.code == SEGV_MAPERR and stack.vm_start == BASE + 12 * PAGE_SIZE
+    assert env.mm.mmap_lock.readers == [] and env.mm.mmap_lock.writer is None
+
+
 # --- the TLB -------------------------------------------------------------------------------------
 def test_tlb_hit_uses_the_cached_translation():
     env = Env()

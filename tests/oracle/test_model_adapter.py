@@ -114,8 +114,9 @@ class FakeProc:
 
 
 class FakeSystem:
-    def __init__(self, cpus=2):
+    def __init__(self, cpus=2, tunables=None):
         self.files = {}
+        self.tunables = tunables
 
     def spawn(self):
         return FakeProc(self)
@@ -212,3 +213,28 @@ def test_missing_api_is_model_unavailable(monkeypatch):
 def test_vmflags_string():
     assert M.vmflags_string(0x1 | 0x2 | 0x10 | 0x20 | 0x40 | 0x100000) == "rd wr mr mw me ac"
     assert M.vmflags_string(0x2000 | 0x200000) == "lo nr"
+
+
+def test_tunables_follow_the_real_runs_environment():
+    """The model runs with the real child's privileges: root (CAP_IPC_LOCK: mlock is not
+    limited by RLIMIT_MEMLOCK) unless the recorded environment says otherwise."""
+    t = M.tunables_for(None)
+    assert t.capable
+    t = M.tunables_for({"kernel": "6.18.44", "cap_ipc_lock": False, "memlock_limit": 65536})
+    assert not t.capable and t.rlimit_memlock == 65536
+    assert M.tunables_for({"cap_ipc_lock": True, "memlock_limit": -1}).rlimit_memlock == \
+        S.ULONG_MAX
+
+
+def test_run_model_passes_the_tunables(monkeypatch):
+    seen = []
+
+    class Spy(FakeSystem):
+        def __init__(self, cpus=2, tunables=None):
+            super().__init__(cpus)
+            seen.append(tunables)
+    monkeypatch.setattr(M, "_impl", lambda: (None, Spy))
+    M.run_model(Sequence(), env={"cap_ipc_lock": False, "memlock_limit": 4096})
+    assert not seen[0].capable and seen[0].rlimit_memlock == 4096
+    M.run_model(Sequence())
+    assert seen[1].capable

@@ -40,6 +40,64 @@ def test_shrinks_to_the_plain_case():
         (0, P, S.PROT_READ | S.PROT_WRITE, S.MAP_PRIVATE | S.MAP_FIXED, 0)
 
 
+def test_generator_covers_every_op_and_argument_edge():
+    """Tuning the generator (weights, max_calls) must not lose an op or an edge case: in
+    2,000 sequences of the default campaign's shape every op, advice and prot appears, and so
+    do the argument edges (unaligned, zero and overflowing lengths, addresses before, at and
+    beyond the window, MAP_FIXED_NOREPLACE, hints, MAP_POPULATE/LOCKED/GROWSDOWN, files)."""
+    from hypothesis import Phase, seed as hseed
+    from unmapcheck.checker.oracle.strategies import ADVICE, EDGE_PROTS, PROTS
+    seen: set = set()
+    w = S.DEFAULT_WINDOW_PAGES * P
+
+    @settings(max_examples=2000, phases=[Phase.generate], database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @hseed(20251121)
+    @given(sequences())
+    def collect(seq):
+        seen.update(("file",) for _ in seq.files[:1])
+        for c in seq.calls:
+            seen.add(("op", c.op))
+            if c.op == "fork":
+                continue
+            if c.op == "madvise":
+                seen.add(("advice", c.advice))
+            if c.op in ("mmap", "mprotect"):
+                seen.add(("prot", c.prot))
+            if c.op == "mmap":
+                for f in ("MAP_FIXED", "MAP_FIXED_NOREPLACE", "MAP_POPULATE", "MAP_LOCKED",
+                          "MAP_GROWSDOWN", "MAP_SHARED", "MAP_PRIVATE", "MAP_ANONYMOUS"):
+                    if c.flags & S.MAP_NAMES[f]:
+                        seen.add(("flag", f))
+                if not c.flags & (S.MAP_FIXED | S.MAP_FIXED_NOREPLACE):
+                    seen.add(("flag", "hint"))
+                if c.file is not None:
+                    seen.add(("mmap", "file"))
+            if c.addr % P:
+                seen.add(("addr", "unaligned"))
+            if c.addr >= w:
+                seen.add(("addr", "at or beyond the window"))
+            if c.addr < 0:
+                seen.add(("addr", "before the window"))
+            if c.op in ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock"):
+                if c.length == 0:
+                    seen.add(("length", 0))
+                elif c.length % P:
+                    seen.add(("length", "unaligned"))
+                if c.length >= 1 << 63:
+                    seen.add(("length", "overflowing"))
+    collect()
+    want = {("op", op) for op in S.OPS} | {("advice", a) for a in ADVICE} | \
+        {("prot", p) for p in PROTS + EDGE_PROTS} | \
+        {("flag", f) for f in ("MAP_FIXED", "MAP_FIXED_NOREPLACE", "MAP_POPULATE",
+                               "MAP_LOCKED", "MAP_GROWSDOWN", "MAP_SHARED", "MAP_PRIVATE",
+                               "MAP_ANONYMOUS", "hint")} | \
+        {("mmap", "file"), ("file",), ("addr", "unaligned"), ("addr", "at or beyond the window"),
+         ("addr", "before the window"), ("length", 0), ("length", "unaligned"),
+         ("length", "overflowing")}
+    assert want - seen == set()
+
+
 def test_regression_test_source_runs():
     seq = Sequence(files=(S.File("f0", P),), calls=(
         Call.mmap(0, P, 3, S.MAP_SHARED | S.MAP_FIXED, "f0"), Call.madvise(0, P, 4),
