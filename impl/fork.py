@@ -31,6 +31,7 @@ Simplifications common to the module:
 from __future__ import annotations
 
 from . import sched
+from .fault import is_cow_mapping
 from .constants import (EINTR, EIO, ENOMEM, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SIZE,
                         RSS_COUNTER_NAMES, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYWRITE,
                         VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_SHARED, VM_WIPEONFORK)
@@ -368,11 +369,6 @@ def dup_mmap(mm, oldmm) -> int:
 # =================================================================================================
 # copy_page_range and friends (mm/memory.c)
 # =================================================================================================
-def is_cow_mapping(flags: int) -> bool:
-    """include/linux/mm.h is_cow_mapping(): private and may be written."""
-    return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
-
-
 def ptep_set_wrprotect(mm, addr: int, ptep: EntryPtr) -> None:
     """arch/x86/include/asm/pgtable.h ptep_set_wrprotect(): an atomic clear of the RW bit
     (clear_bit on the PTE), one step, so a concurrent hardware dirty-bit update is kept."""

@@ -807,7 +807,7 @@ def madvise_populate(madv_behavior: madvise_behavior) -> int:
     write) with GUP, VMA by VMA; a hole is -ENOMEM, a VMA the access is not allowed in
     -EINVAL, a fault that would be SIGBUS/SIGSEGV -EFAULT. Models mm/madvise.c
     madvise_populate() (faults never drop mmap_lock in the model, so *locked* stays 1)."""
-    from .mlock import faultin_page_range
+    from .gup import faultin_page_range
     mm = madv_behavior.mm
     write = madv_behavior.behavior == MADV_POPULATE_WRITE
     locked = [1]

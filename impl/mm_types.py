@@ -119,27 +119,40 @@ class MapleTree:
 
 
 class VmaIterator:
-    """``struct vma_iterator`` / ``VMA_ITERATOR(vmi, mm, addr)``: a position in a tree.
+    """``struct vma_iterator`` / ``VMA_ITERATOR(vmi, mm, addr)``: a maple state over a tree.
 
-    ``vma_find(max)`` returns the next VMA that starts below *max* and ends after the
-    position, and moves past it; ``vma_next``/``vma_prev`` step without a bound.
+    Like the maple state, it is either *at an address* (after ``VMA_ITERATOR`` or
+    ``vma_iter_set``: ``cur`` is None) or *on a VMA* (``cur``, the one the last walk
+    returned). ``vma_find(max)`` returns the next VMA below *max*: from an address, the first
+    that ends after it; from a VMA, the one after it. ``vma_prev()`` returns the VMA before:
+    from an address, the last that ends at or below it; from a VMA, the one before it.
+    ``vma_next`` is ``vma_find(ULONG_MAX)``.
     """
 
     def __init__(self, tree: MapleTree, addr: int = 0):
         self.tree = tree
         self.index = addr
+        self.cur: Optional[vm_area_struct] = None
 
     def _read(self, label: str) -> None:
         sched.point(label, reads=(self.tree.obj,))
 
+    def _on(self, vma: Optional[vm_area_struct]) -> Optional[vm_area_struct]:
+        if vma is not None:
+            self.cur = vma
+            self.index = vma.vm_start
+        return vma
+
     def vma_find(self, max_addr: int) -> Optional[vm_area_struct]:
         self._read("vma_find")
         t = self.tree
-        i = t._first_ending_after(self.index)
+        after = self.cur.vm_end - 1 if self.cur is not None else self.index
+        i = t._first_ending_after(after)
+        if self.cur is not None:
+            while i < len(t.vmas) and t.vmas[i].vm_start < self.cur.vm_end:
+                i += 1
         if i < len(t.vmas) and t.vmas[i].vm_start < max_addr:
-            vma = t.vmas[i]
-            self.index = vma.vm_end
-            return vma
+            return self._on(t.vmas[i])
         return None
 
     def vma_next(self) -> Optional[vm_area_struct]:
@@ -149,20 +162,20 @@ class VmaIterator:
     def vma_prev(self) -> Optional[vm_area_struct]:
         self._read("vma_prev")
         t = self.tree
-        i = bisect.bisect_left(self.starts_view(), self.index) - 1
-        while i >= 0 and t.vmas[i].vm_end > self.index:
+        below = self.cur.vm_start if self.cur is not None else self.index
+        i = bisect.bisect_left(t.starts, below) - 1
+        while i >= 0 and t.vmas[i].vm_end > below:
             i -= 1
-        if i >= 0:
-            vma = t.vmas[i]
-            self.index = vma.vm_start
-            return vma
-        return None
-
-    def starts_view(self) -> list[int]:
-        return self.tree.starts
+        if i < 0:
+            # Nothing before: like the maple state's underflow, the next vma_find() starts
+            # again at the address the search began from.
+            self.vma_iter_set(below)
+            return None
+        return self._on(t.vmas[i])
 
     def vma_iter_set(self, addr: int) -> None:
         self.index = addr
+        self.cur = None
 
     def store(self, vma: vm_area_struct) -> None:
         """vma_iter_store(): insert (the caller removed or trimmed what overlapped)."""

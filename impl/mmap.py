@@ -5,9 +5,8 @@ find_vma_intersection, vm_stat_account, mlock_future_ok, round_hint_to_min, file
 do_munmap, __vm_munmap, the munmap syscall, exit_mmap), mm/util.c (vm_mmap_pgoff,
 vm_munmap), arch/x86/kernel/sys_x86_64.c (the x86-64 mmap syscall and
 arch_get_unmapped_area_topdown), include/linux/mman.h (calc_vm_prot_bits,
-calc_vm_flag_bits, LEGACY_MAP_MASK), security/commoncap.c (cap_mmap_addr), and the
-population path of mm/gup.c (mm_populate, __mm_populate, populate_vma_page_range,
-__get_user_pages, faultin_page) in a reduced form.
+calc_vm_flag_bits, LEGACY_MAP_MASK), security/commoncap.c (cap_mmap_addr). Population (MAP_POPULATE, MAP_LOCKED) is mm/gup.c's
+mm_populate (impl/gup.py).
 
 Kernel eras (Machine.era): "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape of
 seed 001 (the OOM-victim path, with fix toggle 27ae357fa82b), including unlock_range(), the
@@ -54,6 +53,7 @@ from .locks import (mmap_read_lock, mmap_read_unlock, mmap_write_lock,
                     mmap_write_lock_killable, mmap_write_unlock)
 from .mm_types import VmaIterator, find_vma, mm_flags_set, mm_struct, vm_area_struct, vma_pages
 from .sched import KernelBug
+from .gup import mm_populate
 from .vma import (do_vmi_munmap, is_data_mapping, is_exec_mapping, is_stack_mapping,
                   mmap_region, remove_vma, vm_start_gap, vma_is_accessible, vma_iter_set)
 
@@ -148,12 +148,6 @@ def capable(mm: mm_struct) -> bool:
     """capable(CAP_IPC_LOCK) / capable(CAP_SYS_RAWIO): Machine.tunables.capable."""
     return mm.machine.tunables.capable
 
-
-def can_do_mlock(mm: mm_struct) -> bool:
-    """mm/mlock.c can_do_mlock(): CAP_IPC_LOCK or a non-zero RLIMIT_MEMLOCK."""
-    if mm.machine.tunables.rlimit_memlock != 0:
-        return True
-    return capable(mm)
 
 
 def mlock_future_ok(mm: mm_struct, is_vma_locked: bool, nbytes: int) -> bool:
@@ -402,6 +396,7 @@ def do_mmap(mm: mm_struct, file, addr: int, len_: int, prot: int, flags: int, vm
             return -EEXIST, 0
 
     if flags & MAP_LOCKED:
+        from .mlock import can_do_mlock
         if not can_do_mlock(mm):
             return -EPERM, 0
     if not mlock_future_ok(mm, bool(vm_flags & VM_LOCKED), len_):
@@ -554,141 +549,6 @@ def sys_munmap(mm: mm_struct, addr: int, len_: int) -> int:
     """SYSCALL_DEFINE2(munmap): untagged_addr (no LAM: the address itself), then
     __vm_munmap(..., unlock=true). Arguments are unsigned longs (masked to 64 bits)."""
     return __vm_munmap(mm, addr & ULONG_MAX, len_ & ULONG_MAX, True)
-
-
-# =============================================================================================
-# Population (mm/gup.c), reduced
-# =============================================================================================
-def follow_page_mask(vma: vm_area_struct, address: int, foll_flags: int) -> bool:
-    """Whether *address* is mapped so that GUP need not fault (present, and writable if
-    FOLL_WRITE). A reduced mm/gup.c follow_page_mask(): no page is returned or pinned (the
-    populate path passes no pages array)."""
-    from .pgtable import pte_offset_map_lock, pte_unmap_unlock, ptep_get, walk_to_pmd
-    from .pte import pte_present, pte_write
-    mm = vma.vm_mm
-    pmd = walk_to_pmd(mm, address, False)
-    if pmd is None:
-        return False
-    ptep, ptl = pte_offset_map_lock(mm, pmd, address)
-    if ptep is None:
-        return False
-    pte = ptep_get(ptep)
-    ok = pte_present(pte) and (not foll_flags & FOLL_WRITE or pte_write(pte))
-    pte_unmap_unlock(ptep, ptl)
-    return ok
-
-
-def faultin_page(vma: vm_area_struct, address: int, flags: int) -> int:
-    """Fault in one page for GUP: handle_mm_fault() with FAULT_FLAG_WRITE for FOLL_WRITE.
-    Models mm/gup.c faultin_page() (no retry: FAULT_FLAG_ALLOW_RETRY is not passed, so the
-    fault keeps mmap_lock). Returns 0 or -errno."""
-    from .fault import FAULT_FLAG_WRITE, VM_FAULT_ERROR, handle_mm_fault
-    fault_flags = 0
-    if flags & FOLL_WRITE:
-        fault_flags |= FAULT_FLAG_WRITE
-    ret = handle_mm_fault(vma, address, fault_flags, None)
-    if ret & VM_FAULT_ERROR:
-        return vm_fault_to_errno(ret, flags)
-    return 0
-
-
-def vm_fault_to_errno(vm_fault: int, foll_flags: int) -> int:
-    """include/linux/mm.h vm_fault_to_errno()."""
-    from .fault import VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV
-    if vm_fault & VM_FAULT_OOM:
-        return -ENOMEM
-    if vm_fault & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV):
-        return -EFAULT
-    return -EFAULT
-
-
-def __get_user_pages(mm: mm_struct, start: int, nr_pages: int, gup_flags: int) -> int:
-    """Fault in [start, start + nr_pages pages) page by page. A reduced mm/gup.c
-    __get_user_pages() for the populate path: no pages array, no pins, no stack expansion.
-    Returns the number of pages done, or -errno if none."""
-    from .mm_types import vma_lookup
-    i = 0
-    vma = None
-    while nr_pages:
-        if vma is None or start >= vma.vm_end:
-            vma = vma_lookup(mm, start)
-            if vma is None:
-                return i if i else -EFAULT
-            if vma.vm_flags & (VM_IO | VM_PFNMAP):
-                return i if i else -EFAULT
-        while not follow_page_mask(vma, start, gup_flags):
-            ret = faultin_page(vma, start, gup_flags)
-            if ret:
-                return i if i else ret
-        i += 1
-        start += PAGE_SIZE
-        nr_pages -= 1
-    return i
-
-
-def populate_vma_page_range(vma: vm_area_struct, start: int, end: int) -> int:
-    """Fault in [start, end) of *vma*: write faults for a private writable mapping (to break
-    COW), read faults otherwise. Models mm/gup.c populate_vma_page_range(); returns pages
-    done or -errno."""
-    nr_pages = (end - start) // PAGE_SIZE
-    if start < vma.vm_start or end > vma.vm_end:
-        raise KernelBug("VM_BUG_ON_VMA: populate range outside the VMA")
-    # Rightly or wrongly, VM_LOCKONFAULT has never faulted in here.
-    if vma.vm_flags & VM_LOCKONFAULT:
-        return nr_pages
-    # ... similarly, we've never faulted in PROT_NONE pages.
-    if not vma_is_accessible(vma):
-        return -EFAULT
-    gup_flags = FOLL_TOUCH
-    if (vma.vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE:
-        gup_flags |= FOLL_WRITE
-    else:
-        gup_flags |= FOLL_FORCE
-    gup_flags |= FOLL_UNLOCKABLE
-    return __get_user_pages(vma.vm_mm, start, nr_pages, gup_flags)
-
-
-def __mm_populate(mm: mm_struct, start: int, len_: int, ignore_errors: int) -> int:
-    """Fault in every page of [start, start + len) under mmap_lock for read, VMA by VMA,
-    skipping VM_IO/VM_PFNMAP. Models mm/gup.c __mm_populate(); returns 0 or -errno."""
-    end = start + len_
-    locked = False
-    vma = None
-    ret = 0
-    nstart = start
-    while nstart < end:
-        if not locked:
-            locked = True
-            mmap_read_lock(mm)
-            vma = find_vma_intersection(mm, nstart, end)
-        elif nstart >= vma.vm_end:
-            vma = find_vma_intersection(mm, vma.vm_end, end)
-        if vma is None:
-            break
-        nend = min(end, vma.vm_end)
-        if vma.vm_flags & (VM_IO | VM_PFNMAP):
-            nstart = nend
-            continue
-        if nstart < vma.vm_start:
-            nstart = vma.vm_start
-        ret = populate_vma_page_range(vma, nstart, nend)
-        if ret < 0:
-            if ignore_errors:
-                ret = 0
-                nstart = nend
-                continue      # continue at next VMA
-            break
-        nend = nstart + ret * PAGE_SIZE
-        ret = 0
-        nstart = nend
-    if locked:
-        mmap_read_unlock(mm)
-    return ret
-
-
-def mm_populate(mm: mm_struct, addr: int, len_: int) -> None:
-    """include/linux/mm.h mm_populate(): __mm_populate(addr, len, 1)."""
-    __mm_populate(mm, addr, len_, 1)
 
 
 # =============================================================================================

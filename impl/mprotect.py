@@ -367,7 +367,7 @@ def mprotect_fixup(vmi, tlb: mmu_gather, vma, pprev: list, start: int, end: int,
     for ``struct vm_area_struct **pprev``. Returns 0 or a negative errno.
     Models mm/mprotect.c mprotect_fixup() of 6.18 (see the module doc for what is not
     modelled)."""
-    from .mlock import populate_vma_page_range
+    from .gup import populate_vma_page_range
     from .mmap import vm_stat_account
     from .vma import vma_modify_flags
     mm = vma.vm_mm
@@ -470,7 +470,7 @@ def _mprotect_vmas(mm, start: int, end: int, prot: int, reqprot: int, pkey: int,
             if not vma.vm_flags & VM_GROWSUP:
                 return error
 
-    prev = _vma_prev(vmi, vma)
+    prev = vmi.vma_prev()
     if start > vma.vm_start:
         prev = vma
 
@@ -518,17 +518,6 @@ def _mprotect_vmas(mm, start: int, end: int, prot: int, reqprot: int, pkey: int,
     if not error and tmp < end:
         error = -ENOMEM
     return error
-
-
-def _vma_prev(vmi: VmaIterator, vma):
-    """``vma_prev(&vmi)`` right after ``vma_find()`` returned *vma*: the VMA before *vma*.
-    The model's iterator is positioned by address rather than on an entry, so it is put
-    back at vma->vm_start afterwards: the for_each_vma_range() that follows then finds
-    *vma* again, as the kernel's maple state (sitting on prev) does."""
-    vmi.vma_iter_set(vma.vm_start)
-    prev = vmi.vma_prev()
-    vmi.vma_iter_set(vma.vm_start)
-    return prev
 
 
 __all__ = ["do_mprotect_pkey", "mprotect_fixup", "change_protection", "can_change_pte_writable",

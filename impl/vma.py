@@ -15,11 +15,10 @@ exist yet (copy_vma() clears vmg.middle and calls vma_merge_new_range()).
 
 Simplifications common to the module:
 * the maple tree is :class:`~unmapcheck.impl.mm_types.MapleTree`, a list sorted by vm_start.
-  A ``vma_iterator`` is a :class:`~unmapcheck.impl.mm_types.VmaIterator`, whose position is an
-  address: "the iterator points at VMA X" is modelled as ``index = X.vm_end`` (the next
-  vma_find() returns the VMA after X). Where the kernel moves the maple state with
-  vma_prev()/vma_next() for the sake of a later store, the model sets the position explicitly
-  (vma_iter_set), because the stores here overwrite by range, as maple-tree stores do;
+  A ``vma_iterator`` is a :class:`~unmapcheck.impl.mm_types.VmaIterator`, at an address or on
+  a VMA like a maple state. Where the kernel moves the maple state with vma_prev()/vma_next()
+  for the sake of a later store, the model sets the position explicitly (vma_iter_set),
+  because the stores here overwrite by range, as maple-tree stores do;
 * the side tree of a munmap (mt_detach) is a MapleTree keyed by address, not by the index
   0..vma_count-1 the kernel uses; its walks therefore bound by address (vms.end, unmap_end)
   where the kernel bounds by vma_count - 1; the order of the walk is the same;
@@ -175,7 +174,7 @@ def vma_iter_store_new(vmi: VmaIterator, vma: vm_area_struct) -> None:
             tree.erase(v)
     tree.store(vma)
     vma.detached = False
-    vmi.index = vma.vm_end
+    vmi.vma_iter_set(vma.vm_end)
 
 
 def vma_iter_store_overwrite(vmi: VmaIterator, vma: vm_area_struct) -> None:
@@ -191,7 +190,7 @@ def vma_iter_store_overwrite(vmi: VmaIterator, vma: vm_area_struct) -> None:
     if vma not in tree.vmas:
         tree.store(vma)
     tree.resort()
-    vmi.index = vma.vm_end
+    vmi.vma_iter_set(vma.vm_end)
 
 
 def vma_iter_clear_gfp(vmi: VmaIterator, start: int, end: int) -> int:
@@ -207,26 +206,19 @@ def vma_iter_clear_gfp(vmi: VmaIterator, start: int, end: int) -> int:
             if v.vm_start < start or v.vm_end > end:
                 raise KernelBug(f"vma_iter_clear_gfp: {v} straddles [{start:#x}, {end:#x})")
             tree.erase(v)
-    vmi.index = start
+    vmi.vma_iter_set(start)
     return 0
 
 
 def vma_iter_set(vmi: VmaIterator, addr: int) -> None:
     """include/linux/mm.h vma_iter_set()."""
-    vmi.index = addr
+    vmi.vma_iter_set(addr)
 
 
 def _vma_before(tree: MapleTree, addr: int) -> Optional[vm_area_struct]:
     """The last VMA that ends at or below *addr* (what vma_prev() returns from a maple state
     positioned at the gap or VMA starting at *addr*)."""
-    sched.point("vma_prev", reads=(tree.obj,))
-    prev = None
-    for v in tree.vmas:
-        if v.vm_end <= addr:
-            prev = v
-        else:
-            break
-    return prev
+    return VmaIterator(tree, addr).vma_prev()
 
 
 def vma_iter_next_rewind(vmi: VmaIterator):
@@ -235,7 +227,7 @@ def vma_iter_next_rewind(vmi: VmaIterator):
     addr = vmi.index
     prev = _vma_before(vmi.tree, addr)
     nxt = vmi.vma_find(ULONG_MAX)
-    vmi.index = addr
+    vmi.vma_iter_set(addr)
     return nxt, prev
 
 
