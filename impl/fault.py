@@ -50,10 +50,11 @@ from .pgtable import (LEVEL_PTE, EntryPtr, TableEntry, _read, _write, alloc_tabl
                       free_table, mm_inc_nr_table, p4d_offset, pgd_offset, pmd_alloc,
                       pmdp_get, pte_alloc, pte_index, pte_lockptr, pte_offset_map,
                       pte_offset_map_lock, pte_unmap_unlock, ptep_get, ptep_get_and_clear,
-                      ptep_modify, pud_alloc, set_pte_at)
+                      ptep_clear_flush, ptep_modify, pud_alloc, set_pte_at)
 from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_mkspecial,
                   pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_t, pte_write, swp_offset)
-from .rmap import RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive
+from .rmap import (RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive,
+                   folio_move_anon_rmap)
 from .sched import KernelBug
 
 # --- include/linux/mm_types.h: enum fault_flag ---------------------------------------------------
@@ -310,17 +311,6 @@ def ptep_set_access_flags(vma, address: int, ptep: EntryPtr, entry: pte_t, dirty
     if changed and dirty:
         ptep_modify(vma.vm_mm, address, ptep, entry, "ptep_set_access_flags")
     return changed
-
-
-def ptep_clear_flush(vma, address: int, ptep: EntryPtr) -> pte_t:
-    """mm/pgtable-generic.c ptep_clear_flush(): clear the PTE and, if the old entry could be
-    cached in a TLB (pte_accessible: present), flush that page on every CPU of the mm."""
-    from .cpu import flush_tlb_page
-    mm = vma.vm_mm
-    pte = ptep_get_and_clear(mm, address, ptep)
-    if pte_present(pte):                                # pte_accessible(mm, pte)
-        flush_tlb_page(mm.machine, mm, address)
-    return pte
 
 
 def pte_unmap_same(vmf) -> bool:
@@ -938,17 +928,6 @@ def wp_can_reuse_anon_folio(folio: Page, vma) -> bool:
     folio_move_anon_rmap(folio, vma)
     folio_unlock(folio)
     return True
-
-
-def folio_move_anon_rmap(folio: Page, vma) -> None:
-    """mm/rmap.c folio_move_anon_rmap(): an exclusive anonymous folio now belongs to this
-    VMA's anon_vma (so that rmap walks find it through the right VMA after fork)."""
-    if not folio.flags & PG_locked:
-        raise KernelBug("VM_BUG_ON_FOLIO(!folio_test_locked(folio))")
-    if vma.anon_vma is None:
-        raise KernelBug("VM_BUG_ON_VMA(!anon_vma, vma)")
-    sched.point("folio_move_anon_rmap", writes=(folio.obj,))
-    folio.mapping = vma.anon_vma
 
 
 def do_wp_page(vmf) -> int:

@@ -25,7 +25,7 @@ from .constants import (PAGE_SHIFT, PAGE_SIZE, PGDIR_MASK, PGDIR_SHIFT, PGDIR_SI
                         PMD_SHIFT, PMD_SIZE, PTRS_PER_TABLE, PUD_MASK, PUD_SHIFT, PUD_SIZE)
 from .locks import SpinLock, spin_lock, spin_unlock
 from .page import Page
-from .pte import PTE_NONE, TableEntry, pte_t
+from .pte import PRESENT, PTE_NONE, TableEntry, pte_t
 
 LEVEL_PTE, LEVEL_PMD, LEVEL_PUD, LEVEL_PGD = 1, 2, 3, 4
 LEVEL_NAMES = {1: "pte", 2: "pmd", 3: "pud", 4: "pgd"}
@@ -153,6 +153,29 @@ def ptep_get_and_clear_full(mm, addr: int, ptep: EntryPtr, full: bool) -> pte_t:
     shortcut of a non-atomic clear is only taken when no other CPU can run the mm, and the
     model keeps the atomic form for both)."""
     return ptep_get_and_clear(mm, addr, ptep)
+
+
+def pte_accessible(mm, pte: pte_t) -> bool:
+    """arch/x86 pte_accessible(): may a TLB hold a translation from this PTE? A present PTE,
+    or a PROT_NONE one while a flush of the mm is pending (it may have been made PROT_NONE
+    with the old translation still cached)."""
+    if pte.kind != PRESENT:
+        return False
+    if not pte.protnone:
+        return True
+    return mm.tlb_flush_pending > 0
+
+
+def ptep_clear_flush(vma, address: int, ptep: EntryPtr) -> pte_t:
+    """mm/pgtable-generic.c ptep_clear_flush(): clear the PTE and, if a TLB may cache it,
+    flush that page on every CPU of mm_cpumask; returns the old PTE (with the A/D bits the
+    hardware set up to the clear)."""
+    from .cpu import flush_tlb_page
+    mm = vma.vm_mm
+    pte = ptep_get_and_clear(mm, address, ptep)
+    if pte_accessible(mm, pte):
+        flush_tlb_page(mm.machine, mm, address)
+    return pte
 
 
 def pte_clear(mm, addr: int, ptep: EntryPtr) -> None:

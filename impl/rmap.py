@@ -51,7 +51,8 @@ from .mm_types import linear_page_index, vm_flags_read
 from .page import (PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
                    folio_set_dirty, folio_test_anon, folio_test_dirty)
 from .pgtable import (EntryPtr, entry_table, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
-                      ptep_get, ptep_get_and_clear, set_pte_at, walk_to_pmd)
+                      pte_accessible, ptep_clear_flush, ptep_get, ptep_get_and_clear,
+                      set_pte_at, walk_to_pmd)
 from .pte import (MIGRATION, is_migration_entry, is_writable_migration_entry,
                   make_migration_entry, pfn_pte, pte_dirty, pte_mkclean, pte_mkdirty, pte_mkold,
                   pte_mkwrite, pte_none, pte_present, pte_pfn, pte_t, pte_write, pte_wrprotect,
@@ -1100,25 +1101,10 @@ def rmap_walk_locked(folio: Page, rwc: rmap_walk_control) -> None:
 # =============================================================================================
 # ptep_clear_flush (mm/pgtable-generic.c)
 # =============================================================================================
-def pte_accessible(mm, pte) -> bool:
-    """arch/x86 pte_accessible(): a present PTE may be cached in a TLB (PROT_NONE-with-flush-
-    pending entries are not modelled)."""
-    return pte_present(pte)
 
 
 def flush_cache_page(vma, address: int, pfn: int) -> None:
     """Nothing to do on x86 and arm64 (PIPT/VIPT non-aliasing caches)."""
-
-
-def ptep_clear_flush(vma, address: int, ptep: EntryPtr):
-    """Clear a PTE and flush its TLB entry on every CPU of mm_cpumask; returns the old PTE
-    (with the A/D bits the hardware set up to the clear). Models mm/pgtable-generic.c
-    ptep_clear_flush()."""
-    mm = vma.vm_mm
-    pte = ptep_get_and_clear(mm, address, ptep)
-    if pte_accessible(mm, pte):
-        flush_tlb_page(mm.machine, mm, address)
-    return pte
 
 
 # =============================================================================================
