@@ -50,7 +50,8 @@ from .pgtable import (LEVEL_PTE, EntryPtr, TableEntry, _read, _write, alloc_tabl
                       free_table, mm_inc_nr_table, p4d_offset, pgd_offset, pmd_alloc,
                       pmdp_get, pte_alloc, pte_index, pte_lockptr, pte_offset_map,
                       pte_offset_map_lock, pte_unmap_unlock, ptep_get, ptep_get_and_clear,
-                      ptep_clear_flush, ptep_modify, pud_alloc, set_pte_at)
+                      pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
+                      pud_alloc, set_pte_at)
 from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_mkspecial,
                   pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_t, pte_write, swp_offset)
 from .rmap import (RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive,
@@ -279,28 +280,6 @@ def copy_user_highpage(dst: Page, src: Page) -> None:
 
 
 # --- page-table pieces of the fault path ---------------------------------------------------------
-def pte_alloc_one(mm) -> Page:
-    """include/asm-generic/pgalloc.h pte_alloc_one(): a new, not yet installed PTE table."""
-    return alloc_table(mm, LEVEL_PTE)
-
-
-def pte_free(mm, table: Page) -> None:
-    """pte_free(): free a PTE table that was never installed."""
-    free_table(mm, table)
-
-
-def pmd_install(mm, pmd: EntryPtr, pte: Optional[Page]) -> Optional[Page]:
-    """mm/memory.c pmd_install(): under the pmd lock (mm->page_table_lock), make the pmd
-    point at the preallocated table *pte* unless someone populated it meanwhile. Returns
-    the table still owned by the caller: None when it was installed (the kernel's
-    ``*pte = NULL``), *pte* otherwise (the caller frees it)."""
-    spin_lock(mm.page_table_lock)                       # pmd_lock(mm, pmd)
-    if _read(pmd, "pmd_none") is None:                  # "Has another populated it ?"
-        mm_inc_nr_table(mm, LEVEL_PTE)
-        _write(pmd, TableEntry(pte.pfn, pte.gen), "pmd_populate")
-        pte = None
-    spin_unlock(mm.page_table_lock)
-    return pte
 
 
 def ptep_set_access_flags(vma, address: int, ptep: EntryPtr, entry: pte_t, dirty: bool) -> bool:

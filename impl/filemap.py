@@ -570,7 +570,7 @@ def filemap_map_pages(vmf, start_pgoff: int, end_pgoff: int) -> int:
 
     The PTE table is installed (pmd_install of vmf->prealloc_pte, in filemap_map_pmd) only
     once a folio to map was found. No THP: filemap_map_pmd never maps a PMD."""
-    from .fault import pmd_install
+    from .pgtable import pmd_install
     from .mm_types import add_mm_counter, mm_counter_file
     from .pgtable import pmdp_get, pte_offset_map_lock, pte_unmap_unlock
     vma = vmf.vma

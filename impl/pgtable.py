@@ -285,16 +285,40 @@ def mm_dec_nr_table(mm, level: int) -> None:
     mm.pgtables_bytes -= PAGE_SIZE
 
 
-def _install(mm, ptr: EntryPtr, level: int) -> None:
-    """pmd_install() / the __pmd_alloc and __pud_alloc bodies: allocate a table, then under
-    mm->page_table_lock install it unless another thread already did (then free ours)."""
-    new = alloc_table(mm, level)
+def _populate(mm, ptr: EntryPtr, level: int, new: Page) -> Optional[Page]:
+    """Under mm->page_table_lock (the pmd/pud lock: no split PMD locks), make *ptr* point at
+    the preallocated table *new* unless another thread populated it meanwhile. Returns the
+    table still owned by the caller: None when it was installed, *new* otherwise."""
     spin_lock(mm.page_table_lock)
-    if _read(ptr, "p*d_none") is None:
+    if _read(ptr, "p*d_none") is None:              # "Has another populated it ?"
         mm_inc_nr_table(mm, level)
         _write(ptr, TableEntry(new.pfn, new.gen), "p*d_populate")
         new = None
     spin_unlock(mm.page_table_lock)
+    return new
+
+
+def pte_alloc_one(mm) -> Page:
+    """include/asm-generic/pgalloc.h pte_alloc_one(): a new, not yet installed PTE table."""
+    return alloc_table(mm, LEVEL_PTE)
+
+
+def pte_free(mm, table: Page) -> None:
+    """pte_free(): free a PTE table that was never installed."""
+    free_table(mm, table)
+
+
+def pmd_install(mm, pmd: EntryPtr, pte: Optional[Page]) -> Optional[Page]:
+    """mm/memory.c pmd_install(): install the preallocated PTE table *pte* in *pmd* unless
+    someone populated it meanwhile; returns the table still owned by the caller (None when
+    installed: the kernel's ``*pte = NULL``; the caller frees a table it still owns)."""
+    return _populate(mm, pmd, LEVEL_PTE, pte)
+
+
+def _install(mm, ptr: EntryPtr, level: int) -> None:
+    """The __pmd_alloc and __pud_alloc bodies: allocate a table and populate *ptr* with it,
+    freeing it if another thread was first."""
+    new = _populate(mm, ptr, level, alloc_table(mm, level))
     if new is not None:
         free_table(mm, new)
 
@@ -321,7 +345,9 @@ def pte_alloc(mm, pmdp: EntryPtr) -> bool:
     """include/linux/mm.h pte_alloc() -> __pte_alloc() -> pmd_install(); returns True on
     failure (never, in the model: allocation does not fail)."""
     if pmdp_get(pmdp) is None:
-        _install(mm, pmdp, LEVEL_PTE)
+        new = pmd_install(mm, pmdp, pte_alloc_one(mm))     # __pte_alloc()
+        if new is not None:
+            pte_free(mm, new)
     return False
 
 
