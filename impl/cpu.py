@@ -81,14 +81,16 @@ class Cpu:
 
 
 class Fault(Exception):
-    """A page fault raised by the MMU: the access could not be translated or is not
-    permitted by the cached/walked translation."""
+    """A page fault raised by the MMU: the access could not be translated (``prot`` False:
+    the x86 error code's P bit clear) or a present translation does not permit it (``prot``
+    True: X86_PF_PROT)."""
 
-    def __init__(self, addr: int, write: bool, reason: str):
+    def __init__(self, addr: int, write: bool, reason: str, prot: bool = False):
         super().__init__(f"#PF at {addr:#x} ({'write' if write else 'read'}: {reason})")
         self.addr = addr
         self.write = write
         self.reason = reason
+        self.prot = prot
 
 
 def switch_mm(cpu: Cpu, mm) -> None:
@@ -145,7 +147,7 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     if entry is not None and write and not entry.write:
         cpu.tlb.pop(key, None)
         cpu.busy = False
-        raise Fault(addr, write, "write to a read-only translation")
+        raise Fault(addr, write, "write to a read-only translation", prot=True)
     found = _walk(cpu, mm, addr)
     if found is None:
         cpu.tlb.pop(key, None)
@@ -164,7 +166,7 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     if write and not pte.write:
         cpu.tlb.pop(key, None)
         cpu.busy = False
-        raise Fault(addr, write, "pte read-only")
+        raise Fault(addr, write, "pte read-only", prot=True)
     # The hardware's atomic accessed/dirty update.
     if not pte.young or (write and not pte.dirty):
         entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special,

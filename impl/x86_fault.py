@@ -81,7 +81,7 @@ def fault_error_code(fault: Fault) -> int:
     code = X86_PF_USER
     if fault.write:
         code |= X86_PF_WRITE
-    if "read-only" in fault.reason:
+    if fault.prot:
         code |= X86_PF_PROT
     return code
 
