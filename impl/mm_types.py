@@ -30,7 +30,7 @@ class vm_area_struct:
     ``vm_file`` the mapped file (an :class:`~unmapcheck.impl.filemap.File`) or None."""
 
     __slots__ = ("id", "vm_start", "vm_end", "vm_mm", "vm_flags", "vm_pgoff", "vm_file",
-                 "anon_vma", "detached", "walkers", "zappers")
+                 "anon_vma", "anon_vma_chain", "detached", "walkers", "zappers")
 
     def __init__(self, mm: "mm_struct", start: int, end: int, flags: int, pgoff: int = 0,
                  file=None):
@@ -42,6 +42,8 @@ class vm_area_struct:
         self.vm_pgoff = pgoff
         self.vm_file = file
         self.anon_vma = None
+        # vma->anon_vma_chain (the same_vma list), as the AnonVmas it links, newest first.
+        self.anon_vma_chain: list = []
         self.detached = False
         # Model-only witnesses of the walker-stability invariant (N5, bug 27ae357fa82b):
         # how many page walkers (munlock) and zappers are inside this VMA right now.

@@ -30,6 +30,7 @@ PG_lru = 1 << 5
 PG_active = 1 << 7
 PG_reserved = 1 << 10
 PG_writeback = 1 << 13
+PG_anon_exclusive = 1 << 16      # PG_mappedtodisk, which means this on anonymous pages
 PG_swapbacked = 1 << 19
 PG_unevictable = 1 << 20
 PG_mlocked = 1 << 21
@@ -37,7 +38,8 @@ PG_mlocked = 1 << 21
 PAGE_FLAG_NAMES = (
     (PG_locked, "locked"), (PG_referenced, "referenced"), (PG_uptodate, "uptodate"),
     (PG_dirty, "dirty"), (PG_lru, "lru"), (PG_active, "active"), (PG_reserved, "reserved"),
-    (PG_writeback, "writeback"), (PG_swapbacked, "swapbacked"),
+    (PG_writeback, "writeback"), (PG_anon_exclusive, "anon_exclusive"),
+    (PG_swapbacked, "swapbacked"),
     (PG_unevictable, "unevictable"), (PG_mlocked, "mlocked"),
 )
 

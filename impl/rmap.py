@@ -24,8 +24,7 @@ Simplifications common to the module:
   no mmu notifiers, no per-node NR_*_MAPPED statistics: the places are marked with comments;
 * the anon_vma interval tree (anon_vma->rb_root) is a list of the chained VMAs in insertion
   order, queried by pgoff range; the VMA's ``same_vma`` list of anon_vma_chains is a list of
-  AnonVma (newest first, as list_add builds it), kept in a side table while vm_area_struct
-  has no ``anon_vma_chain`` slot (:func:`anon_vma_chain`);
+  AnonVma (newest first, as list_add builds it): ``vma.anon_vma_chain``;
 * the file interval tree (mapping->i_mmap) is ``AddressSpace.i_mmap``, a list kept sorted by
   vm_pgoff (ties in insertion order), which is the order an in-order walk of the kernel's
   interval tree visits;
@@ -48,7 +47,7 @@ from .cpu import flush_tlb_page
 from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
                     spin_unlock, up_read, up_write)
 from .mm_types import linear_page_index, vm_flags_read
-from .page import (PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
+from .page import (PG_anon_exclusive, PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
                    folio_set_dirty, folio_test_anon, folio_test_dirty)
 from .pgtable import (EntryPtr, entry_table, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
                       pte_accessible, ptep_clear_flush, ptep_get, ptep_get_and_clear,
@@ -74,9 +73,6 @@ TTU_RMAP_LOCKED = 0x80
 PVMW_SYNC = 1 << 0
 PVMW_MIGRATION = 1 << 1
 
-# include/linux/page-flags.h: PG_anon_exclusive (an alias of PG_mappedtodisk on anon pages).
-# page.py does not define it; the model keeps it in a bit page.py leaves unused.
-PG_anon_exclusive = 1 << 16
 
 
 # --- PageAnonExclusive (include/linux/page-flags.h) -------------------------------------------
@@ -130,16 +126,8 @@ class AnonVma:
 
 
 def anon_vma_chain(vma) -> list:
-    """``vma->anon_vma_chain`` (the same_vma list) as a list of AnonVma, newest first.
-
-    vm_area_struct (mm_types.py) has no slot for it, so the model keeps it in a side table on
-    the machine keyed by the VMA's id, unless the VMA grows an ``anon_vma_chain`` attribute."""
-    chain = getattr(vma, "anon_vma_chain", None)
-    if chain is not None:
-        return chain
-    table = vma.vm_mm.machine.__dict__.setdefault("anon_vma_chains", {})
-    return table.setdefault(vma.id, [])
-
+    """``vma->anon_vma_chain`` (the same_vma list) as a list of AnonVma, newest first."""
+    return vma.anon_vma_chain
 
 def anon_vma_alloc(machine) -> AnonVma:
     """mm/rmap.c anon_vma_alloc(): a new root anon_vma with refcount 1 and num_children 0

@@ -15,6 +15,8 @@ class task_struct:
         self.active_mm = mm
         self.exited = False
         self.oom_victim = False
+        # tsk->signal->oom_mm: the mm an OOM victim's reaper works on (mark_oom_victim).
+        self.oom_mm = None
 
     def __repr__(self) -> str:
         return f"<task {self.pid} {self.comm}>"
