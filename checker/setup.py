@@ -144,7 +144,7 @@ def thread_body(execution, t) -> None:
         from unmapcheck.impl.oom_kill import oom_reaper_actor
         proc = env["procs"][spec.process]
         # The reaper works on signal->oom_mm, pinned by mark_oom_victim (the task may exit).
-        mm = getattr(proc.task, "oom_mm", None) or proc.task.mm
+        mm = proc.task.oom_mm or proc.task.mm
         t.ctx.mm = mm
         t.results.append(oom_reaper_actor(machine, mm, proc.task))
     elif spec.actor == "writeback":

@@ -204,7 +204,7 @@ def mark_oom_victim(tsk) -> None:
     tsk.oom_victim = True
     # oom_mm is bound to the signal struct life time.
     sched.point("cmpxchg(&tsk->signal->oom_mm)", writes=(("task", tsk.pid),))
-    if getattr(tsk, "oom_mm", None) is None:
+    if tsk.oom_mm is None:
         tsk.oom_mm = mm
         mmgrab(mm)
         if mm.machine.era == "5.x":

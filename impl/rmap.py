@@ -1197,7 +1197,7 @@ def _tlb_flush_batched_obj(mm) -> tuple:
 
 def _read_tlb_flush_batched(mm) -> int:
     sched.point("atomic_read(mm->tlb_flush_batched)", reads=(_tlb_flush_batched_obj(mm),))
-    return mm.__dict__.get("tlb_flush_batched", 0)
+    return mm.tlb_flush_batched
 
 
 def arch_tlbbatch_should_defer(mm) -> bool:
@@ -1232,12 +1232,12 @@ def set_tlb_ubc_flush_pending(mm, pteval, start: int, end: int) -> None:
     arch_tlbbatch_add_pending(tlb_ubc.arch, mm, start, end)
     tlb_ubc.flush_required = True
     sched.point("atomic_inc(mm->tlb_flush_batched)", writes=(_tlb_flush_batched_obj(mm),))
-    batch = mm.__dict__.get("tlb_flush_batched", 0)
+    batch = mm.tlb_flush_batched
     if (batch & TLB_FLUSH_BATCH_PENDING_MASK) > TLB_FLUSH_BATCH_PENDING_LARGE:
         # Keep pending from catching up with flushed by overflow: reset to 1 and 0.
-        mm.__dict__["tlb_flush_batched"] = 1
+        mm.tlb_flush_batched = 1
     else:
-        mm.__dict__["tlb_flush_batched"] = batch + 1
+        mm.tlb_flush_batched = batch + 1
     # If the PTE was dirty then it's best to assume it's writable.
     if writable:
         tlb_ubc.writable = True
@@ -1288,8 +1288,8 @@ def flush_tlb_batched_pending(mm) -> None:
         # If a new flush became pending during this one, leave the value as it is.
         sched.point("atomic_cmpxchg(mm->tlb_flush_batched)",
                     writes=(_tlb_flush_batched_obj(mm),))
-        if mm.__dict__.get("tlb_flush_batched", 0) == batch:
-            mm.__dict__["tlb_flush_batched"] = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
+        if mm.tlb_flush_batched == batch:
+            mm.tlb_flush_batched = pending | (pending << TLB_FLUSH_BATCH_FLUSHED_SHIFT)
 
 
 # =============================================================================================
