@@ -46,7 +46,7 @@ from .locks import RwSem
 from .page import (PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_uptodate, Page, folio_lock,
                    folio_put, folio_test_locked, folio_try_get, folio_trylock, folio_unlock)
 from .word import MASK64
-from .sched import KernelBug
+from .sched import KernelBug, NotModelled
 
 # include/linux/shmem_fs.h enum sgp_type, in its order (SGP_CACHE compares below SGP_WRITE).
 SGP_READ, SGP_NOALLOC, SGP_CACHE, SGP_WRITE, SGP_FALLOC = range(5)
@@ -144,7 +144,7 @@ def i_size_read(inode: File) -> int:
 def i_size_write(inode: File, size: int) -> None:
     """include/linux/fs.h i_size_write() (ftruncate growing a memfd, a write past EOF)."""
     if size < inode.size:
-        raise NotImplementedError("truncation (shrinking i_size) is not modelled")
+        raise NotModelled("truncation (shrinking i_size) is not modelled")
     inode.size = size
 
 
@@ -395,7 +395,7 @@ def generic_perform_write(inode: File, pos: int, data: bytes) -> int:
     written or a negative errno. (The path write(2) takes to populate the page cache, which
     fault-around then maps.)"""
     if not inode.shmem:
-        raise NotImplementedError("write(2) is modelled for shmem files only")
+        raise NotModelled("write(2) is modelled for shmem files only")
     written = 0
     while written < len(data):
         offset = pos & (PAGE_SIZE - 1)
@@ -897,7 +897,7 @@ def shmem_fallocate(file: File, mode: int, offset: int, length: int) -> int:
             shmem_truncate_range(inode, offset, offset + length - 1)
             # Private COW copies stay mapped, so no second unmap is needed.
             return 0
-        raise NotImplementedError("shmem_fallocate: preallocation is not modelled")
+        raise NotModelled("shmem_fallocate: preallocation is not modelled")
     finally:
         inode_unlock(inode)
 
@@ -906,7 +906,7 @@ def vfs_fallocate(file: File, mode: int, offset: int, length: int) -> int:
     """fs/open.c vfs_fallocate(): the generic checks, then ->fallocate. *offset* and
     *length* are loff_t (signed 64-bit). The file is open for writing (a memfd is O_RDWR);
     no append-only or immutable inodes, no LSM, no fsnotify. Only shmem's ->fallocate is
-    modelled (a regular file's raises NotImplementedError)."""
+    modelled (a regular file's raises NotModelled)."""
     if offset >= 1 << 63:
         offset -= 1 << 64
     if length >= 1 << 63:
@@ -924,7 +924,7 @@ def vfs_fallocate(file: File, mode: int, offset: int, length: int) -> int:
     if offset + length > MAX_LFS_FILESIZE:        # inode->i_sb->s_maxbytes
         return -EFBIG
     if not file.shmem:
-        raise NotImplementedError("vfs_fallocate on a regular file is not modelled")
+        raise NotModelled("vfs_fallocate on a regular file is not modelled")
     return shmem_fallocate(file, mode, offset, length)
 
 

@@ -108,7 +108,7 @@ MADV_NAMES = {
 }
 
 
-class NotSupported(Exception):
+class NotSupported(sched.NotModelled):
     """The operation is valid in the real kernel here (its error checks passed), but its
     effect is not modelled. *what* is an madvise advice number, or a description such as
     ``"mprotect(PROT_NONE)"``; other modules (mprotect) raise it too."""

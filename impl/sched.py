@@ -56,6 +56,11 @@ class LockDiscipline(KernelBug):
     """Unlock of a lock not held, or sleeping while holding a spinlock."""
 
 
+class NotModelled(Exception):
+    """A valid operation whose effect the model leaves out (truncation, fallocate
+    preallocation, page reclaim ...): raised instead of doing something else silently."""
+
+
 @dataclass
 class Context:
     """What ``current`` means for the model: the task running kernel code, and on which CPU.

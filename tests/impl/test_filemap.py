@@ -6,6 +6,7 @@ import pytest
 
 from faultkit import BASE, RW, SHARED, Env
 
+from unmapcheck.impl.sched import NotModelled
 from unmapcheck.impl import sched
 from unmapcheck.impl.constants import EEXIST, EINVAL, MM_SHMEMPAGES, PAGE_SIZE
 from unmapcheck.impl.fault import (FAULT_FLAG_USER, VM_FAULT_LOCKED, VM_FAULT_MAJOR,
@@ -81,7 +82,7 @@ def test_write_populates_the_page_cache_and_grows_i_size():
     for p in (p0, p1):
         assert p.flags & PG_dirty and p.flags & PG_uptodate and not p.flags & PG_locked
         assert p._refcount == 1
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotModelled):
         i_size_write(f, 0)
 
 
