@@ -65,7 +65,7 @@ class Progress:
 # --- explore ------------------------------------------------------------------------------------
 def cmd_explore(args) -> int:
     from unmapcheck.impl.fixes import resolve_commit
-    from .explore import DporSearch, RandomSearch, iterative_context_bounding
+    from .explore import RandomSearch, iterative_context_bounding
     from .prove import judge
     from .scenario import load
     from .trace import build_trace, render_text

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import greenlet
 
 from unmapcheck.impl import sched
 from unmapcheck.impl.sched import Deadlock, KernelBug, LockDiscipline
 from unmapcheck.spec import invariants as INV
-from unmapcheck.spec.logic import CONCRETE
 from unmapcheck.spec.view import ConcreteView
 
 from .scenario import Scenario

@@ -39,18 +39,16 @@ from .constants import (MM_ANONPAGES, MM_SWAPENTS, MMF_UNSTABLE, PAGE_MASK, PTRS
                         VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from .filemap import folio_mark_dirty, folio_test_lru, __folio_mark_uptodate, vma_vm_ops
-from .locks import SpinLock, mmap_read_lock, mmap_read_unlock, spin_lock, spin_unlock
+from .locks import SpinLock, mmap_read_lock, mmap_read_unlock, spin_lock
 from .mm_types import (add_mm_counter, dec_mm_counter, find_vma, inc_mm_counter,
                        linear_page_index, mm_counter_file, mm_flags_test, vma_is_anonymous,
                        vma_pages)
 from .page import (PG_locked, PG_mlocked, PG_unevictable, PG_lru, PG_uptodate, Page,
                    folio_get, folio_lock, folio_put, folio_ref_count, folio_set_flag,
                    folio_test_anon, folio_test_dirty, folio_trylock, folio_unlock)
-from .pgtable import (LEVEL_PTE, EntryPtr, TableEntry, _read, _write, alloc_table,
-                      free_table, mm_inc_nr_table, p4d_offset, pgd_offset, pmd_alloc,
+from .pgtable import (EntryPtr, p4d_offset, pgd_offset, pmd_alloc,
                       pmdp_get, pte_alloc, pte_index, pte_lockptr, pte_offset_map,
-                      pte_offset_map_lock, pte_unmap_unlock, ptep_get, ptep_get_and_clear,
-                      pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
+                      pte_offset_map_lock, pte_unmap_unlock, ptep_get, pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
                       pud_alloc, set_pte_at)
 from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_mkspecial,
                   pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_t, pte_write, swp_offset)

@@ -33,8 +33,7 @@ from __future__ import annotations
 from . import sched
 from .fault import is_cow_mapping
 from .constants import (EINTR, EIO, ENOMEM, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SIZE,
-                        RSS_COUNTER_NAMES, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYWRITE,
-                        VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_SHARED, VM_WIPEONFORK)
+                        RSS_COUNTER_NAMES, VM_DONTCOPY, VM_LOCKED_MASK, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_SHARED, VM_WIPEONFORK)
 from .cpu import flush_tlb_mm
 from .locks import (mmap_write_lock, mmap_write_lock_killable, mmap_write_unlock, might_sleep)
 from .mm_types import (MapleTree, VmaIterator, add_mm_rss_vec, get_mm_counter, get_mm_rss,

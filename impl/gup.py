@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import sched
-from .constants import (EFAULT, EINTR, EINVAL, ENOMEM, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE,
-                        VM_EXEC, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_MAYREAD,
+from .constants import (EFAULT, EINVAL, ENOMEM, PAGE_MASK, PAGE_SIZE,
+                        VM_HUGETLB, VM_IO, VM_LOCKONFAULT, VM_MAYREAD,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE)
 from .locks import mmap_assert_locked, mmap_read_lock, mmap_read_unlock
-from .mm_types import VmaIterator
 from .page import Page, folio_get
 from .pgtable import pte_offset_map_lock, pte_unmap_unlock, ptep_get, walk_to_pmd
 from .pte import pte_present, pte_write

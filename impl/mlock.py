@@ -31,22 +31,19 @@ Simplifications common to the module:
 
 from __future__ import annotations
 
-from typing import Optional
 
 from . import sched
 from .constants import (EAGAIN, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, MCL_CURRENT, MCL_FUTURE,
                         MCL_ONFAULT, MLOCK_ONFAULT, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE,
-                        ULONG_MAX, VM_EXEC, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKED_MASK,
-                        VM_LOCKONFAULT, VM_MAYREAD, VM_PFNMAP, VM_READ, VM_SHARED, VM_SPECIAL,
-                        VM_WRITE)
-from .locks import (mmap_assert_locked, mmap_read_lock, mmap_read_unlock,
-                    mmap_write_lock_killable, mmap_write_unlock)
+                        ULONG_MAX, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKED_MASK,
+                        VM_LOCKONFAULT, VM_SPECIAL)
+from .locks import (mmap_write_lock_killable, mmap_write_unlock)
 from .mm_types import VmaIterator, vm_flags_clear, vm_flags_reset
-from .page import (PG_mlocked, PG_unevictable, Page, folio_clear_flag, folio_get, folio_put,
+from .page import (PG_mlocked, PG_unevictable, Page, folio_clear_flag, folio_put,
                    folio_set_flag)
 from .pagewalk import ACTION_AGAIN, PGWALK_WRLOCK_VERIFY, mm_walk_ops, walk_page_range_vma
-from .pgtable import (EntryPtr, pte_offset_map_lock, pte_unmap_unlock, ptep_get, walk_to_pmd)
-from .pte import pte_present, pte_write
+from .pgtable import (EntryPtr, pte_offset_map_lock, pte_unmap_unlock, ptep_get)
+from .pte import pte_present
 from .sched import KernelBug
 from .word import MASK64
 from .gup import FOLL_DUMP, FOLL_GET, __mm_populate, follow_page, mm_populate  # noqa: F401

@@ -37,7 +37,7 @@ Simplifications common to the module:
 from __future__ import annotations
 
 from . import sched, word
-from .constants import (EACCES, EAGAIN, EBADF, EEXIST, EFAULT, EINTR, EINVAL, ENOMEM,
+from .constants import (EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, ENOMEM,
                         EOVERFLOW, EPERM, FIRST_USER_ADDRESS, MAP_32BIT, MAP_ANONYMOUS,
                         MAP_DENYWRITE, MAP_EXECUTABLE, MAP_FIXED, MAP_FIXED_NOREPLACE,
                         MAP_GROWSDOWN,
@@ -46,16 +46,16 @@ from .constants import (EACCES, EAGAIN, EBADF, EEXIST, EFAULT, EINTR, EINVAL, EN
                         MAP_TYPE, MAP_UNINITIALIZED, MMAP_BASE, MMF_OOM_SKIP, PAGE_MASK,
                         PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
                         ULONG_MAX, USER_PGTABLES_CEILING, VM_ACCOUNT, VM_DONTDUMP, VM_EXEC,
-                        VM_GROWSDOWN, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_MAYEXEC,
+                        VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                         VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NOHUGEPAGE, VM_NORESERVE,
-                        VM_PFNMAP, VM_READ, VM_SHARED, VM_SYNC, VM_WIPEONFORK, VM_WRITE)
+                        VM_READ, VM_SHARED, VM_SYNC, VM_WIPEONFORK, VM_WRITE)
 from .locks import (mmap_read_lock, mmap_read_unlock, mmap_write_lock,
                     mmap_write_lock_killable, mmap_write_unlock)
 from .mm_types import VmaIterator, find_vma, mm_flags_set, mm_struct, vm_area_struct, vma_pages
 from .sched import KernelBug
 from .gup import mm_populate
 from .vma import (do_vmi_munmap, is_data_mapping, is_exec_mapping, is_stack_mapping,
-                  mmap_region, remove_vma, vm_start_gap, vma_is_accessible, vma_iter_set)
+                  mmap_region, remove_vma, vm_start_gap, vma_iter_set)
 
 # errno values constants.py does not carry (include/uapi/asm-generic/errno*.h).
 ETXTBSY = 26

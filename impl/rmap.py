@@ -43,7 +43,6 @@ from typing import Any, Callable, Optional
 from . import sched
 from .constants import (EBUSY, EFAULT, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_READ,
                         VM_SHARED, VM_WRITE)
-from .cpu import flush_tlb_page
 from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
                     spin_unlock, up_read, up_write)
 from .mm_types import linear_page_index, vm_flags_read

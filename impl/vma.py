@@ -105,10 +105,6 @@ def vm_end_gap(vma: vm_area_struct) -> int:
     return vma.vm_end
 
 
-def vma_is_accessible(vma: vm_area_struct) -> bool:
-    return bool(vma.vm_flags & VM_ACCESS_FLAGS)
-
-
 # =============================================================================================
 # mm/vma_init.c: allocation of vm_area_structs
 # =============================================================================================
@@ -1549,6 +1545,7 @@ def expand_downwards(vma: vm_area_struct, address: int) -> int:
     # The guard gap below a stack.
     prev = vmi.vma_prev()
     if prev is not None:
+        from .fault import vma_is_accessible
         if (not prev.vm_flags & VM_GROWSDOWN and vma_is_accessible(prev)
                 and address - prev.vm_end < STACK_GUARD_GAP):
             return -ENOMEM

@@ -43,8 +43,7 @@ from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_
 from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
 from . import rmap
 from .rmap import flush_tlb_batched_pending
-from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_special,
-                  pte_t, pte_young)
+from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_t)
 
 ZAP_FLAG_DROP_MARKER = 1 << 0
 ZAP_FLAG_UNMAP = 1 << 1

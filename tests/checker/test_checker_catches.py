@@ -6,7 +6,6 @@ explorer must report the violation, with a trace that names it.
 
 from __future__ import annotations
 
-import pytest
 
 from unmapcheck.checker.explore import iterative_context_bounding
 from unmapcheck.checker.scenario import load, parse

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 
-import greenlet
 import pytest
 from schedkit import GreenletRuntime, random_policy
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmkit import BASE, RO, RW, SHARED, Env, Recorder, page
+from mmkit import RO, RW, SHARED, Env, Recorder, page
 
-from unmapcheck.impl import rmap, sched
+from unmapcheck.impl import rmap
 from unmapcheck.impl.constants import (MADV_DONTFORK, MADV_WIPEONFORK, MM_ANONPAGES,
                                        MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, PAGE_SIZE,
                                        VM_LOCKED)

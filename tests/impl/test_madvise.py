@@ -252,8 +252,8 @@ def test_remove_punches_a_hole_in_every_mapping_but_keeps_cow_copies():
     from unmapcheck.impl.filemap import cache_page
     env = Env()
     f = env.memfd(4)
-    shared = env.vma(page(0), 4, RW | SHARED, file=f)
-    private = env.vma(page(8), 4, RO | 0x20, file=f)          # MAP_PRIVATE, VM_MAYWRITE
+    env.vma(page(0), 4, RW | SHARED, file=f)
+    env.vma(page(8), 4, RO | 0x20, file=f)          # MAP_PRIVATE, VM_MAYWRITE
     env.touch(page(0), 4)                                     # 4 shmem pages, written
     env.load(page(9))                         # private: fault-around maps all 4 file pages
     old = [cache_page(f, i) for i in range(4)]
@@ -279,8 +279,8 @@ def test_remove_leaves_private_cow_copies_alone():
     from unmapcheck.impl.filemap import cache_page
     env = Env()
     f = env.memfd(2)
-    shared = env.vma(page(0), 2, RW | SHARED, file=f)
-    private = env.vma(page(4), 2, RW, file=f)
+    env.vma(page(0), 2, RW | SHARED, file=f)
+    env.vma(page(4), 2, RW, file=f)
     env.touch(page(0), 2)
     env.store(page(4), 0x77)                                  # COW copy of file page 0
     cow = env.page_at(page(4))
@@ -295,10 +295,10 @@ def test_remove_errors():
     env = Env()
     layout(env)
     assert do_madvise(env.mm, page(0), PAGE_SIZE, MADV_REMOVE) == -EINVAL      # anon private
-    private = env.vma(page(16), 2, RW, file=env.memfd(2))
+    env.vma(page(16), 2, RW, file=env.memfd(2))
     from unmapcheck.impl.constants import EACCES
     assert do_madvise(env.mm, page(16), PAGE_SIZE, MADV_REMOVE) == -EACCES     # file private
-    locked = env.vma(page(20), 2, RW | SHARED | LOCKED, file=env.memfd(2))
+    env.vma(page(20), 2, RW | SHARED | LOCKED, file=env.memfd(2))
     assert do_madvise(env.mm, page(20), PAGE_SIZE, MADV_REMOVE) == -EINVAL     # VM_LOCKED
     assert env.mm.mmap_lock.state() == "unlocked"
 

@@ -18,11 +18,10 @@ from unmapcheck.impl.constants import (EBUSY, MM_ANONPAGES, MM_FILEPAGES, PAGE_S
                                        VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE)
 from unmapcheck.impl.filemap import File
 from unmapcheck.impl.machine import Machine
-from unmapcheck.impl.mm_types import inc_mm_counter, mm_struct, vm_area_struct
+from unmapcheck.impl.mm_types import inc_mm_counter, vm_area_struct
 from unmapcheck.impl.page import (PG_dirty, PG_locked, PG_lru, folio_get, folio_put,
                                   page_mapcount, page_ref_count)
-from unmapcheck.impl.pgtable import (lookup_pte, p4d_offset, pgd_offset, pmd_alloc, pte_alloc,
-                                     pte_offset_map, pud_alloc, set_pte_at, walk_to_pmd)
+from unmapcheck.impl.pgtable import (lookup_pte, set_pte_at, walk_to_pmd)
 from unmapcheck.impl.pte import PTE_NONE, is_migration_entry, pfn_pte, pte_none
 
 BASE = 0x7F0000000000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmkit import (BASE, LOCKED, NONE, RO, RW, SHARED, Env, RealWindow, Recorder, errname,
+from mmkit import (NONE, RO, RW, SHARED, Env, RealWindow, Recorder, errname,
                    model_vmas, needs_real_kernel, page, real_syscall, real_vmlck_kb, SYS_mlock,
                    SYS_mlock2, SYS_munlock)
 

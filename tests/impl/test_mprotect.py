@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmkit import (BASE, LOCKED, RO, RW, SHARED, Env, RealWindow, Recorder, errname,
+from mmkit import (BASE, RO, RW, SHARED, Env, RealWindow, Recorder, errname,
                    model_vmas, needs_real_kernel, page, real_syscall, SYS_mprotect)
 
 from unmapcheck.impl.constants import (EACCES, EINVAL, ENOMEM, MM_ANONPAGES, PAGE_SIZE,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from mmkit import BASE, LOCKED, RO, RW, SHARED, Env, Recorder, page
+from mmkit import LOCKED, RW, SHARED, Env, Recorder, page
 
 from unmapcheck.impl import sched
-from unmapcheck.impl.constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MMF_OOM_SKIP,
+from unmapcheck.impl.constants import (MM_ANONPAGES, MMF_OOM_SKIP,
                                        MMF_UNSTABLE, PAGE_SIZE)
 from unmapcheck.impl.locks import mmap_write_lock, mmap_write_unlock
 from unmapcheck.impl.mm_types import mm_flags_set

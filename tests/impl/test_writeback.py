@@ -21,9 +21,8 @@ from unmapcheck.impl.machine import Machine
 from unmapcheck.impl.mm_types import inc_mm_counter, mm_struct, vm_area_struct
 from unmapcheck.impl.page import (PG_dirty, PG_locked, PG_lru, PG_writeback, folio_get,
                                   page_mapcount, page_ref_count)
-from unmapcheck.impl.pgtable import (lookup_pte, p4d_offset, pgd_offset, pmd_alloc, pte_alloc,
-                                     pte_offset_map, pud_alloc, set_pte_at)
-from unmapcheck.impl.pte import PTE_NONE, pfn_pte
+from unmapcheck.impl.pgtable import (lookup_pte)
+from unmapcheck.impl.pte import pfn_pte
 from unmapcheck.impl.sched import KernelBug
 
 BASE = 0x7F0000000000

@@ -3,7 +3,6 @@ entry points called directly (impl/mmap.py, impl/vma.py), without the syscall la
 
 from __future__ import annotations
 
-from unmapcheck.impl import sched
 from unmapcheck.impl.constants import (MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
                                        PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE)
 from unmapcheck.impl.filemap import File

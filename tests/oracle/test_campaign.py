@@ -15,23 +15,11 @@ used.
 
 from __future__ import annotations
 
-import pytest
 
-from unmapcheck.checker.oracle import real as R
 from unmapcheck.checker.oracle.campaign import run_campaign
 
 EXAMPLES = 2000
 SEED = 20251121
-
-
-@pytest.fixture(scope="module")
-def runner():
-    try:
-        r = R.RealRunner()
-    except R.OracleUnavailable as e:
-        pytest.skip(str(e))
-    yield r
-    r.close()
 
 
 def test_campaign_2000_sequences_zero_mismatches(runner):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from unmapcheck.checker.oracle import real as R
 from unmapcheck.checker.oracle import sequence as S
 from unmapcheck.checker.oracle.campaign import run_campaign
 from unmapcheck.checker.oracle.compare import compare
@@ -103,16 +102,6 @@ KNOWN = {
         Call.madvise(0, 8 * P, M["MADV_DONTNEED"]), Call.load(P),
         Call.madvise(0, 4 * P, M["MADV_REMOVE"]), Call.load(0))),
 }
-
-
-@pytest.fixture(scope="module")
-def runner():
-    try:
-        r = R.RealRunner()
-    except R.OracleUnavailable as e:
-        pytest.skip(str(e))
-    yield r
-    r.close()
 
 
 def model_or_skip(seq):

@@ -25,16 +25,6 @@ PF = S.MAP_PRIVATE | S.MAP_FIXED
 M = S.MADV_NAMES
 
 
-@pytest.fixture(scope="module")
-def runner():
-    try:
-        r = R.RealRunner()
-    except R.OracleUnavailable as e:
-        pytest.skip(str(e))
-    yield r
-    r.close()
-
-
 def run(runner, calls, files=(), window_pages=64):
     seq = Sequence(calls=tuple(calls), files=tuple(files), window_pages=window_pages)
     rep = runner.run(seq)

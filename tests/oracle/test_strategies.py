@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 from hypothesis import HealthCheck, find, given, settings
 
-from unmapcheck.checker.oracle import real as R
 from unmapcheck.checker.oracle import sequence as S
 from unmapcheck.checker.oracle.campaign import run_campaign
 from unmapcheck.checker.oracle.sequence import Call, Sequence
@@ -113,16 +111,6 @@ def test_regression_test_source_runs():
     ns["assert_model_matches"] = lambda s, r: seen.append((s, r))
     ns["test_x"]()
     assert seen[0][0] == seq and seen[0][1]["calls"] == real["calls"]
-
-
-@pytest.fixture(scope="module")
-def runner():
-    try:
-        r = R.RealRunner()
-    except R.OracleUnavailable as e:
-        pytest.skip(str(e))
-    yield r
-    r.close()
 
 
 def test_real_runner_agrees_with_itself(runner):

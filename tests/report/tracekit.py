@@ -97,8 +97,8 @@ def make_trace(steps=STEPS) -> dict:
         out_steps.append({"index": i, "thread": th, "cpu": cpu, "function": fn, "stack": full,
                           "label": label, "syscall": syscall, "preemption": pre,
                           "events": list(events), "changes": [list(c) for c in changes]})
-    text = (f'[scenario]\nname = "synthetic-dontneed-stale-tlb"\ncpus = 2\n'
-            f'fixes_off = ["99baac21e458"]\n')
+    text = ('[scenario]\nname = "synthetic-dontneed-stale-tlb"\ncpus = 2\n'
+            'fixes_off = ["99baac21e458"]\n')
     return {
         "schema": "unmapcheck-trace",
         "version": 1,
@@ -146,13 +146,13 @@ def make_hostile_trace() -> dict:
     doc["threads"][0]["program"] = [f"load({evil})"]
     st = doc["steps"][3]
     st["function"] = evil
-    st["label"] = f'"><svg onload=alert(5)>'
+    st["label"] = '"><svg onload=alert(5)>'
     st["syscall"] = f"madvise({evil})"
     st["stack"] = st["stack"] + [evil]
     st["events"] = [evil]
     # A state value that would end the JSON <script> block if it were not escaped.
     key = "mm1 0x7f0000001000"
-    bad = f"</script><script>alert(6)</script><!--"
+    bad = "</script><script>alert(6)</script><!--"
     doc["steps"][4]["changes"].append(["ptes", key, "pfn 13 rw dirty young", bad])
     for s in doc["states"][5:]:
         s["ptes"]["#map"] = [[k, bad if k == key else v] for k, v in s["ptes"]["#map"]]
