@@ -231,6 +231,17 @@ def _named(ctx: _Ctx, where: str, v: Any, prefix: str) -> int:
     raise ctx.fail(where, f"expected a name or an integer, got {v!r}", where.rsplit(".", 1)[-1])
 
 
+def _table(ctx: _Ctx, where: str, obj: Any, allowed: set[str], named: bool = True) -> dict:
+    """An entry of an array of tables: a table, with only *allowed* fields, and (if *named*)
+    a string ``name``."""
+    if not isinstance(obj, dict):
+        raise ctx.fail(where, "expected a table")
+    _only(ctx, where, obj, allowed)
+    if named and not isinstance(obj.get("name"), str):
+        raise ctx.fail(f"{where}.name", "missing or not a string", "name")
+    return obj
+
+
 def _only(ctx: _Ctx, where: str, table: dict, allowed: set[str]) -> None:
     for k in table:
         if k not in allowed:
@@ -309,11 +320,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     files = []
     for i, f in enumerate(doc.get("file", [])):
         w = f"file[{i}]"
-        if not isinstance(f, dict):
-            raise ctx.fail(w, "expected a table")
-        _only(ctx, w, f, {"name", "size", "data", "shmem"})
-        if not isinstance(f.get("name"), str):
-            raise ctx.fail(f"{w}.name", "missing or not a string", "name")
+        _table(ctx, w, f, {"name", "size", "data", "shmem"})
         if not isinstance(f.get("shmem", True), bool):
             raise ctx.fail(f"{w}.shmem", "expected true (a memfd) or false (a regular file)",
                            "shmem")
@@ -324,11 +331,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     processes = []
     for i, p in enumerate(doc.get("process", [])):
         w = f"process[{i}]"
-        if not isinstance(p, dict):
-            raise ctx.fail(w, "expected a table")
-        _only(ctx, w, p, {"name", "mapping", "oom_victim", "fork_of"})
-        if not isinstance(p.get("name"), str):
-            raise ctx.fail(f"{w}.name", "missing or not a string", "name")
+        _table(ctx, w, p, {"name", "mapping", "oom_victim", "fork_of"})
         fork_of = p.get("fork_of")
         if fork_of is not None and fork_of not in {q.name for q in processes}:
             raise ctx.fail(f"{w}.fork_of", f"no earlier process named {fork_of!r}", "fork_of")
@@ -363,9 +366,8 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     threads = []
     for i, t in enumerate(doc.get("thread", [])):
         w = f"thread[{i}]"
-        if not isinstance(t, dict):
-            raise ctx.fail(w, "expected a table")
-        _only(ctx, w, t, {"name", "cpu", "process", "actor", "program", "file", "index", "addr"})
+        _table(ctx, w, t, {"name", "cpu", "process", "actor", "program", "file", "index",
+                           "addr"}, named=False)
         tname = t.get("name", f"T{i}")
         cpu = _int(ctx, f"{w}.cpu", "cpu", t.get("cpu", i % cpus), 0, cpus - 1)
         actor = t.get("actor")
