@@ -338,8 +338,8 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         maps = []
         for j, m in enumerate(p.get("mapping", [])):
             mw = f"{w}.mapping[{j}]"
-            _only(ctx, mw, m, {"addr", "pages", "prot", "shared", "file", "offset", "populate",
-                               "populate_cpu", "mlock", "data"})
+            _table(ctx, mw, m, {"addr", "pages", "prot", "shared", "file", "offset", "populate",
+                               "populate_cpu", "mlock", "data"}, named=False)
             file = m.get("file")
             if file is not None and file not in file_names:
                 raise ctx.fail(f"{mw}.file", f"no file named {file!r}", "file")
