@@ -26,6 +26,7 @@ MASK64 = ULONG_MAX
 
 
 def free_pte_range(tlb: mmu_gather, pmd: EntryPtr, addr: int) -> None:
+    """mm/memory.c free_pte_range(): clear the pmd and queue its PTE table on the gather."""
     pmdval = pmdp_get(pmd)
     token = entry_table(pmd, pmdval)
     _write(pmd, None, "pmd_clear")
@@ -40,6 +41,8 @@ def _above_ceiling(end: int, ceiling: int) -> bool:
 
 def free_pmd_range(tlb: mmu_gather, pud: EntryPtr, pudval, addr: int, end: int, floor: int,
                    ceiling: int) -> None:
+    """mm/memory.c free_pmd_range(): free the PTE tables of [addr, end), then the PMD table
+    itself if all it maps lies inside [floor, ceiling)."""
     start = addr
     pmd = pmd_offset(pud, pudval, addr)
     while True:
@@ -67,6 +70,8 @@ def free_pmd_range(tlb: mmu_gather, pud: EntryPtr, pudval, addr: int, end: int, 
 
 def free_pud_range(tlb: mmu_gather, p4d: EntryPtr, p4dval, addr: int, end: int, floor: int,
                    ceiling: int) -> None:
+    """mm/memory.c free_pud_range(): free the PMD tables of [addr, end), then the PUD table
+    itself if all it maps lies inside [floor, ceiling) (the p4d slot is the pgd slot)."""
     start = addr
     pud = pud_offset(p4d, p4dval, addr)
     while True:

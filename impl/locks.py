@@ -42,6 +42,8 @@ class SpinLock:
 
 
 def spin_lock(lock: SpinLock) -> None:
+    """include/linux/spinlock.h spin_lock(): spins (the step is disabled) while another
+    context holds the lock."""
     sched.point("spin_lock", writes=(lock.obj,), wait=lambda: lock.owner is None)
     cur = sched.current()
     lock.owner = cur.name
@@ -49,6 +51,7 @@ def spin_lock(lock: SpinLock) -> None:
 
 
 def spin_trylock(lock: SpinLock) -> bool:
+    """include/linux/spinlock.h spin_trylock()."""
     sched.point("spin_trylock", writes=(lock.obj,))
     if lock.owner is not None:
         return False
@@ -59,6 +62,7 @@ def spin_trylock(lock: SpinLock) -> bool:
 
 
 def spin_unlock(lock: SpinLock) -> None:
+    """include/linux/spinlock.h spin_unlock(): only by the holder."""
     sched.point("spin_unlock", writes=(lock.obj,))
     cur = sched.current()
     if lock.owner != cur.name:
@@ -103,6 +107,7 @@ class RwSem:
         return f"<rwsem {self.name} writer={self.writer} readers={self.readers}>"
 
     def state(self) -> str:
+        """The holders, described for traces."""
         if self.writer is not None:
             return f"write-locked by {self.writer}"
         if self.readers:
@@ -111,6 +116,7 @@ class RwSem:
 
 
 def down_read(sem: RwSem) -> None:
+    """kernel/locking/rwsem.c down_read(): sleeps while a writer holds the lock."""
     might_sleep(f"down_read({sem.name})")
     sched.point("down_read", reads=(sem.obj,), adds=(sem.readers_obj,),
                 wait=lambda: sem.writer is None)
@@ -118,6 +124,7 @@ def down_read(sem: RwSem) -> None:
 
 
 def down_read_trylock(sem: RwSem) -> bool:
+    """kernel/locking/rwsem.c down_read_trylock()."""
     sched.point("down_read_trylock", reads=(sem.obj,), adds=(sem.readers_obj,))
     if sem.writer is not None:
         return False
@@ -126,6 +133,7 @@ def down_read_trylock(sem: RwSem) -> bool:
 
 
 def up_read(sem: RwSem) -> None:
+    """kernel/locking/rwsem.c up_read(): only by a reader."""
     sched.point("up_read", adds=(sem.readers_obj,))
     name = sched.current().name
     if name not in sem.readers:
@@ -134,6 +142,7 @@ def up_read(sem: RwSem) -> None:
 
 
 def down_write(sem: RwSem) -> None:
+    """kernel/locking/rwsem.c down_write(): sleeps while anyone holds the lock."""
     might_sleep(f"down_write({sem.name})")
     sched.point("down_write", reads=(sem.readers_obj,), writes=(sem.obj,),
                 wait=lambda: sem.writer is None and not sem.readers)
@@ -141,6 +150,7 @@ def down_write(sem: RwSem) -> None:
 
 
 def down_write_trylock(sem: RwSem) -> bool:
+    """kernel/locking/rwsem.c down_write_trylock()."""
     sched.point("down_write_trylock", reads=(sem.readers_obj,), writes=(sem.obj,))
     if sem.writer is not None or sem.readers:
         return False
@@ -149,6 +159,7 @@ def down_write_trylock(sem: RwSem) -> bool:
 
 
 def up_write(sem: RwSem) -> None:
+    """kernel/locking/rwsem.c up_write(): only by the writer."""
     sched.point("up_write", writes=(sem.obj,))
     name = sched.current().name
     if sem.writer != name:
@@ -157,6 +168,7 @@ def up_write(sem: RwSem) -> None:
 
 
 def downgrade_write(sem: RwSem) -> None:
+    """kernel/locking/rwsem.c downgrade_write(): the writer becomes a reader."""
     sched.point("downgrade_write", writes=(sem.obj,), adds=(sem.readers_obj,))
     name = sched.current().name
     if sem.writer != name:

@@ -104,11 +104,13 @@ class MapleTree:
         return i
 
     def store(self, vma: vm_area_struct) -> None:
+        """Insert *vma* in address order."""
         i = bisect.bisect_left(self.starts, vma.vm_start)
         self.starts.insert(i, vma.vm_start)
         self.vmas.insert(i, vma)
 
     def erase(self, vma: vm_area_struct) -> None:
+        """Remove *vma*."""
         i = self.vmas.index(vma)
         del self.starts[i]
         del self.vmas[i]
@@ -345,6 +347,7 @@ def mm_flags_test(mm: mm_struct, bit: int) -> bool:
 
 
 def mm_flags_test_and_set(mm: mm_struct, bit: int) -> bool:
+    """test_and_set_bit(bit, &mm->flags): returns the old value."""
     sched.point("test_and_set_bit(mm->flags)", writes=(("mm_flags", mm.id),))
     was = bool(mm.flags & (1 << bit))
     mm.flags |= 1 << bit

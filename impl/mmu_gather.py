@@ -92,6 +92,7 @@ def __tlb_reset_range(tlb: mmu_gather) -> None:
 
 
 def tlb_get_unmap_shift(tlb: mmu_gather) -> int:
+    """include/asm-generic/tlb.h tlb_get_unmap_shift(): the stride of what was cleared."""
     if tlb.cleared_ptes:
         return PAGE_SHIFT
     if tlb.cleared_pmds:
@@ -138,6 +139,7 @@ def tlb_flush_mmu_tlbonly(tlb: mmu_gather) -> None:
 
 
 def tlb_update_vma_flags(tlb: mmu_gather, vma) -> None:
+    """include/asm-generic/tlb.h tlb_update_vma_flags()."""
     tlb.vma_huge = bool(vma.vm_flags & VM_HUGETLB)
     tlb.vma_exec = bool(vma.vm_flags & VM_EXEC)
     tlb.vma_pfn |= bool(vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP))
@@ -201,18 +203,22 @@ def tlb_delay_rmap(tlb: mmu_gather) -> bool:
 
 
 def pte_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    """include/asm-generic/tlb.h pte_free_tlb(): queue a PTE table for freeing after a flush
+    that also invalidates walk caches."""
     tlb_flush_pmd_range(tlb, address, PAGE_SIZE)
     tlb.freed_tables = True
     tlb_remove_table(tlb, table)
 
 
 def pmd_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    """include/asm-generic/tlb.h pmd_free_tlb()."""
     tlb_flush_pud_range(tlb, address, PAGE_SIZE)
     tlb.freed_tables = True
     tlb_remove_table(tlb, table)
 
 
 def pud_free_tlb(tlb: mmu_gather, table: Page, address: int) -> None:
+    """include/asm-generic/tlb.h pud_free_tlb()."""
     tlb_flush_p4d_range(tlb, address, PAGE_SIZE)
     tlb.freed_tables = True
     tlb_remove_table(tlb, table)

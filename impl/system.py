@@ -194,24 +194,28 @@ class Process:
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def mprotect(self, addr: int, length: int, prot: int, cpu: int = 0) -> int:
+        """mm/mprotect.c SYSCALL_DEFINE3(mprotect) -> do_mprotect_pkey(start, len, prot, -1)."""
         from .mprotect import do_mprotect_pkey
         ctx = self._enter("mprotect", cpu)
         ret = do_mprotect_pkey(self.task.mm, addr, length, prot, -1)
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def madvise(self, addr: int, length: int, advice: int, cpu: int = 0) -> int:
+        """mm/madvise.c SYSCALL_DEFINE3(madvise) -> do_madvise()."""
         from .madvise import do_madvise
         ctx = self._enter(f"madvise({_advice_name(advice)})", cpu)
         ret = do_madvise(self.task.mm, addr, length, advice)
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def mlock(self, addr: int, length: int, flags: int = 0, cpu: int = 0) -> int:
+        """mm/mlock.c SYSCALL_DEFINE3(mlock2) (mlock is mlock2 with flags 0)."""
         from .mlock import sys_mlock2
         ctx = self._enter("mlock", cpu)
         ret = sys_mlock2(self.task.mm, addr, length, flags)
         return self._leave(ctx, ret)
 
     def munlock(self, addr: int, length: int, cpu: int = 0) -> int:
+        """mm/mlock.c SYSCALL_DEFINE2(munlock)."""
         from .mlock import sys_munlock
         ctx = self._enter("munlock", cpu)
         ret = sys_munlock(self.task.mm, addr, length)

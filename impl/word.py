@@ -38,6 +38,7 @@ def _bv(x: Any):
 
 
 def add(a: Any, b: Any) -> Any:
+    """a + b, wrapping at 2**64."""
     if a.__class__ is int and b.__class__ is int:
         return (a + b) & MASK64
     if is_sym(a, b):
@@ -46,6 +47,7 @@ def add(a: Any, b: Any) -> Any:
 
 
 def sub(a: Any, b: Any) -> Any:
+    """a - b, wrapping at 2**64."""
     if a.__class__ is int and b.__class__ is int:
         return (a - b) & MASK64
     if is_sym(a, b):
@@ -54,6 +56,7 @@ def sub(a: Any, b: Any) -> Any:
 
 
 def band(a: Any, b: Any) -> Any:
+    """a & b."""
     if a.__class__ is int and b.__class__ is int:
         return a & b & MASK64
     if is_sym(a, b):
@@ -81,6 +84,7 @@ def shl(a: Any, n: int) -> Any:
 
 
 def ult(a: Any, b: Any) -> Any:
+    """a < b, unsigned."""
     if a.__class__ is int and b.__class__ is int:
         return (a & MASK64) < (b & MASK64)
     if is_sym(a, b):
