@@ -23,7 +23,7 @@ import greenlet
 
 from unmapcheck.impl import sched
 from unmapcheck.impl.sched import Deadlock, KernelBug, LockDiscipline
-from unmapcheck.spec import invariants as INV
+from unmapcheck.spec import check as CHECK
 from unmapcheck.spec.view import ConcreteView
 
 from .scenario import Scenario
@@ -194,7 +194,7 @@ class Execution:
     def close(self) -> None:
         """End the execution: final checks, then tear down the greenlets."""
         if self.check_invariants and self.finished():
-            self._check_quiescent(None)
+            self._check_quiescent()
         for t in self.threads:
             if t.glet is not None and not t.glet.dead:
                 t.glet.throw(greenlet.GreenletExit)
@@ -209,26 +209,25 @@ class Execution:
         self.violations.append(Violation(name, group, message, len(self.events) - 1, thread))
 
     def _check(self, ev: Event) -> None:
+        """Judge the state after step *ev*: the step invariants its writes can break, then
+        each event it reported (spec/check.py decides what each moment checks)."""
         S = ConcreteView(self.machine)
-        kinds = {o[0] for o in ev.writes} | {o[0] for o in ev.adds}
-        for inv in INV.by_when("step"):
-            if inv.footprint and inv.footprint.isdisjoint(kinds):
-                continue
-            w = inv.witness(S)
-            if w is not None:
-                self._violate(inv.name, inv.group, inv.message(S, w, None),
-                              self.threads[ev.tid].name)
-        for kind, info in ev.events:
-            for inv in INV.by_when(kind):
-                w = inv.witness(S, info)
-                if w is not None:
-                    self._violate(inv.name, inv.group, inv.message(S, w, info),
-                                  self.threads[ev.tid].name)
-            if kind == "return_to_user":
-                self._check_quiescent(info.get("mm"))
+        thread = self.threads[ev.tid].name
+        changed = {o[0] for o in ev.writes} | {o[0] for o in ev.adds}
+        for f in CHECK.violations(S, "step", changed=changed):
+            self._violate(f.name, f.group, f.message, thread)
+        if ev.events:
+            quiet, all_quiet = self._quiet_mms(S)
+            for kind, info in ev.events:
+                for f in CHECK.violations(S, kind, info, quiet_mms=quiet, all_quiet=all_quiet):
+                    self._violate(f.name, f.group, f.message, thread)
 
-    def _busy_mms(self) -> set:
-        busy = set()
+    def _quiet_mms(self, S) -> tuple[list, bool]:
+        """The mms no thread is in the kernel on, and whether no thread is in the kernel at
+        all. A kernel actor (the OOM reaper, writeback, migration) may hold batched changes
+        of any mm, so while one runs no mm is quiet."""
+        busy: set = set()
+        actor = False
         for t in self.threads:
             if t.done:
                 continue
@@ -236,28 +235,16 @@ class Execution:
                 mm = getattr(t.ctx, "mm", None) or (t.ctx.task.mm if t.ctx.task else None)
                 if mm is not None:
                     busy.add(mm.id)
-                if t.spec.actor:
-                    busy.add("actor")
-        return busy
+                actor = actor or bool(t.spec.actor)
+        if actor:
+            return [], False
+        return [m for m in S.mms() if m.id not in busy], not busy
 
-    def _check_quiescent(self, mm) -> None:
-        busy = self._busy_mms()
+    def _check_quiescent(self) -> None:
         S = ConcreteView(self.machine)
-        for inv in INV.by_when("quiescent"):
-            global_inv = inv.group in ("I4", "REFCOUNT")
-            if global_inv:
-                if busy:
-                    continue
-                evs = [None]
-            else:
-                mms = [m for m in S.mms() if m.id not in busy and "actor" not in busy]
-                if mm is not None:
-                    mms = [m for m in mms if m is mm]
-                evs = [{"mm": m} for m in mms]
-            for info in evs:
-                w = inv.witness(S, info)
-                if w is not None:
-                    self._violate(inv.name, inv.group, inv.message(S, w, info))
+        quiet, all_quiet = self._quiet_mms(S)
+        for f in CHECK.violations(S, "quiescent", quiet_mms=quiet, all_quiet=all_quiet):
+            self._violate(f.name, f.group, f.message)
 
     # --- outcome -------------------------------------------------------------------------
     def outcome(self) -> tuple:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import filemap, rmap, sched
+from .bug import WARN
 from .constants import (MM_ANONPAGES, MM_SWAPENTS, MMF_UNSTABLE, PAGE_MASK, PTRS_PER_TABLE,
                         VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
@@ -224,8 +225,7 @@ def vm_normal_page(vma, addr: int, pte: pte_t) -> Optional[Page]:
         return None
     if pfn == zone.zero_page.pfn:
         # VM_WARN_ON_ONCE(is_zero_pfn(pfn)): a non-special zero-page PTE.
-        vma.vm_mm.machine.printk("WARNING: vm_normal_page: non-special zero-page PTE "
-                                 f"at {addr:#x}")
+        WARN(vma.vm_mm.machine, f"vm_normal_page: non-special zero-page PTE at {addr:#x}")
     return zone.pfn_to_page(pfn)
 
 
@@ -318,10 +318,11 @@ def sanitize_fault_flags(vma, flags: int) -> int:
             return VM_FAULT_SIGSEGV
     elif flags & FAULT_FLAG_WRITE:
         if not vma.vm_flags & VM_MAYWRITE:
-            vma.vm_mm.machine.printk("WARNING: write fault on a !VM_MAYWRITE VMA")
+            WARN(vma.vm_mm.machine, "WARN_ON_ONCE(!(vma->vm_flags & VM_MAYWRITE))")
             return VM_FAULT_SIGSEGV
         if not vma.vm_flags & VM_WRITE and not is_cow_mapping(vma.vm_flags):
-            vma.vm_mm.machine.printk("WARNING: FOLL_FORCE write fault on a shared VMA")
+            WARN(vma.vm_mm.machine, "WARN_ON_ONCE(!is_cow_mapping(vma->vm_flags)): FOLL_FORCE "
+                 "write fault on a shared VMA")
             return VM_FAULT_SIGSEGV
     return 0
 
@@ -840,7 +841,8 @@ def finish_mkwrite_fault(vmf, folio: Optional[Page]) -> int:
     """mm/memory.c finish_mkwrite_fault(): after ->page_mkwrite, retake the PTL and make the
     PTE writable unless it changed meanwhile."""
     if not vmf.vma.vm_flags & VM_SHARED:
-        vmf.vma.vm_mm.machine.printk("WARNING: finish_mkwrite_fault on a private VMA")
+        WARN(vmf.vma.vm_mm.machine, "WARN_ON_ONCE(!(vmf->vma->vm_flags & VM_SHARED)) in "
+             "finish_mkwrite_fault")
     vmf.pte, vmf.ptl = pte_offset_map_lock(vmf.vma.vm_mm, vmf.pmd, vmf.address)
     if vmf.pte is None:
         return VM_FAULT_NOPAGE

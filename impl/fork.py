@@ -31,6 +31,7 @@ Simplifications common to the module:
 from __future__ import annotations
 
 from . import sched
+from .bug import WARN
 from .fault import is_cow_mapping
 from .constants import (EINTR, EIO, ENOMEM, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SIZE,
                         RSS_COUNTER_NAMES, VM_DONTCOPY, VM_LOCKED_MASK, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_SHARED, VM_WIPEONFORK)
@@ -138,7 +139,7 @@ def __mmdrop(mm) -> None:
     Models kernel/fork.c __mmdrop() (no lazy-TLB shootdown, no mm id, no cid, no pasid)."""
     cur = sched.current()
     if cur.task is not None and cur.task.mm is mm:
-        mm.machine.printk(f"WARNING: __mmdrop: mm{mm.id} is current->mm")
+        WARN(mm.machine, f"WARN_ON_ONCE(mm == current->mm) in __mmdrop: mm{mm.id}")
     # Model only: from here on nothing can reach the mm_struct; views and invariants stop
     # looking at it before its pgd goes.
     mm.freed = True

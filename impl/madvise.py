@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import sched
+from .bug import WARN
 from .constants import (EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, MADV_COLD,
                         MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK,
                         MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_HUGEPAGE,
@@ -331,7 +332,7 @@ def get_walk_lock(mode: int) -> int:
         return PGWALK_VMA_RDLOCK_VERIFY
     if mode == MADVISE_MMAP_READ_LOCK:
         return PGWALK_RDLOCK
-    sched.event("warn", text="WARN_ON_ONCE(1) in get_walk_lock")
+    WARN(None, "WARN_ON_ONCE(1) in get_walk_lock")
     return PGWALK_RDLOCK
 
 
@@ -347,6 +348,7 @@ def madvise_free_single_vma(madv_behavior: madvise_behavior) -> int:
     if not vma_is_anonymous(vma):
         return -EINVAL
     update_hiwater_rss(mm)
+    sched.operated_on(start, end)
     tlb_start_vma(tlb, vma)
     walk_ops = mm_walk_ops(pmd_entry=madvise_free_pte_range,
                            walk_lock=get_walk_lock(madv_behavior.lock_mode))
@@ -361,6 +363,7 @@ def madvise_dontneed_single_vma(madv_behavior: madvise_behavior) -> int:
     Models mm/madvise.c madvise_dontneed_single_vma() in its 6.16+ batched form."""
     rng = madv_behavior.range
     details = zap_details(reclaim_pt=True, even_cows=True)
+    sched.operated_on(rng.start, rng.end)
     zap_page_range_single_batched(madv_behavior.tlb, madv_behavior.vma, rng.start,
                                   rng.end - rng.start, details)
     return 0
@@ -485,6 +488,7 @@ def madvise_remove(madv_behavior: madvise_behavior) -> int:
     # ->fallocate takes i_rwsem, which ranks above mmap_lock: drop mmap_lock first (the VMA
     # may go away meanwhile; the file stays, get_file()).
     mmap_read_unlock(mm)                         # userfaultfd_remove() returned true
+    sched.operated_on(start, end)
     error = vfs_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - start)
     mmap_read_lock(mm)
     return error

@@ -34,6 +34,7 @@ the kernel, not to the MMU), as pte_modify() does with PAGE_NONE.
 from __future__ import annotations
 
 from . import sched
+from .bug import WARN
 from .constants import (EACCES, EAGAIN, EINTR, EINVAL, ENOMEM, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE,
                         PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE,
                         VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_NONE,
@@ -101,7 +102,7 @@ def maybe_change_pte_writable(vma, pte: pte_t) -> bool:
     """mm/mprotect.c maybe_change_pte_writable() (no soft-dirty, no uffd-wp tracking in the
     model)."""
     if not vma.vm_flags & VM_WRITE:
-        sched.event("warn", text="WARN_ON_ONCE(!(vma->vm_flags & VM_WRITE))")
+        WARN(vma.vm_mm.machine, "WARN_ON_ONCE(!(vma->vm_flags & VM_WRITE))")
         return False
     # A protnone entry is not accessible at all: leave it alone.
     if pte_protnone(pte):
@@ -398,6 +399,7 @@ def mprotect_fixup(vmi, tlb: mmu_gather, vma, pprev: list, start: int, end: int,
     if vma_wants_manual_pte_write_upgrade(vma):
         mm_cp_flags |= MM_CP_TRY_CHANGE_WRITABLE
     # vma_set_page_prot(vma): the model derives vm_page_prot from vm_flags.
+    sched.operated_on(start, end)
     change_protection(tlb, vma, start, end, mm_cp_flags)
     # (oldflags & VM_ACCOUNT) && !(newflags & VM_ACCOUNT): vm_unacct_memory(nrpages)
     # Private VM_LOCKED VMA becoming writable: trigger COW to avoid major fault on access.

@@ -67,7 +67,10 @@ class Context:
 
     ``held`` lists the spinlocks the context holds (for "sleeping under a spinlock");
     ``syscall`` names the system call or kernel actor it is executing, for traces; ``mm`` is
-    the mm a kernel actor (the OOM reaper, migration) works on.
+    the mm a kernel actor (the OOM reaper, migration) works on. ``operated`` lists the
+    address ranges the running system call has operated on (zapped, changed the protection
+    of, unmapped): what the kernel owes user space when the call returns (see
+    :func:`operated_on`).
     """
 
     name: str = "task"
@@ -77,6 +80,7 @@ class Context:
     syscall: str = ""
     mm: Any = None
     start_tick: int = 0
+    operated: list = field(default_factory=list)
 
 
 _DEFAULT = Context()
@@ -128,6 +132,17 @@ def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
             raise Deadlock(f"{_current.name}: {label} would sleep forever (single-threaded run)")
         return
     rt.point(label, reads, writes, wait, adds)
+
+
+def operated_on(start: int, end: int) -> None:
+    """Model only (no kernel counterpart): the running system call has operated on the
+    page-aligned [start, end) of its mm: it zapped the range, changed its protection or
+    unmapped it, and so owes user space, when it returns, a TLB that agrees with the page
+    table there (I1.return). Called where the kernel commits to the range (the VMA
+    madvise zaps, the VMA mprotect_fixup changes, the range vms_clear_ptes clears), so that
+    a call that fails before touching a range (an -EINVAL from the argument checks, a VMA
+    another thread has already detached) owes nothing for it."""
+    _current.operated.append((start, end))
 
 
 def event(kind: str, **info: Any) -> None:

@@ -147,6 +147,7 @@ class Process:
         ctx.cpu = cpu
         ctx.syscall = syscall
         ctx.start_tick = self.machine.ticks
+        ctx.operated = []
         cpu_obj = self.machine.cpus[cpu]
         if cpu_obj.active_mm is not self.task.mm:
             from .cpu import switch_mm
@@ -154,6 +155,9 @@ class Process:
         return ctx
 
     def _leave(self, ctx: sched.Context, result, start: int = 0, end: int = 0):
+        """Return to user space. [start, end) is the range the caller asked for (for
+        traces); what the call owes user space is the ranges it operated on
+        (``ctx.operated``, see sched.operated_on)."""
         # The return to user space is a step of its own that reads every TLB: the invariants
         # checked here relate the TLBs to the page tables (see page.free_unref_page()).
         sched.point("return_to_user", reads=self.machine.zone.tlb_objs)
@@ -165,7 +169,8 @@ class Process:
         ctx.syscall = ""
         sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,
                     start=start, end=end, thread=ctx.name, result=result,
-                    start_tick=ctx.start_tick)
+                    start_tick=ctx.start_tick, ranges=list(ctx.operated))
+        ctx.operated = []
         return result
 
     # --- system calls --------------------------------------------------------------------
@@ -191,6 +196,10 @@ class Process:
         """mm/mmap.c SYSCALL_DEFINE2(munmap) -> __vm_munmap(addr, len, true)."""
         ctx = self._enter("munmap", cpu)
         ret = _vm_munmap(self.task.mm, addr, length)
+        if ret == 0:
+            # A successful munmap owes its whole range, holes included: it held mmap_lock
+            # for write while it looked, so no other zap of the range can still be pending.
+            sched.operated_on(addr, _range_end(addr, length))
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
     def mprotect(self, addr: int, length: int, prot: int, cpu: int = 0) -> int:
@@ -284,6 +293,8 @@ class Process:
         """fs/proc/task_mmu.c show_map_vma(): start, end, perms, offset, name."""
         from .mm_types import vma_perms
         out = []
+        if self.task.mm is None:
+            return out                  # an exited process: /proc/PID/maps is empty
         for vma in self.task.mm.mm_mt.vmas:
             file = vma.vm_file
             offset = (vma.vm_pgoff << PAGE_SHIFT) if file is not None else 0
@@ -301,6 +312,8 @@ class Process:
         not 4."""
         out = []
         mm = self.task.mm
+        if mm is None:
+            return out                  # an exited process: /proc/PID/smaps is empty
         for vma, entry in zip(mm.mm_mt.vmas, self.maps()):
             acc = {"Size": (vma.vm_end - vma.vm_start) >> 10, "Rss": 0, "Pss": 0,
                    "Shared_Clean": 0, "Shared_Dirty": 0, "Private_Clean": 0,
@@ -338,8 +351,9 @@ class Process:
         return out
 
     def rss(self) -> dict[str, int]:
-        """The mm's counters, as /proc/PID/status RssAnon/RssFile/RssShmem/VmSwap (pages)."""
-        r = self.task.mm.rss_stat
+        """The mm's counters, as /proc/PID/status RssAnon/RssFile/RssShmem/VmSwap (pages);
+        all zero for an exited process."""
+        r = self.task.mm.rss_stat if self.task.mm is not None else [0] * 4
         return {"MM_FILEPAGES": r[MM_FILEPAGES], "MM_ANONPAGES": r[MM_ANONPAGES],
                 "MM_SWAPENTS": r[MM_SWAPENTS], "MM_SHMEMPAGES": r[MM_SHMEMPAGES]}
 

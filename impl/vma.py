@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import sched, word
+from .bug import WARN
 from .constants import (EINVAL, ENOMEM, FIRST_USER_ADDRESS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE,
                         TASK_SIZE, ULONG_MAX, USER_PGTABLES_CEILING, VM_ACCOUNT, VM_EXEC,
                         VM_GROWSDOWN, VM_HUGETLB, VM_IGNORE_MERGE, VM_LOCKED, VM_LOCKED_MASK,
@@ -1143,6 +1144,7 @@ def vms_clear_ptes(vms: vma_munmap_struct, mas_detach: VmaIterator, mm_wr_locked
     update_hiwater_rss(mm)
     # The kernel bounds the side-tree walk by vms->vma_count (index space); the model's side
     # tree is keyed by address, so the bound is vms->end.
+    sched.operated_on(vms.start, vms.end)
     unmap_vmas(tlb, mas_detach, vms.vma, vms.start, vms.end, vms.end, mm_wr_locked)
     vma_iter_set(mas_detach, vms.vma.vm_end)                 # mas_set(mas_detach, 1)
     # start and end may be different if there is no prev or next vma.
@@ -1183,7 +1185,7 @@ def vms_complete_munmap_vmas(vms: vma_munmap_struct, mas_detach: VmaIterator) ->
     update_hiwater_vm(mm)
     mm.total_vm -= vms.nr_pages
     if vms.exec_vm > mm.exec_vm or vms.stack_vm > mm.stack_vm or vms.data_vm > mm.data_vm:
-        mm.machine.printk("WARNING: vms_complete_munmap_vmas: exec/stack/data_vm underflow")
+        WARN(mm.machine, "vms_complete_munmap_vmas: exec/stack/data_vm underflow")
     mm.exec_vm -= vms.exec_vm
     mm.stack_vm -= vms.stack_vm
     mm.data_vm -= vms.data_vm

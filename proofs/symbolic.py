@@ -519,59 +519,48 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
     return m, mm, vma, base
 
 
-def _state_violations(m, names=None) -> list[str]:
-    from unmapcheck.spec import invariants as INV
+def _state_violations(m) -> list[str]:
+    """Every state invariant, judged with no thread in the kernel (spec/check.py)."""
+    from unmapcheck.spec import check as CHECK
     from unmapcheck.spec.view import ConcreteView
     S = ConcreteView(m)
-    out = []
-    for inv in INV.REGISTRY.values():
-        if inv.when not in ("step", "quiescent") or (names and inv.name not in names):
-            continue
-        w = inv.witness(S)
-        if w is not None:
-            out.append(f"{inv.name}: {inv.message(S, w, None)}")
-    return out
-
-
-STEP_CHECKS = ("I1.freed_frame", "I1.freed_table", "I2.nonneg", "I4.nonneg")
+    return [f"{f.name}: {f.message}" for moment in ("step", "quiescent")
+            for f in CHECK.violations(S, moment)]
 
 
 class _StepChecker:
-    """A sequential runtime for impl/sched.py that checks the step invariants at every
-    scheduling point (that is, after every step, as the explorer does) and the event
-    invariants at every event (I1.flush when a flush completes); the first violation is kept."""
+    """A sequential runtime for impl/sched.py that judges the state after every step (at the
+    next scheduling point, with the step's writes as the explorer passes them) and every
+    event the model reports, through spec/check.py as the explorer does; the first
+    violation is kept."""
 
-    def __init__(self, machine, names=STEP_CHECKS):
-        from unmapcheck.spec import invariants as INV
+    def __init__(self, machine):
         self.m = machine
-        self.invs = [INV.REGISTRY[n] for n in names if n in INV.REGISTRY]
-        self.INV = INV
         self.bad: Optional[str] = None
         self.last = "start"
+        self.changed: Optional[set] = None
 
     def point(self, label, reads=(), writes=(), wait=None, adds=()):
         from unmapcheck.impl import sched
         if wait is not None and not wait():
             raise sched.Deadlock(f"{label} would sleep forever (sequential run)")
-        self._check(None, None)
+        self._check("step", None)
         self.last = label
+        self.changed = {o[0] for o in writes} | {o[0] for o in adds}
 
     def event(self, kind, info):
         self._check(kind, info)
 
-    def _check(self, kind, info) -> None:
+    def _check(self, moment, info) -> None:
         if self.bad is not None:
             return
+        from unmapcheck.spec import check as CHECK
         from unmapcheck.spec.view import ConcreteView
         S = ConcreteView(self.m)
-        invs = self.invs if kind is None else self.INV.by_when(kind)
-        if kind is not None and kind not in ("tlb_flush",):
-            return
-        for inv in invs:
-            w = inv.witness(S, info)
-            if w is not None:
-                self.bad = f"after {self.last}: {inv.name}: {inv.message(S, w, info)}"
-                return
+        found = CHECK.violations(S, moment, info, changed=self.changed if moment == "step"
+                                 else None, quiet_mms=[], all_quiet=False)
+        if found:
+            self.bad = f"after {self.last}: {found[0].name}: {found[0].message}"
 
 
 class _installed:

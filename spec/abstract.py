@@ -354,9 +354,9 @@ def _vma_change_event(pre: AbsState, post: AbsState, m: int, what: str) -> tuple
 
 
 def _return_event(m: int, s, e, syscall: str) -> tuple:
-    return ("return_to_user", {"mm": SMm(m), "start": Word(s * PAGE_SIZE),
-                               "end": Word(e * PAGE_SIZE), "start_tick": 0,
-                               "syscall": syscall, "cpu": 0})
+    start, end = Word(s * PAGE_SIZE), Word(e * PAGE_SIZE)
+    return ("return_to_user", {"mm": SMm(m), "start": start, "end": end, "start_tick": 0,
+                               "ranges": [(start, end)], "syscall": syscall, "cpu": 0})
 
 
 def _vma_at(S: AbsState, m: int, v):

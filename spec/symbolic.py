@@ -446,6 +446,10 @@ class SymbolicView:
             out.append(SPte(mm.m, v, rec).with_guard(rec.kind != NONE))
         return out
 
+    def page_table_locked(self) -> bool:
+        """The abstract operations are atomic: no page-table lock is held between them."""
+        return False
+
     def tlb_entries(self) -> list:
         return [STlb(c, m, v, r).with_guard(r.valid) for (c, m, v), r in self.s.tlb.items()]
 

@@ -71,6 +71,7 @@ class ConcreteView:
         self.machine = machine
         self.zone = machine.zone
         self._ptes = None
+        self._ptl_held = None
 
     # --- domains ------------------------------------------------------------------------
     def mms(self) -> list:
@@ -90,6 +91,16 @@ class ConcreteView:
 
     def ptes_of(self, mm) -> list:
         return [p for p in self.ptes() if p.mm is mm]
+
+    def page_table_locked(self) -> bool:
+        """Does any context hold a page-table lock (a PTE table's split PTL, or an mm's
+        page_table_lock)?"""
+        if self._ptl_held is None:
+            self._ptl_held = any(
+                page.ptl is not None and page.ptl.owner is not None and not page.free
+                for page in self.zone.mem_map) or \
+                any(mm.page_table_lock.owner is not None for mm in self.mms())
+        return self._ptl_held
 
     def tlb_entries(self) -> list:
         out = []
