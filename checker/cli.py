@@ -96,12 +96,16 @@ def cmd_explore(args) -> int:
 
     t0 = time.monotonic()
     if args.random is not None:
+        from .minimise import minimise
         search = RandomSearch(sc, args.random, args.seed, pct_depth=args.pct, deadline=deadline)
         result = search.run()
+        # Random and PCT schedules are full of needless switches: show each minimised.
+        for g, c in list(result.counterexamples.items()):
+            result.counterexamples[g] = minimise(sc, c)
     else:
         bound = args.preemptions if args.preemptions is not None else sc.preemptions
         result = iterative_context_bounding(
-            sc, bound, stop_at_first=not sc.expect_never, deadline=deadline,
+            sc, bound, stop_at_first=not sc.needs_every_outcome(), deadline=deadline,
             max_executions=args.max_executions, on_execution=on_exec)
     progress.done()
     elapsed = time.monotonic() - t0
@@ -109,8 +113,8 @@ def cmd_explore(args) -> int:
     best = result.best()
     trace = None
     if best is not None:
-        cmd = f"unmapcheck explore {args.scenario}" + "".join(f" --without {c}" for c in without)
-        trace = build_trace(sc, best.schedule, best.violation.group, command=cmd)
+        trace = build_trace(sc, best.schedule, best.violation.group,
+                            command=reproduce_command(args, without))
         if args.trace_out:
             trace.save(args.trace_out)
         if args.html:
@@ -126,6 +130,7 @@ def cmd_explore(args) -> int:
                "expected": ({"never": True} if sc.expect_never else
                             {"sometimes": sc.expect_sometimes} if sc.has_expectation() else None),
                "verdict": verdict.status if verdict else None,
+               "command": reproduce_command(args, without),
                "trace": args.trace_out}
         print(json.dumps(out, indent=1))
     else:
@@ -156,6 +161,26 @@ def cmd_explore(args) -> int:
     if verdict is not None:
         return EXIT_OK if verdict.status == "PROVED" else EXIT_FAIL
     return EXIT_FAIL if result.counterexamples else EXIT_OK
+
+
+def reproduce_command(args, without: list[str]) -> str:
+    """The explore command line that reproduces this search: every option that shaped it
+    (fixes, bound, mode, seed, PCT depth, budgets), shell-quoted."""
+    import shlex
+    words = ["unmapcheck", "explore", args.scenario]
+    for c in without:
+        words += ["--without", c]
+    if args.random is not None:
+        words += ["--random", str(args.random), "--seed", str(args.seed)]
+        if args.pct is not None:
+            words += ["--pct", str(args.pct)]
+    elif args.preemptions is not None:
+        words += ["--preemptions", str(args.preemptions)]
+    if args.max_executions is not None:
+        words += ["--max-executions", str(args.max_executions)]
+    if args.timeout:
+        words += ["--timeout", repr(args.timeout)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --- replay and show ----------------------------------------------------------------------------
@@ -325,13 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    from .prove import LoadError
     from .scenario import ScenarioError
     from .trace import TraceError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ScenarioError, TraceError) as e:
+    except (UsageError, ScenarioError, TraceError, LoadError) as e:
         return _err(str(e))
     except BrokenPipeError:
         return EXIT_OK

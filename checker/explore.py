@@ -106,6 +106,12 @@ class Result:
     stats: Stats
     counterexamples: dict[str, Counterexample] = field(default_factory=dict)
     outcomes: set = field(default_factory=set)
+    # The distinct results (every thread's syscall return values, loaded bytes and signals,
+    # by thread name) of the complete executions, with how many executions reached each and
+    # the schedule of the first that did: what ``explore --outcomes`` lists and litmus
+    # conditions are judged on. Keys are tuples of (thread, results) pairs.
+    outcome_counts: dict = field(default_factory=dict)
+    outcome_schedules: dict = field(default_factory=dict)
     # Mazurkiewicz traces seen (when collected): each is the set of its events with their
     # vector clocks, which identifies the partial order of a deterministic program.
     traces: set = field(default_factory=set)
@@ -160,6 +166,10 @@ class _Search:
         self.stats.steps += len(ex.events)
         if complete:
             self.result.outcomes.add(ex.outcome())
+            key = tuple((name, tuple(vals)) for name, vals in ex.results().items())
+            counts = self.result.outcome_counts
+            counts[key] = counts.get(key, 0) + 1
+            self.result.outcome_schedules.setdefault(key, list(schedule))
         for v in ex.violations:
             upto = v.step + 1
             pre = preemptions[upto - 1] if upto > 0 and preemptions else 0
@@ -523,6 +533,10 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
             for g, c in last.counterexamples.items():
                 res.counterexamples.setdefault(g, c)
             res.outcomes |= last.outcomes
+            # Each round re-explores the rounds below it: keep the larger round's counts.
+            for key, n in last.outcome_counts.items():
+                res.outcome_counts.setdefault(key, n)
+                res.outcome_schedules.setdefault(key, last.outcome_schedules[key])
         last = res
         if res.stats.interrupted or search.stop:
             total.complete = False

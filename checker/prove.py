@@ -53,7 +53,32 @@ class Options:
 
 
 def judge(scenario: Scenario, result, name: str, seconds: float) -> ObligationResult:
-    """Compare an exploration's result with the scenario's expectation."""
+    """Compare an exploration's result with the scenario's expectation: the invariant part
+    (never / sometimes) and each outcome condition (exists / not_exists / forall); the
+    worst of them is the verdict (FAILED, then UNKNOWN, then PROVED)."""
+    verdict = _judge_invariants(scenario, result, name, seconds)
+    if not scenario.outcome_expect:
+        return verdict
+    outcomes = [dict(key) for key in result.outcome_counts]
+    parts = [(verdict.status, verdict.detail)] if verdict.detail else []
+    checks = []
+    for oe in scenario.outcome_expect:
+        status, detail = oe.judge(outcomes, result.stats.complete)
+        checks.append({"expect": f"{oe.quantifier} {oe.condition}", "status": status,
+                       "detail": detail})
+        parts.append((status, detail))
+    verdict.data["outcomes"] = checks
+    rank = {FAILED: 0, UNKNOWN: 1, PROVED: 2}
+    parts.sort(key=lambda p: rank[p[0]])               # what decided the verdict first
+    verdict.status = parts[0][0]
+    verdict.detail = "; ".join(d for _, d in parts)
+    return verdict
+
+
+def _judge_invariants(scenario: Scenario, result, name: str,
+                      seconds: float) -> ObligationResult:
+    """The never / sometimes part of :func:`judge` (PROVED with no detail when the scenario
+    states only outcome conditions)."""
     from .explore import Result
     assert isinstance(result, Result)
     st = result.stats
@@ -61,6 +86,8 @@ def judge(scenario: Scenario, result, name: str, seconds: float) -> ObligationRe
     bound = (f"preemptions<={st.preemption_bound}" if st.preemption_bound is not None
              else "unbounded") + f", steps<={scenario.max_steps}"
     data = {"stats": st.as_dict(), "violated": sorted(found)}
+    if not scenario.expect_never and not scenario.expect_sometimes:
+        return ObligationResult(name, "scenario", bound, PROVED, seconds, "", data)
     if scenario.expect_never:
         if found:
             best = result.best()
@@ -98,7 +125,7 @@ def explore_scenario(scenario: Scenario, bound: Optional[int], timeout: Optional
     from .explore import iterative_context_bounding
     deadline = time.monotonic() + timeout if timeout else None
     if stop_at_first is None:
-        stop_at_first = not scenario.expect_never
+        stop_at_first = not scenario.needs_every_outcome()
     max_bound = bound if bound is not None else scenario.preemptions
     return iterative_context_bounding(scenario, max_bound, stop_at_first=stop_at_first,
                                       deadline=deadline, max_executions=max_executions)
@@ -106,9 +133,13 @@ def explore_scenario(scenario: Scenario, bound: Optional[int], timeout: Optional
 
 def scenario_obligations() -> list[Obligation]:
     from unmapcheck.proofs import scenario_paths
+    from .scenario import ScenarioError
     out = []
     for path in scenario_paths():
-        sc = load(path)
+        try:
+            sc = load(path)
+        except ScenarioError as e:
+            raise LoadError(f"cannot load the scenario obligation {e}") from None
         variants = [([], sc)] + [(v.fixes, sc.with_fixes_off(v.fixes)) for v in sc.variants]
         for fixes, s in variants:
             name = f"scenario:{sc.name}" + (f" --without {','.join(fixes)}" if fixes else "")
@@ -133,11 +164,17 @@ def scenario_obligations() -> list[Obligation]:
     return out
 
 
+class LoadError(Exception):
+    """An obligation that cannot be loaded: one line naming it and why. Never skipped:
+    ``prove`` stops with exit 2 rather than run fewer obligations than it lists."""
+
+
 def symbolic_obligations() -> list[Obligation]:
     try:
         from unmapcheck.proofs.symbolic import OBLIGATIONS
-    except ImportError:
-        return []
+    except Exception as e:      # z3 missing or broken, a syntax error in proofs/symbolic.py
+        raise LoadError(f"cannot load the symbolic obligations (unmapcheck.proofs.symbolic): "
+                        f"{type(e).__name__}: {e}") from None
     return list(OBLIGATIONS)
 
 

@@ -147,6 +147,7 @@ def _checked(doc: Any) -> dict:
                       "syscall": _str(s.get("syscall"), f"{w}.syscall", optional=True),
                       "preemption": pre,
                       "events": _strs(s.get("events"), f"{w}.events"),
+                      "results": _strs(s.get("results"), f"{w}.results"),
                       "changes": chg})
 
     states_in = doc.get("states")
@@ -333,6 +334,9 @@ def _box(r: dict, i: int, s: dict) -> str:
     badges += [f'<span class="b ev">{_e(ev)}</span>' for ev in s["events"]]
     if badges:
         parts.append(f'<div class="badges">{"".join(badges)}</div>')
+    if s["results"]:
+        parts.append('<ul class="ret">' + "".join(f'<li>&#x21B5; {_e(x)}</li>'
+                                                  for x in s["results"]) + '</ul>')
     if s["changes"]:
         parts.append('<ul class="chg">' + "".join(_change_item(*c) for c in s["changes"])
                      + '</ul>')
@@ -539,6 +543,7 @@ aside .chain li:last-child{font-weight:700}
   white-space:nowrap}
 .b.pre{background:var(--pre)}.b.race{background:var(--race)}.b.viol{background:var(--bad)}
 .b.ev{background:#56606e}
+ul.ret{margin:2px 0;padding:0;list-style:none;font-family:var(--mono);font-weight:600}
 ul.chg{margin:2px 0;padding:0;list-style:none}ul.chg li{padding-left:1em;text-indent:-1em}
 .var{color:var(--mut)}.key{font-weight:600}.gone{color:var(--bad);font-size:11px}
 .prog summary{color:var(--mut);font-size:11px;cursor:pointer}

@@ -79,6 +79,8 @@ class ThreadState:
         self.pending: Optional[Pending] = None
         self.done = False
         self.results: list = []
+        # The step after which each result was produced (-1: before the first step).
+        self.result_steps: list[int] = []
         self.op_index = 0
 
 
@@ -155,7 +157,7 @@ class Execution:
                 "DEADLOCK" if isinstance(e, Deadlock) else "BUG"
             self._violate(kind, kind, f"{t.name}: {e}", t.name)
             t.done = True
-            t.results.append(f"{kind}: {e}")
+            self.record_result(t, f"{kind}: {e}")
         if t.glet.dead:
             t.done = True
             t.pending = None
@@ -247,6 +249,17 @@ class Execution:
             self._violate(f.name, f.group, f.message)
 
     # --- outcome -------------------------------------------------------------------------
+    def record_result(self, t: ThreadState, value) -> None:
+        """Thread *t* finished an op (a syscall's return value, the byte a load read or the
+        signal it got, None for a store), during the step being run."""
+        t.results.append(value)
+        t.result_steps.append(len(self.events) - 1)
+
+    def results(self) -> dict[str, list]:
+        """Every thread's results so far, by thread name: the outcome that litmus-style
+        conditions (checker/litmus.py) are evaluated on."""
+        return {t.name: list(t.results) for t in self.threads}
+
     def outcome(self) -> tuple:
         """What this execution produced: every thread's results and the violated groups.
         Equivalent interleavings (same Mazurkiewicz trace) have the same outcome."""

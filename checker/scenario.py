@@ -134,6 +134,9 @@ class Scenario:
     expect_sometimes: list[str]
     text: str = ""
     variants: list["Variant"] = field(default_factory=list)
+    # Litmus-style conditions over the outcome (checker/litmus.py): [expect] exists /
+    # not_exists / forall.
+    outcome_expect: list = field(default_factory=list)
 
     def with_fixes_off(self, extra: list[str]) -> "Scenario":
         """The scenario with more fixes switched off, and the expectation that goes with that
@@ -145,12 +148,18 @@ class Scenario:
             match = [v for v in self.variants if set(v.fixes) == set(extra)]
             if match:
                 s.expect_never, s.expect_sometimes = match[0].never, list(match[0].sometimes)
+                s.outcome_expect = list(match[0].outcomes)
             else:
-                s.expect_never, s.expect_sometimes = False, []
+                s.expect_never, s.expect_sometimes, s.outcome_expect = False, [], []
         return s
 
     def has_expectation(self) -> bool:
-        return self.expect_never or bool(self.expect_sometimes)
+        return self.expect_never or bool(self.expect_sometimes) or bool(self.outcome_expect)
+
+    def needs_every_outcome(self) -> bool:
+        """Does judging the expectation need the whole (bounded) space explored, rather
+        than stopping at the first bound that violates what ``sometimes`` names?"""
+        return self.expect_never or bool(self.outcome_expect)
 
 
 @dataclass
@@ -160,6 +169,7 @@ class Variant:
     fixes: list[str]
     never: bool
     sometimes: list[str]
+    outcomes: list = field(default_factory=list)
 
 
 # --- parsing helpers ---------------------------------------------------------------------------
@@ -410,14 +420,15 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     expect = doc.get("expect")
     if not isinstance(expect, dict):
         raise ctx.fail("expect", "missing [expect] table (never = true, or sometimes = [...])")
-    _only(ctx, "expect", expect, {"never", "sometimes", "without"})
+    _only(ctx, "expect", expect, {"never", "sometimes", "without"} | set(QUANTIFIERS))
     never, sometimes = _expectation(ctx, "expect", expect)
+    outcome_expect = _outcome_expectations(ctx, "expect", expect, threads)
     variants = []
     for i, w in enumerate(expect.get("without", [])):
         ww = f"expect.without[{i}]"
         if not isinstance(w, dict):
             raise ctx.fail(ww, "expected a table with fixes = [...] and never/sometimes")
-        _only(ctx, ww, w, {"fixes", "never", "sometimes"})
+        _only(ctx, ww, w, {"fixes", "never", "sometimes"} | set(QUANTIFIERS))
         fixes = []
         for c in w.get("fixes", []):
             try:
@@ -427,10 +438,11 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         if not fixes:
             raise ctx.fail(f"{ww}.fixes", "name at least one fix commit", "fixes")
         v_never, v_sometimes = _expectation(ctx, ww, w)
-        variants.append(Variant(fixes, v_never, v_sometimes))
+        variants.append(Variant(fixes, v_never, v_sometimes,
+                                _outcome_expectations(ctx, ww, w, threads)))
     return Scenario(path, name, str(top.get("description", "")), cpus, arch, era, fixes_off,
                     tunables, files, processes, threads, preemptions, max_steps, max_exec,
-                    never, list(sometimes), text, variants)
+                    never, list(sometimes), text, variants, outcome_expect)
 
 
 def _expectation(ctx: _Ctx, where: str, table: dict) -> tuple[bool, list[str]]:
@@ -440,15 +452,51 @@ def _expectation(ctx: _Ctx, where: str, table: dict) -> tuple[bool, list[str]]:
     sometimes = table.get("sometimes", [])
     if not isinstance(sometimes, list):
         raise ctx.fail(f"{where}.sometimes", "expected a list of invariant names", "sometimes")
-    if never == bool(sometimes):
-        raise ctx.fail(where, "give exactly one of never = true or sometimes = [...]",
-                       "never" if never else "sometimes")
+    if never and sometimes:
+        raise ctx.fail(where, "give never = true or sometimes = [...], not both", "never")
+    if not never and not sometimes and not any(q in table for q in QUANTIFIERS):
+        raise ctx.fail(where, "give never = true, sometimes = [...], or an outcome condition "
+                       "(exists, not_exists, forall)", "never")
     for g in sometimes:
         if g not in GROUPS and g not in ("DEADLOCK", "BUG", "LOCK"):
             raise ctx.fail(f"{where}.sometimes", f"unknown invariant {g!r} (known: "
                            f"{', '.join(list(GROUPS) + ['DEADLOCK', 'BUG', 'LOCK'])})",
                            "sometimes")
     return never, list(sometimes)
+
+
+QUANTIFIERS = ("exists", "not_exists", "forall")
+
+
+def _outcome_expectations(ctx: _Ctx, where: str, table: dict, threads: list) -> list:
+    """``exists`` / ``not_exists`` / ``forall``: a condition (a string) or a list of them,
+    parsed as data by checker/litmus.py; every THREAD[INDEX] it names must be an op of
+    that thread's program (an actor thread has one result, index 0)."""
+    sizes = {t.name: (len(t.program) if t.actor is None else 1) for t in threads}
+    out = []
+    for q in QUANTIFIERS:
+        if q not in table:
+            continue
+        from .litmus import ConditionError, OutcomeExpectation, parse_condition
+        v = table[q]
+        texts = v if isinstance(v, list) else [v]
+        if not texts or not all(isinstance(x, str) for x in texts):
+            raise ctx.fail(f"{where}.{q}", "expected a condition string (or a list of them), "
+                           "like \"T0[1] == 0x41\"", q)
+        for i, text in enumerate(texts):
+            w = f"{where}.{q}" + (f"[{i}]" if isinstance(v, list) else "")
+            try:
+                cond = parse_condition(text)
+            except ConditionError as e:
+                raise ctx.fail(w, str(e), q) from None
+            for thread, index in sorted(cond.refs()):
+                if thread not in sizes:
+                    raise ctx.fail(w, f"no thread named {thread!r}", q)
+                if index >= sizes[thread]:
+                    raise ctx.fail(w, f"{thread}[{index}]: thread {thread} has "
+                                   f"{sizes[thread]} op(s) (indices from 0)", q)
+            out.append(OutcomeExpectation(q, cond))
+    return out
 
 
 _OP_FIELDS = {

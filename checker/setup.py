@@ -136,7 +136,7 @@ def thread_body(execution, t) -> None:
                 res = "SIGSEGV"
             except SigBus:
                 res = "SIGBUS"
-            t.results.append(res)
+            execution.record_result(t, res)
         return
     machine = system.machine
     t.ctx.syscall = spec.actor
@@ -146,11 +146,11 @@ def thread_body(execution, t) -> None:
         # The reaper works on signal->oom_mm, pinned by mark_oom_victim (the task may exit).
         mm = proc.task.oom_mm or proc.task.mm
         t.ctx.mm = mm
-        t.results.append(oom_reaper_actor(machine, mm, proc.task))
+        execution.record_result(t, oom_reaper_actor(machine, mm, proc.task))
     elif spec.actor == "writeback":
         from unmapcheck.impl.writeback import writeback_folio_actor
         f = system.file(env["files"][spec.target["file"]])
-        t.results.append(writeback_folio_actor(machine, f, spec.target["index"]))
+        execution.record_result(t, writeback_folio_actor(machine, f, spec.target["index"]))
     elif spec.actor == "migrate":
         from unmapcheck.impl.migrate import migrate_folio_actor
         from unmapcheck.impl.pgtable import lookup_pte
@@ -159,8 +159,8 @@ def thread_body(execution, t) -> None:
         ptep = lookup_pte(proc.task.mm, spec.target["addr"])
         pte = ptep.table.table.get(ptep.idx) if ptep is not None else None
         if pte is None or pte.kind != 1:
-            t.results.append("no page to migrate")
+            execution.record_result(t, "no page to migrate")
         else:
             folio = machine.zone.pfn_to_page(pte.pfn)
-            t.results.append(migrate_folio_actor(machine, folio))
+            execution.record_result(t, migrate_folio_actor(machine, folio))
     t.ctx.syscall = ""

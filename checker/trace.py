@@ -104,6 +104,9 @@ class Step:
     syscall: str = ""
     preemption: bool = False
     events: list[str] = field(default_factory=list)
+    # What the step completed: each op of the thread that returned during it, as
+    # "madvise(...) = -ENOMEM" or "load(addr=0x...) = 0x41" (an outcome, checker/litmus.py).
+    results: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -201,7 +204,7 @@ def build_trace(scenario: Scenario, schedule: list[int], violation_group: Option
             stack = list(pend.stack)
             steps.append(Step(i, t.name, t.spec.cpu, stack[-1] if stack else pend.label, stack,
                               pend.label, diff(states[-1], after), syscall or t.ctx.syscall,
-                              preempt, [k for k, _ in ev.events]))
+                              preempt, [k for k, _ in ev.events], _results_at(ex, i)))
             states.append(after)
             prev_tid = tid
             hits = [v for v in ex.violations if violation_group in (None, v.group)]
@@ -223,6 +226,23 @@ def build_trace(scenario: Scenario, schedule: list[int], violation_group: Option
     return Trace(scenario.name, scenario.path, scenario.text, list(scenario.fixes_off),
                  scenario.arch, list(schedule[:len(steps)]), threads, steps, violation,
                  preemptions, states, command, race)
+
+
+def _results_at(ex: Execution, i: int) -> list[str]:
+    """The ops that returned during step *i* (step 0 also takes any that returned before the
+    first step), each as "op(args) = result"."""
+    from .litmus import format_result
+    out = []
+    for t in ex.threads:
+        for k, (value, at) in enumerate(zip(t.results, t.result_steps)):
+            if at == i or (i == 0 and at < 0):
+                if k < len(t.spec.program):
+                    op = t.spec.program[k]
+                    kind = op.op if op.op in ("load", "store") else "syscall"
+                    out.append(f"{op.describe()} = {format_result(value, kind)}")
+                else:
+                    out.append(f"{t.spec.actor or 'thread'} = {format_result(value)}")
+    return out
 
 
 _OBSERVERS = {"return_to_user", "switch_mm"}
@@ -387,6 +407,10 @@ def render_text(doc: dict, width: int = 120, all_changes: bool = False) -> str:
         cells = [""] * n
         cells[idx] = text
         lines.append(f"{st['index']:>4}{mark}{pre}" + "".join(c[:col - 1].ljust(col) for c in cells))
+        for r in st.get("results") or []:
+            cells = [""] * n
+            cells[idx] = f"  => {r}"
+            lines.append("      " + "".join(c[:col - 1].ljust(col) for c in cells))
         changes = st["changes"] if all_changes else [c for c in st["changes"]
                                                       if c[0] != "pages" or c[3] != "free"]
         for var, key, old, new in changes[:8]:
