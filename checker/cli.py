@@ -3,7 +3,7 @@
     unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list]
     unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K]
                        [--random N --seed S | --pct D --random N --seed S]
-                       [--trace-out FILE] [--html FILE] [--json]
+                       [--trace-out FILE] [--html FILE] [--outcomes] [--json]
     unmapcheck replay TRACE [--json]
     unmapcheck show TRACE [--html OUT] [--all]
     unmapcheck oracle [--examples N --seed S --max-calls K --save FILE] [--sequence FILE]
@@ -132,6 +132,11 @@ def cmd_explore(args) -> int:
                "verdict": verdict.status if verdict else None,
                "command": reproduce_command(args, without),
                "trace": args.trace_out}
+        if args.outcomes:
+            out["outcomes"] = [{"results": dict(k), "executions": n}
+                               for k, n in _sorted_outcomes(result)]
+        if verdict is not None and verdict.data.get("outcomes"):
+            out["outcome_expectations"] = verdict.data["outcomes"]
         print(json.dumps(out, indent=1))
     else:
         st = result.stats
@@ -154,6 +159,8 @@ def cmd_explore(args) -> int:
             print(f"expected {'never' if sc.expect_never else 'sometimes ' + ', '.join(sc.expect_sometimes)}: "
                   f"{'as expected' if verdict.status == 'PROVED' else verdict.status}: "
                   f"{verdict.detail}")
+        if args.outcomes:
+            print(render_outcomes(sc, result))
         if args.trace_out and trace is not None:
             print(f"trace written to {args.trace_out}")
     if result.stats.interrupted:
@@ -161,6 +168,24 @@ def cmd_explore(args) -> int:
     if verdict is not None:
         return EXIT_OK if verdict.status == "PROVED" else EXIT_FAIL
     return EXIT_FAIL if result.counterexamples else EXIT_OK
+
+
+def _sorted_outcomes(result) -> list:
+    return sorted(result.outcome_counts.items(), key=lambda kv: (-kv[1], repr(kv[0])))
+
+
+def render_outcomes(sc, result) -> str:
+    """The distinct outcomes of the complete executions, most frequent first, each with how
+    many executions reached it (those of the largest preemption bound explored)."""
+    from .litmus import format_outcome
+    kinds = {t.name: [op.op if op.op in ("load", "store") else "syscall" for op in t.program]
+             for t in sc.threads}
+    rows = _sorted_outcomes(result)
+    lines = [f"{len(rows)} distinct outcome(s) of {sum(n for _, n in rows)} complete "
+             f"execution(s):"]
+    for key, n in rows:
+        lines.append(f"  {n:>7}  {format_outcome(dict(key), kinds)}")
+    return "\n".join(lines)
 
 
 def reproduce_command(args, without: list[str]) -> str:
@@ -316,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--timeout", type=float, help="stop after this many seconds")
     ex.add_argument("--trace-out", metavar="FILE", help="save the counterexample trace (JSON)")
     ex.add_argument("--html", metavar="FILE", help="write an HTML report of the counterexample")
+    ex.add_argument("--outcomes", action="store_true",
+                    help="list the distinct outcomes (each op's result) and how many "
+                    "executions reached each")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_explore)
 

@@ -480,9 +480,11 @@ class _Parser:
     # -- grammar
     def condition(self) -> Node:
         node = self.or_expr()
-        if self.peek().kind != "end":
-            raise self.fail("'and', 'or' or end of text"
-                            + (" (unbalanced ')')" if self.peek().kind == ")" else ""))
+        token = self.peek()
+        if token.kind == ")":
+            raise self.src.error(token.pos, "unbalanced ')': there is no '(' for it to close")
+        if token.kind != "end":
+            raise self.fail("'and', 'or' or end of text")
         return node
 
     def or_expr(self) -> Node:
@@ -536,26 +538,22 @@ class _Parser:
         return Atom(thread, index, op.text, value)
 
     def value_first_atom(self) -> Atom:
-        first = self.peek()
         value_token = self.take()
         op = self.op()
         if not (self.peek().kind == "name" and self.peek(1).kind == "["):
             raise self.fail("a reference THREAD[INDEX] (one side of a comparison must read "
                             "a result)")
         thread, index = self.ref()
-        self.i, after = self.tokens.index(value_token), self.i   # re-read the value with op
-        value = self.value(op)
-        self.i = after
-        del first
+        # Checked only now that the op is known: '<' needs an integer on either side.
+        value = self.literal(value_token, op)
         return Atom(thread, index, _FLIPPED[op.text], value)
 
     def ref(self) -> tuple[str, int]:
         thread = self.take().text
         self.expect("[", "'['")
         token = self.peek()
-        if token.kind != "int" or not token.text.isdigit() and token.text[:1] != "-":
-            raise self.fail("an op index (a non-negative decimal integer)")
-        if token.text.startswith("-") or not token.text.isdigit():
+        # The tokenizer reads only ASCII digits, so isdigit() rules out '-1' and '0x1'.
+        if token.kind != "int" or not token.text.isdigit():
             raise self.fail("an op index (a non-negative decimal integer)")
         index = int(token.text)
         if index > MAX_INDEX:
@@ -572,7 +570,11 @@ class _Parser:
         return token
 
     def value(self, op: Token) -> Value:
-        token = self.peek()
+        value = self.literal(self.peek(), op)
+        self.take()
+        return value
+
+    def literal(self, token: Token, op: Token) -> Value:
         if token.kind == "int":
             value = self.integer(token)
         elif token.kind == "errno":
@@ -585,11 +587,10 @@ class _Parser:
             raise self.src.error(token.pos, f"expected {_EXPECT_VALUE}, got {_shown(token)} "
                                             f"(errno names take a minus sign: -{token.text})")
         else:
-            raise self.fail(_EXPECT_VALUE)
+            raise self.fail(_EXPECT_VALUE, token)
         if op.text not in ("==", "!=") and not _is_int(value.value):
             raise self.src.error(token.pos, f"{op.text} compares integers only, got "
                                             f"{_shown(token)}; use == or !=")
-        self.take()
         return value
 
     def integer(self, token: Token) -> Value:
