@@ -19,8 +19,8 @@ When an invariant is checked (``when``):
   reports that event; the event's fields are passed as ``ev``.
 
 The groups I1-I4 are the project's core invariants (DESIGN.md); the others are the further
-properties of issue 4 and of the historic bugs (historic-fixes.md's N1-N5 are sub-checks of
-I1 and the named ones below).
+properties the historic bugs break, and the kernel's own complaints (KERNEL). Which moment
+checks what is decided in one place, spec/check.py.
 """
 
 from __future__ import annotations
