@@ -9,9 +9,10 @@
     unmapcheck oracle [--examples N --seed S --max-calls K --save FILE] [--sequence FILE]
     unmapcheck fixes
 
-Exit codes: 0 everything as expected (every obligation PROVED); 1 a violation, an expected
-violation not found, or a FAILED obligation; 2 a usage or input error; 3 (prove only)
-nothing FAILED but some obligation is UNKNOWN (a timeout), which is never counted as proved.
+Exit codes, for every command: 0 everything as expected (every obligation PROVED); 1 a
+violation, an expected violation or outcome not found, or a FAILED obligation; 2 a usage or
+input error; 3 nothing failed but something is undecided (an UNKNOWN obligation, a search cut
+short before it could decide), which is never counted as proved.
 """
 
 from __future__ import annotations
@@ -163,11 +164,13 @@ def cmd_explore(args) -> int:
             print(render_outcomes(sc, result))
         if args.trace_out and trace is not None:
             print(f"trace written to {args.trace_out}")
-    if result.stats.interrupted:
-        return EXIT_FAIL
     if verdict is not None:
-        return EXIT_OK if verdict.status == "PROVED" else EXIT_FAIL
-    return EXIT_FAIL if result.counterexamples else EXIT_OK
+        return {"PROVED": EXIT_OK, "FAILED": EXIT_FAIL}.get(verdict.status, EXIT_UNKNOWN)
+    if result.counterexamples:
+        return EXIT_FAIL
+    # No expectation and no violation: complete is "as expected"; a search cut short (a
+    # budget, Ctrl-C, random or PCT mode) decided nothing.
+    return EXIT_OK if result.stats.complete else EXIT_UNKNOWN
 
 
 def _sorted_outcomes(result) -> list:

@@ -51,9 +51,9 @@ characters and nests (parentheses and ``not``) at most 64 deep. Every malformed 
 
     column 10: expected a value (an integer, -ENAME, SIGSEGV, SIGBUS or none), got '=='
 
-``str(condition)`` is a canonical, re-parseable form: the reference first, ``and``/``or``/
-``not``, parentheses only where needed, integers as they were written (hex stays hex), errnos
-by name.
+``str(condition)`` is a canonical, re-parseable form: the reference first; ``and``, ``or``
+and ``not`` spelt as words; parentheses only where precedence needs them or the text grouped
+one connective explicitly; integers in the base they were written in; errnos by name.
 
 Expectations
 ------------
@@ -345,7 +345,7 @@ _KEYWORDS = {"and": "and", "or": "or", "not": "not"}
 
 
 @dataclass(frozen=True)
-class Token:
+class _Token:
     kind: str     # name, int, errno, op, and, or, not, ( ) [ ], end
     text: str
     pos: int      # 0-based offset into the text
@@ -368,7 +368,7 @@ class _Source:
         return ConditionError(f"{self.where(pos)}: {message}")
 
 
-def _shown(token: Token) -> str:
+def _shown(token: _Token) -> str:
     if token.kind == "end":
         return "end of text"
     text = token.text if len(token.text) <= 30 else token.text[:27] + "..."
@@ -381,10 +381,9 @@ def _scan_while(text: str, pos: int, chars: frozenset[str]) -> int:
     return pos
 
 
-def _scan_number(src: _Source, pos: int) -> int:
-    """The end of the integer literal at *pos* (after any '-')."""
+def _scan_number(src: _Source, start: int, pos: int) -> int:
+    """The end of the integer literal that begins at *start*, its digits at *pos*."""
     text = src.text
-    start = pos
     if text.startswith(("0x", "0X"), pos):
         end = _scan_while(text, pos + 2, _HEX_DIGITS)
         if end == pos + 2:
@@ -397,38 +396,38 @@ def _scan_number(src: _Source, pos: int) -> int:
     return end
 
 
-def _tokenize(src: _Source) -> list[Token]:
+def _tokenize(src: _Source) -> list[_Token]:
     text, pos, tokens = src.text, 0, []
     while True:
         pos = _scan_while(text, pos, _SPACE)
         if pos >= len(text):
-            tokens.append(Token("end", "", pos))
+            tokens.append(_Token("end", "", pos))
             return tokens
         token = _next_token(src, pos)
         tokens.append(token)
         pos += len(token.text)
 
 
-def _next_token(src: _Source, pos: int) -> Token:
+def _next_token(src: _Source, pos: int) -> _Token:
     text = src.text
     c = text[pos]
     for spelling, kind in _PUNCT.items():
         if text.startswith(spelling, pos):
-            return Token(kind, spelling, pos)
+            return _Token(kind, spelling, pos)
     for op in _OPERATORS:
         if text.startswith(op, pos):
-            return Token("op", op, pos)
+            return _Token("op", op, pos)
     if c in _LETTERS:
         word = text[pos:_scan_while(text, pos, _NAME_CHARS)]
-        return Token(_KEYWORDS.get(word, "name"), word, pos)
+        return _Token(_KEYWORDS.get(word, "name"), word, pos)
     if c in _DIGITS:
-        return Token("int", text[pos:_scan_number(src, pos)], pos)
+        return _Token("int", text[pos:_scan_number(src, pos, pos)], pos)
     if c == "-":
         nxt = text[pos + 1:pos + 2]
         if nxt and nxt in _DIGITS:
-            return Token("int", text[pos:_scan_number(src, pos + 1)], pos)
+            return _Token("int", text[pos:_scan_number(src, pos, pos + 1)], pos)
         if nxt and nxt in _LETTERS:
-            return Token("errno", text[pos:_scan_while(text, pos + 1, _ERRNO_CHARS)], pos)
+            return _Token("errno", text[pos:_scan_while(text, pos + 1, _ERRNO_CHARS)], pos)
         raise src.error(pos, "expected an integer or an errno name (-ENAME) after '-'")
     hints = {"!": " (did you mean '!=' or 'not'?)", "&": " (use 'and' or '/\\')",
              "|": " (use 'or' or '\\/')", "/": " (did you mean '/\\'?)",
@@ -446,31 +445,31 @@ _EXPECT_CONDITION = ("a condition (a comparison such as T0[1] == 0, true, false,
 
 
 class _Parser:
-    def __init__(self, src: _Source, tokens: list[Token]) -> None:
+    def __init__(self, src: _Source, tokens: list[_Token]) -> None:
         self.src = src
         self.tokens = tokens
         self.i = 0
         self.depth = 0
 
     # -- helpers
-    def peek(self, ahead: int = 0) -> Token:
+    def peek(self, ahead: int = 0) -> _Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
-    def take(self) -> Token:
+    def take(self) -> _Token:
         token = self.peek()
         self.i += 1
         return token
 
-    def fail(self, expected: str, token: Optional[Token] = None) -> ConditionError:
+    def fail(self, expected: str, token: Optional[_Token] = None) -> ConditionError:
         token = token or self.peek()
         return self.src.error(token.pos, f"expected {expected}, got {_shown(token)}")
 
-    def expect(self, kind: str, expected: str) -> Token:
+    def expect(self, kind: str, expected: str) -> _Token:
         if self.peek().kind != kind:
             raise self.fail(expected)
         return self.take()
 
-    def enter(self, token: Token) -> None:
+    def enter(self, token: _Token) -> None:
         # A hard bound keeps deep text from reaching Python's recursion limit.
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -563,18 +562,18 @@ class _Parser:
         self.expect("]", "']'")
         return thread, index
 
-    def op(self) -> Token:
+    def op(self) -> _Token:
         token = self.expect("op", "a comparison (==, !=, <, <=, >, >=)")
         if token.text == "=":      # herd7 writes equality as '='
-            return Token("op", "==", token.pos)
+            return _Token("op", "==", token.pos)
         return token
 
-    def value(self, op: Token) -> Value:
+    def value(self, op: _Token) -> Value:
         value = self.literal(self.peek(), op)
         self.take()
         return value
 
-    def literal(self, token: Token, op: Token) -> Value:
+    def literal(self, token: _Token, op: _Token) -> Value:
         if token.kind == "int":
             value = self.integer(token)
         elif token.kind == "errno":
@@ -593,7 +592,7 @@ class _Parser:
                                             f"{_shown(token)}; use == or !=")
         return value
 
-    def integer(self, token: Token) -> Value:
+    def integer(self, token: _Token) -> Value:
         sign = -1 if token.text.startswith("-") else 1
         digits = token.text.lstrip("-")
         if digits[:2] in ("0x", "0X"):
@@ -605,7 +604,7 @@ class _Parser:
             raise self.src.error(token.pos, f"integer {_shown(token)} is too long") from None
         return Value(sign * magnitude, str(sign * magnitude))
 
-    def errno(self, token: Token) -> Value:
+    def errno(self, token: _Token) -> Value:
         name = token.text[1:]
         if name not in ERRNO_NUMBERS:
             close = difflib.get_close_matches(name, ERRNO_NUMBERS, n=1)
@@ -656,8 +655,9 @@ class OutcomeExpectation:
         """(status, detail): status PROVED, FAILED or UNKNOWN; detail one line of English.
 
         *outcomes* is read only until a witness (``exists``) or counterexample
-        (``not_exists``, ``forall``) turns up; *complete* says whether they are every outcome
-        the scenario can reach, which is what a PROVED exists-free verdict rests on.
+        (``not_exists``, ``forall``) turns up. *complete* says whether they are every outcome
+        the scenario can reach: only then can the absence of a witness (or counterexample)
+        be a verdict rather than UNKNOWN.
         """
         seen = 0
         for outcome in outcomes:

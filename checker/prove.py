@@ -146,7 +146,7 @@ def scenario_obligations() -> list[Obligation]:
             bound = (f"preemptions<={s.preemptions}" if s.preemptions is not None
                      else "unbounded")
 
-            def run(opts: Options, s=s, name=name) -> ObligationResult:
+            def run(opts: Options, s=s, name=name, fixes=fixes) -> ObligationResult:
                 t0 = time.monotonic()
                 res = explore_scenario(s, opts.bound, opts.timeout)
                 out = judge(s, res, name, time.monotonic() - t0)
@@ -154,7 +154,8 @@ def scenario_obligations() -> list[Obligation]:
                     from .trace import build_trace
                     import os
                     best = res.best()
-                    tr = build_trace(s, best.schedule, best.violation.group)
+                    tr = build_trace(s, best.schedule, best.violation.group,
+                                     command=_explore_command(s, fixes, opts))
                     safe = name.replace(":", "_").replace(" ", "_").replace(",", "_")
                     path = os.path.join(opts.trace_dir, safe + ".json")
                     tr.save(path)
@@ -167,6 +168,19 @@ def scenario_obligations() -> list[Obligation]:
 class LoadError(Exception):
     """An obligation that cannot be loaded: one line naming it and why. Never skipped:
     ``prove`` stops with exit 2 rather than run fewer obligations than it lists."""
+
+
+def _explore_command(s: Scenario, fixes: list[str], opts: Options) -> str:
+    """The explore command that runs the search this obligation ran (same scenario, fixes
+    and preemption bound: the same counterexample)."""
+    import shlex
+    words = ["unmapcheck", "explore", str(s.path)]
+    for c in fixes:
+        words += ["--without", c]
+    bound = opts.bound if opts.bound is not None else s.preemptions
+    if bound is not None:
+        words += ["--preemptions", str(bound)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def symbolic_obligations() -> list[Obligation]:

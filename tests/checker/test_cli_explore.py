@@ -38,10 +38,10 @@ def test_explore_json(capsys):
 
 def test_explore_random_and_pct_modes(capsys):
     assert main(["explore", S99, "--without", "99baac21e458", "--random", "200",
-                 "--seed", "3", "--json"]) in (0, 1)
+                 "--seed", "3", "--json"]) in (0, 3)     # 3: the outcome condition undecided
     doc = json.loads(capsys.readouterr().out)
     assert doc["stats"]["mode"] == "random" and doc["stats"]["executions"] >= 1
-    assert main(["explore", S99, "--pct", "3", "--random", "50", "--seed", "1", "--json"]) == 1
+    assert main(["explore", S99, "--pct", "3", "--random", "50", "--seed", "1", "--json"]) == 3
     # A PCT campaign is never complete, so a `never` scenario is not proved by it.
     doc = json.loads(capsys.readouterr().out)
     assert doc["stats"]["mode"] == "pct" and doc["verdict"] == "UNKNOWN"

@@ -90,3 +90,28 @@ def test_a_condition_alone_is_an_expectation():
     sc = parse(BASE + 'exists = "T0[0] == 7"', "c.toml")
     res = iterative_context_bounding(sc, 0, stop_at_first=False)
     assert judge(sc, res, "c", 0.0).status == FAILED
+
+
+def test_the_html_report_shows_the_results(tmp_path):
+    from unmapcheck.checker.report import render_html
+    sc = load(S99).with_fixes_off(["99baac21e458"])
+    best = iterative_context_bounding(sc, 1).best()
+    doc = build_trace(sc, best.schedule, best.violation.group).to_json()
+    html = render_html(doc)
+    assert '<ul class="ret">' in html
+    assert "madvise(addr=0x7f0000000000, len=0x1000, MADV_DONTNEED) = 0" in html
+
+
+def test_prove_traces_carry_a_reproduce_command(tmp_path, capsys):
+    import shlex
+    assert main(["prove", "scenario:99baac21e458-parallel-dontneed --without",
+                 "--trace-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    [path] = list(tmp_path.glob("*.json"))
+    doc = json.loads(path.read_text())
+    words = shlex.split(doc["command"])
+    assert words[:2] == ["unmapcheck", "explore"] and "--without" in words
+    again = tmp_path / "again.json"
+    assert main(words[1:] + ["--trace-out", str(again)]) == 0
+    capsys.readouterr()
+    assert json.loads(again.read_text())["schedule"] == doc["schedule"]

@@ -22,8 +22,10 @@ S99 = str(SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml")
 ])
 def test_the_printed_command_gives_the_same_trace(tmp_path, capsys, extra):
     first = tmp_path / "first.json"
-    assert main(["explore", S99, "--without", "99baac21e458", *extra,
-                 "--trace-out", str(first)]) == 0
+    # (A random search is never complete, so the scenario's outcome condition may be left
+    # UNKNOWN, exit 3: the second run must agree on that too.)
+    rc = main(["explore", S99, "--without", "99baac21e458", *extra, "--trace-out", str(first)])
+    assert rc in (0, 3)
     out = capsys.readouterr().out
     doc = json.loads(first.read_text())
     cmd = doc["command"]
@@ -33,7 +35,7 @@ def test_the_printed_command_gives_the_same_trace(tmp_path, capsys, extra):
     for opt in extra:                         # every option that shaped the search is there
         assert opt in words
     again = tmp_path / "again.json"
-    assert main(words[1:] + ["--trace-out", str(again)]) == 0
+    assert main(words[1:] + ["--trace-out", str(again)]) == rc
     capsys.readouterr()
     assert again.read_bytes() == first.read_bytes()
 
@@ -44,7 +46,7 @@ def test_random_and_pct_counterexamples_are_minimised(tmp_path, capsys):
                                                        "--pct", "3"]):
         t = tmp_path / "t.json"
         assert main(["explore", S99, "--without", "99baac21e458", *extra, "--json",
-                     "--trace-out", str(t)]) == 0
+                     "--trace-out", str(t)]) in (0, 3)
         doc = json.loads(capsys.readouterr().out)
         assert doc["violations"]["I1"]["preemptions"] == 1
         assert json.loads(t.read_text())["preemptions"] == 1
