@@ -31,9 +31,56 @@ class UsageError(Exception):
     pass
 
 
+EXIT_INTERNAL = 4          # a bug in unmapcheck (never the answer to bad input)
+
+
 def _err(msg: str) -> int:
     print(f"unmapcheck: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _positive_seconds(flag: str, value: Optional[float]) -> None:
+    """A time budget is a finite number of seconds > 0 (0, a negative, nan or inf would mean
+    "no limit" or "nothing" by accident)."""
+    import math
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a finite number of seconds > 0, got {value!r}")
+
+
+def _int_range(flag: str, value: Optional[int], lo: int, hi: int) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise UsageError(f"{flag} must be between {lo} and {hi}, got {value}")
+
+
+def _input_path(what: str, path: str) -> None:
+    """An input file name the OS can take (the loaders say what is wrong with the file)."""
+    if not path or "\0" in path or path != path.strip("\n"):
+        raise UsageError(f"{what}: not a usable file name: {path!r}")
+
+
+def _writable_output(flag: str, path: Optional[str], directory: bool = False) -> None:
+    """Check an output path before the work starts: its folder exists and is writable (for
+    --trace-dir: the folder itself, which is created if its parent is writable)."""
+    if path is None:
+        return
+    if not path or "\0" in path:
+        raise UsageError(f"{flag}: not a usable path: {path!r}")
+    target = os.path.abspath(path)
+    if directory:
+        if os.path.isdir(target):
+            folder = target
+        elif os.path.exists(target):
+            raise UsageError(f"{flag} {path}: exists and is not a folder")
+        else:
+            folder = os.path.dirname(target)
+    else:
+        if os.path.isdir(target):
+            raise UsageError(f"{flag} {path}: is a folder, not a file name")
+        folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: folder {folder} is not writable")
 
 
 class Progress:
@@ -71,21 +118,28 @@ def cmd_explore(args) -> int:
     from .scenario import load
     from .trace import build_trace, render_text
 
-    sc = load(args.scenario)
     without = []
     for c in args.without or []:
         try:
             without.append(resolve_commit(c))
         except ValueError as e:
             raise UsageError(f"--without: {e}") from None
-    if without:
-        sc = sc.with_fixes_off(without)
-    if args.preemptions is not None and args.preemptions < 0:
-        raise UsageError("--preemptions must be >= 0")
+    _int_range("--preemptions", args.preemptions, 0, 64)
     if args.pct is not None and args.random is None:
         raise UsageError("--pct needs --random N (the number of executions)")
-    if args.random is not None and args.random < 1:
-        raise UsageError("--random must be >= 1")
+    _int_range("--pct", args.pct, 1, 64)
+    _int_range("--random", args.random, 1, 10 ** 9)
+    _int_range("--max-executions", args.max_executions, 1, 10 ** 9)
+    _int_range("--seed", args.seed, 0, 2 ** 63 - 1)
+    if args.random is not None and args.preemptions is not None:
+        raise UsageError("--preemptions bounds the DPOR search; --random runs unbounded "
+                         "random schedules (give one of them)")
+    _positive_seconds("--timeout", args.timeout)
+    _writable_output("--trace-out", args.trace_out)
+    _writable_output("--html", args.html)
+    sc = load(args.scenario)
+    if without:
+        sc = sc.with_fixes_off(without)
     progress = Progress(False if args.json else None)
     deadline = time.monotonic() + args.timeout if args.timeout else None
 
@@ -226,6 +280,7 @@ def cmd_replay(args) -> int:
 
 def cmd_show(args) -> int:
     from .trace import load_trace, render_text
+    _writable_output("--html", args.html)
     doc = load_trace(args.trace)
     if args.html:
         from .report import write_html
@@ -247,17 +302,18 @@ def cmd_prove(args) -> int:
     if args.names:
         chosen = []
         for n in args.names:
+            if not n.strip():
+                raise UsageError("an empty obligation name matches nothing (unmapcheck prove "
+                                 "--list shows them)")
             hit = [ob for ob in obs if ob.name == n or ob.name.startswith(n)]
             if not hit:
                 raise UsageError(f"no obligation named {n!r} (unmapcheck prove --list shows them)")
             chosen.extend(h for h in hit if h not in chosen)
         obs = chosen
-    if args.bound is not None and args.bound < 0:
-        raise UsageError("--bound must be >= 0")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be > 0")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be >= 1")
+    _int_range("--bound", args.bound, 0, 64)
+    _positive_seconds("--timeout", args.timeout)
+    _int_range("--jobs", args.jobs, 1, 1024)
+    _writable_output("--trace-dir", args.trace_dir, directory=True)
     if args.trace_dir:
         os.makedirs(args.trace_dir, exist_ok=True)
     opts = Options(bound=args.bound, timeout=args.timeout or 60.0, trace_dir=args.trace_dir)
@@ -316,12 +372,21 @@ def cmd_oracle(args) -> int:
     return oracle_run(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unmapcheck", description="A formal model and model "
-                                "checker for the Linux kernel's unmap paths.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error contract: one line on stderr, exit 2."""
 
-    pr = sub.add_parser("prove", help="run the proof obligations and scenarios")
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="unmapcheck", description="A formal model and model checker for the "
+                "Linux kernel's unmap paths.", epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"unmapcheck {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    pr = sub.add_parser("prove", epilog=EXIT_CODES, help="run the proof obligations and scenarios")
     pr.add_argument("names", nargs="*", metavar="NAME", help="obligations to run (default: all)")
     pr.add_argument("--bound", type=int, help="override the bound (symbolic: size, scenarios: "
                     "preemptions)")
@@ -332,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--trace-dir", help="write a counterexample trace per scenario here")
     pr.set_defaults(func=cmd_prove)
 
-    ex = sub.add_parser("explore", help="explore the interleavings of one scenario")
+    ex = sub.add_parser("explore", epilog=EXIT_CODES, help="explore the interleavings of one scenario")
     ex.add_argument("scenario", help="scenario TOML file")
     ex.add_argument("--without", action="append", metavar="COMMIT",
                     help="switch this historical fix off (repeatable)")
@@ -350,18 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_explore)
 
-    rp = sub.add_parser("replay", help="re-execute a saved trace on the current implementation")
+    rp = sub.add_parser("replay", epilog=EXIT_CODES, help="re-execute a saved trace on the current implementation")
     rp.add_argument("trace")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_replay)
 
-    sh = sub.add_parser("show", help="print a trace, or write it as an HTML report")
+    sh = sub.add_parser("show", epilog=EXIT_CODES, help="print a trace, or write it as an HTML report")
     sh.add_argument("trace")
     sh.add_argument("--html", metavar="OUT")
     sh.add_argument("--all", action="store_true", help="show every state change")
     sh.set_defaults(func=cmd_show)
 
-    orc = sub.add_parser("oracle", help="differential testing against the real kernel")
+    orc = sub.add_parser("oracle", epilog=EXIT_CODES, help="differential testing against the real kernel")
     orc.add_argument("--examples", type=int, metavar="N",
                      help="generated sequences to run (default 200)")
     orc.add_argument("--seed", type=int, default=0,
@@ -375,23 +440,61 @@ def build_parser() -> argparse.ArgumentParser:
     orc.add_argument("--json", action="store_true", help="print the result as JSON")
     orc.set_defaults(func=cmd_oracle)
 
-    fx = sub.add_parser("fixes", help="list the historical fix toggles")
+    fx = sub.add_parser("fixes", epilog=EXIT_CODES, help="list the historical fix toggles")
     fx.set_defaults(func=cmd_fixes)
     return p
+
+
+EXIT_CODES = """exit codes: 0 as expected (every obligation PROVED); 1 a violation, or an
+expected violation or outcome not found; 2 a usage or input error; 3 undecided (UNKNOWN, a
+search cut short, interrupted); 4 an internal error (a bug in unmapcheck: please report it)."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("unmapcheck")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     from .prove import LoadError
     from .scenario import ScenarioError
     from .trace import TraceError
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    errors: tuple = (UsageError, ScenarioError, TraceError, LoadError)
     try:
+        from .trace import OutputError
+        errors += (OutputError,)
+    except ImportError:
+        pass
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        for what in ("scenario", "trace"):
+            if isinstance(getattr(args, what, None), str):
+                _input_path(what, getattr(args, what))
         return args.func(args)
-    except (UsageError, ScenarioError, TraceError, LoadError) as e:
+    except errors as e:
         return _err(str(e))
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        # (a search catches Ctrl-C itself and reports what it has; this is Ctrl-C anywhere
+        # else: before the search starts, while a trace is built)
+        print("unmapcheck: interrupted", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        return _err(f"{where}{e.strerror or e}")
+    except RecursionError:
+        return _err("input nested too deeply")
+    except Exception as e:                      # a bug: one line, and not exit 1
+        if os.environ.get("UNMAPCHECK_DEBUG"):
+            raise
+        print(f"unmapcheck: internal error: {type(e).__name__}: {e} (a bug in unmapcheck; "
+              f"UNMAPCHECK_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

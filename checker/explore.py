@@ -77,6 +77,9 @@ class Stats:
     complete: bool = False
     time_to_first_violation: Optional[float] = None
     interrupted: bool = False
+    # Iterative context bounding stopped early: a round pruned nothing by its bound, so it
+    # covered every bound (the unbounded space).
+    saturated: bool = False
 
     @property
     def executions_per_second(self) -> float:
@@ -98,7 +101,7 @@ class Stats:
                 "complete": self.complete, "elapsed_s": round(self.elapsed, 3),
                 "time_to_first_violation_s": (None if self.time_to_first_violation is None
                                               else round(self.time_to_first_violation, 3)),
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "saturated": self.saturated}
 
 
 @dataclass
@@ -184,6 +187,14 @@ class _Search:
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.stop = True
 
+    def _past_deadline(self, depth: int) -> bool:
+        """The time budget is honoured inside an execution too (checked every 64 steps): a
+        long execution stops where it is, and the search with it, incomplete."""
+        if self.deadline is not None and depth % 64 == 0 and time.monotonic() > self.deadline:
+            self.stop = True
+            return True
+        return False
+
     def finish(self, complete: bool) -> Result:
         self.stats.elapsed = time.monotonic() - self.t0
         self.stats.complete = complete and not self.stop
@@ -264,6 +275,8 @@ class DporSearch(_Search):
             while not ex.finished() and not ex.deadlocked:
                 if depth >= sc.max_steps:
                     self.stats.truncated += 1
+                    break
+                if self._past_deadline(depth):
                     break
                 enabled = ex.enabled()
                 if not enabled:
@@ -475,6 +488,8 @@ class RandomSearch(_Search):
         try:
             depth = 0
             while not ex.finished() and not ex.deadlocked and depth < sc.max_steps:
+                if self._past_deadline(depth):
+                    break
                 enabled = ex.enabled()
                 if not enabled:
                     break
@@ -497,7 +512,7 @@ class RandomSearch(_Search):
             self.stats.max_preemptions_seen = max(self.stats.max_preemptions_seen, pre)
         finally:
             ex.close()
-        self._record(ex, schedule, preemptions)
+        self._record(ex, schedule, preemptions, complete=ex.finished() or ex.deadlocked)
 
 
 def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
@@ -542,6 +557,11 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
             total.complete = False
             break
         if stop_at_first and res.counterexamples:
+            break
+        if res.stats.complete and res.stats.bound_pruned == 0 and res.stats.truncated == 0:
+            # Nothing was cut by the bound: this round explored the unbounded space, and a
+            # larger bound would only repeat it (a huge --preemptions costs nothing more).
+            total.saturated = True
             break
     total.elapsed = time.monotonic() - t0
     assert last is not None

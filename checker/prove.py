@@ -85,6 +85,9 @@ def _judge_invariants(scenario: Scenario, result, name: str,
     found = result.violated()
     bound = (f"preemptions<={st.preemption_bound}" if st.preemption_bound is not None
              else "unbounded") + f", steps<={scenario.max_steps}"
+    if st.saturated:
+        bound = f"every bound (saturated at preemptions<={st.preemption_bound}), " \
+                f"steps<={scenario.max_steps}"
     data = {"stats": st.as_dict(), "violated": sorted(found)}
     if not scenario.expect_never and not scenario.expect_sometimes:
         return ObligationResult(name, "scenario", bound, PROVED, seconds, "", data)

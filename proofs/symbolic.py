@@ -686,12 +686,16 @@ def _gather_case(arch: str):
     return m, mm, vma, base, pmds[0]
 
 
-def _gather_sequences(length: int):
+def _gather_sequences(length: int, budget: Optional[_Budget] = None):
     """Every sequence of gather operations up to *length*: zap page i (each page once),
-    tlb_flush_mmu, tlb_flush_mmu_tlbonly, free_pgtables (once, after every page is zapped)."""
+    tlb_flush_mmu, tlb_flush_mmu_tlbonly, free_pgtables (once, after every page is zapped).
+    Stops early when *budget* is spent (most candidates are filtered out, so the budget is
+    checked between candidates, not only between the sequences yielded)."""
     alphabet = [f"zap{i}" for i in range(NPAGES_GATHER)] + ["flush", "tlbonly", "free_pgtables"]
     for n in range(length + 1):
         for seq in itertools.product(alphabet, repeat=n):
+            if budget is not None and budget.expired():
+                return
             zaps = [x for x in seq if x.startswith("zap")]
             if len(zaps) != len(set(zaps)) or seq.count("free_pgtables") > 1:
                 continue
@@ -773,12 +777,11 @@ def run_mmu_gather(opts: Options) -> ObligationResult:
     CPU can run the mm, which this setup violates on purpose, see bug 687cb0884a71.)"""
     budget = _Budget(opts)
     length = DEFAULT_GATHER_LENGTH if opts.bound is None else max(0, opts.bound)
-    seqs = list(_gather_sequences(length))
     name = "bounded:mmu_gather"
-    bound = f"sequences of <= {length} ops ({len(seqs)} x {len(GATHER_CONFIGS)} configs)"
+    bound = f"sequences of <= {length} ops x {len(GATHER_CONFIGS)} configs"
     count = 0
     for arch, fullmm in GATHER_CONFIGS:
-        for seq in seqs:
+        for seq in _gather_sequences(length, budget):
             if budget.expired():
                 return _result(name, "bounded", bound, UNKNOWN, budget,
                                f"time budget spent after {count} sequences")
@@ -789,6 +792,9 @@ def run_mmu_gather(opts: Options) -> ObligationResult:
                 text = f"{arch}, {g}: {' ; '.join(seq + ('tlb_finish_mmu',))}"
                 return _result(name, "bounded", bound, FAILED, budget, f"{text}: {bad}",
                                f"sequence: {text}\n{bad}")
+    if budget.expired():
+        return _result(name, "bounded", bound, UNKNOWN, budget,
+                       f"time budget spent after {count} sequences")
     return _result(name, "bounded", bound, PROVED, budget,
                    f"{count} gather sequences, no page or table freed before its flush")
 
