@@ -24,7 +24,10 @@ import sys
 import time
 from typing import Optional
 
+from .console import Progress  # noqa: F401  (the oracle's CLI imports it from here)
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+JSON_VERSION = 1
 
 
 class UsageError(Exception):
@@ -83,33 +86,6 @@ def _writable_output(flag: str, path: Optional[str], directory: bool = False) ->
         raise UsageError(f"{flag} {path}: folder {folder} is not writable")
 
 
-class Progress:
-    """A one-line progress display on a terminal (nothing when stderr is not a tty)."""
-
-    def __init__(self, enabled: Optional[bool] = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.last = 0.0
-        self.width = 0
-
-    def update(self, text: str, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        line = text[:110]
-        sys.stderr.write("\r" + line.ljust(self.width))
-        sys.stderr.flush()
-        self.width = len(line)
-
-    def done(self) -> None:
-        if self.enabled and self.width:
-            sys.stderr.write("\r" + " " * self.width + "\r")
-            sys.stderr.flush()
-            self.width = 0
-
-
 # --- explore ------------------------------------------------------------------------------------
 def cmd_explore(args) -> int:
     from unmapcheck.impl.fixes import resolve_commit
@@ -137,7 +113,7 @@ def cmd_explore(args) -> int:
     _positive_seconds("--timeout", args.timeout)
     _writable_output("--trace-out", args.trace_out)
     _writable_output("--html", args.html)
-    sc = load(args.scenario)
+    sc = load(_scenario_path(args.scenario))
     if without:
         sc = sc.with_fixes_off(without)
     progress = Progress(False if args.json else None)
@@ -192,7 +168,7 @@ def cmd_explore(args) -> int:
                                for k, n in _sorted_outcomes(result)]
         if verdict is not None and verdict.data.get("outcomes"):
             out["outcome_expectations"] = verdict.data["outcomes"]
-        print(json.dumps(out, indent=1))
+        _print_json("explore", out)
     else:
         st = result.stats
         print(f"scenario {sc.name} ({sc.path})" +
@@ -245,6 +221,22 @@ def render_outcomes(sc, result) -> str:
     return "\n".join(lines)
 
 
+def _scenario_path(name: str) -> str:
+    """A scenario file, or the name (or a unique prefix) of a corpus scenario."""
+    from unmapcheck.proofs import scenario_paths
+    if os.path.exists(name):
+        return name
+    corpus = {p.stem: str(p) for p in scenario_paths()}
+    if name in corpus:
+        return corpus[name]
+    hits = [stem for stem in corpus if stem.startswith(name)]
+    if len(hits) == 1:
+        return corpus[hits[0]]
+    if hits:
+        raise UsageError(f"{name!r} names several corpus scenarios: {', '.join(sorted(hits))}")
+    return name                 # the loader says it cannot be read
+
+
 def reproduce_command(args, without: list[str]) -> str:
     """The explore command line that reproduces this search: every option that shaped it
     (fixes, bound, mode, seed, PCT depth, budgets), shell-quoted."""
@@ -271,8 +263,8 @@ def cmd_replay(args) -> int:
     doc = load_trace(args.trace)
     res = replay(doc, args.trace)
     if args.json:
-        print(json.dumps({"reproduced": res.reproduced, "steps": res.steps_run,
-                          "violation": res.violation, "message": res.message}, indent=1))
+        _print_json("replay", {"reproduced": res.reproduced, "steps": res.steps_run,
+                               "violation": res.violation, "message": res.message})
     else:
         print(f"{args.trace}: {res.message} ({res.steps_run} steps replayed)")
     return EXIT_FAIL if res.reproduced else EXIT_OK
@@ -292,56 +284,107 @@ def cmd_show(args) -> int:
 
 
 # --- prove --------------------------------------------------------------------------------------
+def _select_obligations(names: list[str], pattern: Optional[str] = None) -> list:
+    """The obligations named on the command line: an existing scenario file or folder (every
+    *.toml below it) gives that scenario's obligations; anything else is a corpus obligation
+    name or prefix (``scenario:`` may be left out). *pattern* (-k) keeps those whose name
+    contains it (a glob when it has * ? or [)."""
+    from pathlib import Path
+    from .prove import all_obligations, scenario_obligations
+    if not names:
+        obs = all_obligations()
+    else:
+        corpus = None
+        obs = []
+        for n in names:
+            if not n.strip():
+                raise UsageError("an empty obligation name matches nothing (unmapcheck list "
+                                 "shows them)")
+            path = Path(n)
+            if path.is_dir():
+                files = sorted(path.rglob("*.toml"))
+                if not files:
+                    raise UsageError(f"{n}: no scenario files (*.toml) in this folder")
+                hit = scenario_obligations(files)
+            elif path.is_file():
+                hit = scenario_obligations([path])
+            else:
+                corpus = corpus if corpus is not None else all_obligations()
+                hit = [ob for ob in corpus if ob.name == n or ob.name.startswith(n)
+                       or ob.name.startswith("scenario:" + n)]
+                if not hit:
+                    raise UsageError(f"no obligation or scenario file named {n!r} "
+                                     f"(unmapcheck list shows them)")
+            obs.extend(h for h in hit if all(h.name != o.name or h is o for o in obs))
+    if pattern:
+        import fnmatch
+        glob = any(c in pattern for c in "*?[")
+        obs = [ob for ob in obs if (fnmatch.fnmatchcase(ob.name, pattern) if glob
+                                    else pattern.lower() in ob.name.lower())]
+        if not obs:
+            raise UsageError(f"-k {pattern!r} matches no obligation (unmapcheck list shows "
+                             f"them)")
+    return obs
+
+
+def cmd_list(args) -> int:
+    obs = _select_obligations(args.names, args.k)
+    if args.json:
+        _print_json("list", {"obligations": [{"name": ob.name, "kind": ob.kind,
+                                              "bound": ob.bound} for ob in obs]})
+        return EXIT_OK
+    for ob in obs:
+        print(f"{ob.kind:9} {ob.name}  [{ob.bound}]")
+    return EXIT_OK
+
+
+def _print_json(command: str, body: dict) -> None:
+    """Every command's --json: one envelope, {"schema": "unmapcheck-COMMAND", "version": N,
+    ...}, documented in docs/json-output.md."""
+    print(json.dumps({"schema": f"unmapcheck-{command}", "version": JSON_VERSION, **body},
+                     indent=1))
+
+
 def cmd_prove(args) -> int:
-    from .prove import FAILED, UNKNOWN, Options, all_obligations, run_many
-    obs = all_obligations()
+    from .console import ProveReporter, print_table, status_label
+    from .prove import FAILED, UNKNOWN, Options, run_many
+    obs = _select_obligations(args.names, args.k)
     if args.list:
         for ob in obs:
             print(f"{ob.kind:9} {ob.name}  [{ob.bound}]")
         return EXIT_OK
-    if args.names:
-        chosen = []
-        for n in args.names:
-            if not n.strip():
-                raise UsageError("an empty obligation name matches nothing (unmapcheck prove "
-                                 "--list shows them)")
-            hit = [ob for ob in obs if ob.name == n or ob.name.startswith(n)]
-            if not hit:
-                raise UsageError(f"no obligation named {n!r} (unmapcheck prove --list shows them)")
-            chosen.extend(h for h in hit if h not in chosen)
-        obs = chosen
     _int_range("--bound", args.bound, 0, 64)
     _positive_seconds("--timeout", args.timeout)
     _int_range("--jobs", args.jobs, 1, 1024)
     _writable_output("--trace-dir", args.trace_dir, directory=True)
+    _writable_output("--junit", args.junit)
     if args.trace_dir:
         os.makedirs(args.trace_dir, exist_ok=True)
     opts = Options(bound=args.bound, timeout=args.timeout or 60.0, trace_dir=args.trace_dir)
-    progress = Progress(False if args.json else None)
-    done = [0]
-
-    def on_result(r):
-        done[0] += 1
-        progress.update(f"[{done[0]}/{len(obs)}] {r.name}: {r.status}", force=True)
-
+    reporter = ProveReporter(len(obs), quiet=args.json)
     t0 = time.monotonic()
-    results = run_many(obs, opts, args.jobs, on_result)
-    progress.done()
+    try:
+        results = run_many(obs, opts, args.jobs, reporter.finished, reporter.started)
+    finally:
+        reporter.close()
     total = time.monotonic() - t0
     failed = [r for r in results if r.status == FAILED]
     unknown = [r for r in results if r.status == UNKNOWN]
+    found = [r for r in results if status_label(r) == "FOUND"]
+    proved = len(results) - len(failed) - len(unknown) - len(found)
+    if args.junit:
+        from .junit import write_junit
+        write_junit(args.junit, results, total)
     if args.json:
-        print(json.dumps({"schema": "unmapcheck-prove", "version": 1,
-                          "results": [r.as_dict() for r in results],
-                          "summary": {"total": len(results),
-                                      "proved": len(results) - len(failed) - len(unknown),
-                                      "failed": len(failed), "unknown": len(unknown),
-                                      "seconds": round(total, 3)}}, indent=1))
+        _print_json("prove", {"results": [dict(r.as_dict(), result=status_label(r))
+                                          for r in results],
+                              "summary": {"total": len(results), "proved": proved,
+                                          "found": len(found), "failed": len(failed),
+                                          "unknown": len(unknown),
+                                          "seconds": round(total, 3)}})
     else:
-        w = max([len(r.name) for r in results] + [10])
-        print(f"{'obligation'.ljust(w)}  {'bound'.ljust(28)}  {'result':8}  time")
-        for r in results:
-            print(f"{r.name.ljust(w)}  {r.bound[:28].ljust(28)}  {r.status:8}  {r.seconds:6.2f}s")
+        if sys.stdout.isatty():
+            print_table(results)
         for r in results:
             if r.status != "PROVED":
                 print(f"\n{r.status} {r.name}: {r.detail}")
@@ -349,8 +392,9 @@ def cmd_prove(args) -> int:
                     print(r.data["counterexample"])
                 if r.data.get("trace"):
                     print(f"trace: {r.data['trace']}")
-        print(f"\n{len(results)} obligations: {len(results) - len(failed) - len(unknown)} proved, "
-              f"{len(failed)} failed, {len(unknown)} unknown ({total:.1f}s)")
+        print(f"\n{len(results)} obligations: {proved} proved, {len(found)} found as expected "
+              f"(a fix switched off), {len(failed)} failed, {len(unknown)} unknown "
+              f"({total:.1f}s)")
     if failed:
         return EXIT_FAIL
     if unknown:
@@ -387,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     pr = sub.add_parser("prove", epilog=EXIT_CODES, help="run the proof obligations and scenarios")
-    pr.add_argument("names", nargs="*", metavar="NAME", help="obligations to run (default: all)")
+    pr.add_argument("names", nargs="*", metavar="NAME|FILE|DIR",
+                    help="obligations to run: corpus names or prefixes, scenario files, "
+                    "folders of scenario files (default: every corpus obligation)")
     pr.add_argument("--bound", type=int, help="override the bound (symbolic: size, scenarios: "
                     "preemptions)")
     pr.add_argument("--timeout", type=float, help="seconds per obligation (default 60)")
@@ -395,7 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--jobs", type=int, default=1, help="obligations run in parallel")
     pr.add_argument("--list", action="store_true", help="list the obligations and exit")
     pr.add_argument("--trace-dir", help="write a counterexample trace per scenario here")
+    pr.add_argument("-k", metavar="PATTERN", help="only obligations whose name contains "
+                    "PATTERN (a glob if it has * ? [)")
+    pr.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     pr.set_defaults(func=cmd_prove)
+
+    ls = sub.add_parser("list", epilog=EXIT_CODES, help="list the obligations and scenarios")
+    ls.add_argument("names", nargs="*", metavar="NAME|FILE|DIR",
+                    help="corpus names or prefixes, scenario files, folders of scenarios")
+    ls.add_argument("-k", metavar="PATTERN", help="only names containing PATTERN (a glob if "
+                    "it has * ? [)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
 
     ex = sub.add_parser("explore", epilog=EXIT_CODES, help="explore the interleavings of one scenario")
     ex.add_argument("scenario", help="scenario TOML file")

@@ -112,6 +112,7 @@ def _judge_invariants(scenario: Scenario, result, name: str,
                   f"({best.preemptions} preemptions, {best.steps} steps)")
         if extra:
             detail += f"; also violated: {', '.join(extra)}"
+        data["expected_violation_found"] = True
         return ObligationResult(name, "scenario", bound, PROVED, seconds, detail, data)
     if not st.complete:
         return ObligationResult(name, "scenario", bound, UNKNOWN, seconds,
@@ -134,11 +135,13 @@ def explore_scenario(scenario: Scenario, bound: Optional[int], timeout: Optional
                                       deadline=deadline, max_executions=max_executions)
 
 
-def scenario_obligations() -> list[Obligation]:
+def scenario_obligations(paths=None) -> list[Obligation]:
+    """One obligation per scenario file and fix set (the scenario as written, and one per
+    ``[[expect.without]]`` entry): the corpus (proofs/scenarios) unless *paths* are given."""
     from unmapcheck.proofs import scenario_paths
     from .scenario import ScenarioError
     out = []
-    for path in scenario_paths():
+    for path in (scenario_paths() if paths is None else paths):
         try:
             sc = load(path)
         except ScenarioError as e:
@@ -208,33 +211,47 @@ def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:
                                 f"error while checking: {type(e).__name__}: {e}")
 
 
-def _run_by_name(args: tuple) -> dict:
-    name, opts = args
-    for ob in all_obligations():
-        if ob.name == name:
-            return run_obligation(ob, opts).as_dict()
-    raise KeyError(name)
+# The obligations of a parallel run: the pool's workers are forked, so they inherit the list
+# (user scenario files included) and are sent only an index.
+_POOL_OBLIGATIONS: list[Obligation] = []
+
+
+def _run_index(args: tuple) -> tuple[int, dict]:
+    i, opts = args
+    return i, run_obligation(_POOL_OBLIGATIONS[i], opts).as_dict()
 
 
 def run_many(obs: list[Obligation], opts: Options, jobs: int,
-             progress: Optional[Callable[[ObligationResult], Any]] = None
-             ) -> list[ObligationResult]:
+             progress: Optional[Callable[[ObligationResult], Any]] = None,
+             started: Optional[Callable[[Obligation], Any]] = None) -> list[ObligationResult]:
+    """Run *obs*; *started* is told when one starts (in-process runs only), *progress* when
+    one finishes."""
     if jobs <= 1 or len(obs) <= 1:
         out = []
         for ob in obs:
+            if started:
+                started(ob)
             r = run_obligation(ob, opts)
             if progress:
                 progress(r)
             out.append(r)
         return out
     import multiprocessing as mp
+    global _POOL_OBLIGATIONS
+    _POOL_OBLIGATIONS = list(obs)
     ctx = mp.get_context("fork")
-    results: dict[str, ObligationResult] = {}
+    results: dict[int, ObligationResult] = {}
     with ctx.Pool(jobs) as pool:
-        for d in pool.imap_unordered(_run_by_name, [(ob.name, opts) for ob in obs]):
+        for i, d in pool.imap_unordered(_run_index, [(i, opts) for i in range(len(obs))]):
             r = ObligationResult(d["name"], d["kind"], d["bound"], d["status"], d["seconds"],
                                  d["detail"], d.get("data", {}))
-            results[r.name] = r
+            results[i] = r
             if progress:
                 progress(r)
-    return [results[ob.name] for ob in obs]
+    return [results[i] for i in range(len(obs))]
+
+
+def found_as_expected(r: ObligationResult) -> bool:
+    """A scenario obligation PROVED because the violation it expects (a fix switched off)
+    was found: it reads FOUND, not PROVED."""
+    return r.status == PROVED and bool(r.data.get("expected_violation_found"))
