@@ -2,7 +2,7 @@
 
 Each toggle is a real upstream commit in the unmap paths. Switched off, the model runs the
 code path the kernel had before the fix, so the checker can show what the fix prevents
-(../shared/reference/historic-fixes.md has each bug's interleaving). The paths that consult a
+(each fix's scenario in proofs/scenarios/ gives the interleaving). The paths that consult a
 toggle say so in their docstrings, with the before/after shapes.
 
 Some fixes live in a shape of a function that the kernel has since rewritten; those need the

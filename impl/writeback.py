@@ -8,7 +8,7 @@ form that shows lost writes: the folio's contents are copied to the file's on-di
 ``mapping.disk[index]`` (filemap.py's AddressSpace; filemap_read_folio reads it back), at
 the moment the I/O reads the page.
 
-The race this actor exists for (bugs 3 and 4 of historic-fixes.md): folio_clear_dirty_for_io()
+The race this actor exists for (fixed by 1cf35d47712d and 5df397dec7c4): folio_clear_dirty_for_io()
 calls folio_mkclean(), which write-protects and cleans every shared PTE (flushing the TLBs),
 and only then clears PG_dirty. If a zap has already removed the folio's rmap but not yet
 flushed a writable, dirty TLB entry, folio_mkclean() sees an unmapped folio and returns at

@@ -18,7 +18,7 @@ When an invariant is checked (``when``):
 * an event kind (``"tlb_flush"``, ``"return_to_user"``, ``"split_vma"`` ...): when the model
   reports that event; the event's fields are passed as ``ev``.
 
-The groups I1-I4 are the project's core invariants (DESIGN.md); the others are the further
+The groups I1-I4 are the project's core invariants (the README's table); the others are the further
 properties the historic bugs break, and the kernel's own complaints (KERNEL). Which moment
 checks what is decided in one place, spec/check.py.
 """
