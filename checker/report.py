@@ -5,6 +5,9 @@ One file, no network: the styles and the script are inline, and a Content-Securi
 (``default-src 'none'``, the inline style and script allowed by their sha256 only) makes sure
 that nothing is fetched and that nothing but our own script runs, whatever the trace holds.
 
+The input is checked by the one validator of traces (checker/trace.py ``validate``), which
+``unmapcheck show`` and ``replay`` use too: the report accepts exactly the traces they accept.
+
 What it shows (docs/trace-format.md is the input):
 - the header: the violated invariant and its message in kernel terms, the scenario, the fix
   toggles that were off (with their upstream titles), the command that reproduces it;
@@ -31,7 +34,7 @@ import html
 import json
 from typing import Any
 
-from .trace import SCHEMA, SCHEMA_VERSION, TraceError, write_atomic
+from .trace import SCHEMA, SCHEMA_VERSION, validate, write_atomic
 
 # The state variables in the order a developer reads them, with their headings.
 STATE_TITLES = {
@@ -49,163 +52,11 @@ def write_html(doc: dict, path: str) -> None:
 
 
 # --- checking the document ---------------------------------------------------------------------
-def _fail(what: str) -> TraceError:
-    return TraceError(f"cannot render the trace: {what}")
-
-
-def _str(v: Any, where: str, optional: bool = False) -> str:
-    if v is None and optional:
-        return ""
-    if not isinstance(v, str):
-        raise _fail(f"{where} must be a string")
-    return v
-
-
-def _strs(v: Any, where: str) -> list[str]:
-    if v is None:
-        return []
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise _fail(f"{where} must be a list of strings")
-    return v
-
-
-def _int(v: Any, where: str, lo: int = 0, hi: int | None = None) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise _fail(f"{where} must be an integer in {rng} (is {v!r:.40})")
-    return v
-
-
-def _text(v: Any, where: str) -> str | None:
-    """A state value: a short text (numbers and booleans are shown as JSON), or None: absent."""
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (int, float, bool)):
-        return json.dumps(v)
-    raise _fail(f"{where} must be a short text, not {type(v).__name__}")
-
-
 def _checked(doc: Any) -> dict:
-    """The parts of *doc* the report uses, checked and normalised (defaults filled in)."""
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise _fail(f"not an unmapcheck trace (no \"schema\": \"{SCHEMA}\")")
-    if doc.get("version") != SCHEMA_VERSION:
-        raise _fail(f"trace schema version {doc.get('version')!r} is not supported")
-    sc = doc.get("scenario")
-    if not isinstance(sc, dict):
-        raise _fail("field 'scenario' missing")
-    threads_in = doc.get("threads")
-    if not isinstance(threads_in, list) or not threads_in:
-        raise _fail("field 'threads' missing or empty")
-    threads = []
-    for i, t in enumerate(threads_in):
-        w = f"threads[{i}]"
-        if not isinstance(t, dict):
-            raise _fail(f"{w} must be an object")
-        threads.append({"name": _str(t.get("name"), f"{w}.name"),
-                        "cpu": _int(t.get("cpu"), f"{w}.cpu", 0, 4095),
-                        "role": _str(t.get("role"), f"{w}.role", optional=True),
-                        "program": _strs(t.get("program"), f"{w}.program")})
-    names = [t["name"] for t in threads]
-    if len(set(names)) != len(names):
-        raise _fail("two threads have the same name")
-    lane = {n: i for i, n in enumerate(names)}
-
-    steps_in = doc.get("steps")
-    if not isinstance(steps_in, list):
-        raise _fail("field 'steps' missing")
-    steps = []
-    for i, s in enumerate(steps_in):
-        w = f"steps[{i}]"
-        if not isinstance(s, dict):
-            raise _fail(f"{w} must be an object")
-        if s.get("index") != i:
-            raise _fail(f"{w}.index is {s.get('index')!r:.20}, expected {i}")
-        th = _str(s.get("thread"), f"{w}.thread")
-        if th not in lane:
-            raise _fail(f"{w}.thread {th!r:.40} is not one of the threads ({', '.join(names)})")
-        changes = s.get("changes")
-        if not isinstance(changes, list):
-            raise _fail(f"{w}.changes must be a list")
-        chg = []
-        for j, c in enumerate(changes):
-            cw = f"{w}.changes[{j}]"
-            if not (isinstance(c, list) and len(c) == 4):
-                raise _fail(f"{cw} must be [variable, key, old, new]")
-            chg.append([_str(c[0], f"{cw}[0]"), _str(c[1], f"{cw}[1]"),
-                        _text(c[2], f"{cw}[2]"), _text(c[3], f"{cw}[3]")])
-        pre = s.get("preemption", False)
-        if not isinstance(pre, bool):
-            raise _fail(f"{w}.preemption must be true or false")
-        cpu = s.get("cpu")
-        steps.append({"thread": th, "lane": lane[th],
-                      "cpu": threads[lane[th]]["cpu"] if cpu is None
-                      else _int(cpu, f"{w}.cpu", 0, 4095),
-                      "function": _str(s.get("function"), f"{w}.function"),
-                      "label": _str(s.get("label"), f"{w}.label"),
-                      "stack": _strs(s.get("stack"), f"{w}.stack"),
-                      "syscall": _str(s.get("syscall"), f"{w}.syscall", optional=True),
-                      "preemption": pre,
-                      "events": _strs(s.get("events"), f"{w}.events"),
-                      "results": _strs(s.get("results"), f"{w}.results"),
-                      "changes": chg})
-
-    states_in = doc.get("states")
-    if not isinstance(states_in, list):
-        raise _fail("field 'states' missing")
-    if len(states_in) != len(steps) + 1:
-        raise _fail(f"{len(steps)} steps need {len(steps) + 1} states (states[0] is the "
-                    f"initial state), the trace has {len(states_in)}")
-    states = []
-    for i, st in enumerate(states_in):
-        w = f"states[{i}]"
-        if not isinstance(st, dict):
-            raise _fail(f"{w} must be an object")
-        out = {}
-        for var, m in st.items():
-            if var == "#meta":
-                continue
-            if not (isinstance(m, dict) and isinstance(m.get("#map"), list)):
-                raise _fail(f"{w}.{var} must be an ITF map {{\"#map\": [[key, value], ...]}}")
-            kv = {}
-            for j, pair in enumerate(m["#map"]):
-                if not (isinstance(pair, list) and len(pair) == 2):
-                    raise _fail(f"{w}.{var}[{j}] must be a [key, value] pair")
-                kv[_str(pair[0], f"{w}.{var}[{j}] key")] = _text(pair[1], f"{w}.{var}[{j}]") \
-                    if pair[1] is not None else "null"
-            out[var] = kv
-        states.append(out)
-
-    v = doc.get("violation")
-    if v is None:
-        v = {}
-    if not isinstance(v, dict):
-        raise _fail("field 'violation' must be an object")
-    viol = {}
-    if v:
-        viol = {"invariant": _str(v.get("invariant"), "violation.invariant"),
-                "group": _str(v.get("group"), "violation.group", optional=True),
-                "message": _str(v.get("message"), "violation.message"),
-                "thread": _str(v.get("thread"), "violation.thread", optional=True),
-                "step": None if v.get("step") is None
-                else _int(v.get("step"), "violation.step", 0, max(len(steps) - 1, 0))}
-    race = doc.get("race") or []
-    if not (isinstance(race, list) and len(race) in (0, 2)):
-        raise _fail("field 'race' must be a pair of step indices, or empty")
-    race = [_int(r, "race[]", 0, len(steps) - 1) for r in race]
-    if race and race[0] == race[1]:
-        raise _fail("field 'race' names the same step twice")
-    return {
-        "scenario": {"name": _str(sc.get("name"), "scenario.name", optional=True),
-                     "path": _str(sc.get("path"), "scenario.path", optional=True),
-                     "text": _str(sc.get("text"), "scenario.text", optional=True)},
-        "fixes_off": _strs(doc.get("fixes_off"), "fixes_off"),
-        "arch": _str(doc.get("arch"), "arch", optional=True),
-        "command": _str(doc.get("command"), "command", optional=True),
-        "preemptions": sum(1 for s in steps if s["preemption"]),
-        "threads": threads, "steps": steps, "states": states, "violation": viol,
-        "race": sorted(race),
-    }
+    """The parts of *doc* the report uses, checked and normalised (defaults filled in) by the
+    one validator of traces (checker/trace.py validate), so that the report accepts exactly
+    what ``unmapcheck show`` and ``replay`` accept."""
+    return validate(doc, "cannot render the trace")
 
 
 # --- markup --------------------------------------------------------------------------------------
@@ -261,8 +112,9 @@ def _header(r: dict) -> str:
     out.append('<dl class="facts">')
     if v and v["step"] is not None:
         who = f' by {_e(v["thread"])}' if v["thread"] else ""
-        out.append(f'<dt>detected</dt><dd>after <a href="#s{v["step"]}">step {v["step"]}</a>'
-                   f'{who}</dd>')
+        when = ("in the initial state, before any step" if v["step"] < 0 else
+                f'after <a href="#s{v["step"]}">step {v["step"]}</a>')
+        out.append(f'<dt>detected</dt><dd>{when}{who}</dd>')
     name = _e(sc["name"]) or "<i>unnamed</i>"
     path = f' <code>{_e(sc["path"])}</code>' if sc["path"] else ""
     out.append(f'<dt>scenario</dt><dd><b>{name}</b>{path}</dd>')
@@ -422,7 +274,7 @@ def _script_data(r: dict) -> str:
                     for t in r["threads"]],
         "lane": [s["lane"] for s in r["steps"]],
         "cpu": [s["cpu"] for s in r["steps"]],
-        "viol": v.get("step") if v else None,
+        "viol": v["step"] if v and v["step"] is not None and v["step"] >= 0 else None,
         "race": r["race"],
         "title": (f'{v["invariant"]} \u00b7 ' if v else "") + r["scenario"]["name"],
     }

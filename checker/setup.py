@@ -14,34 +14,74 @@ from typing import Any
 from unmapcheck.impl import constants as C
 from unmapcheck.impl import sched
 from unmapcheck.impl.machine import Tunables
+from unmapcheck.impl.sched import KernelBug, NotModelled
 from unmapcheck.impl.system import SigBus, SigSegv, System
 
-from .scenario import Scenario
+from .scenario import Scenario, ScenarioError, _one_line
 
 
-class SetupError(Exception):
-    """The scenario's initial state could not be built (a setup syscall failed)."""
+class SetupError(ScenarioError):
+    """The scenario's initial state could not be built (a setup syscall failed, or a setup
+    access was answered with a signal): one line naming the file, the line and the mapping,
+    like every other scenario error."""
+
+
+def _errno(ret: int) -> str:
+    import errno as E
+    name = E.errorcode.get(-ret) if isinstance(ret, int) and ret < 0 else None
+    return f"{ret} ({name})" if name else str(ret)
 
 
 def build_system(scenario: Scenario):
+    """The machine with the scenario's files and processes set up, sequentially; a failure
+    (which the loader could not rule out) is a :class:`SetupError`."""
+    where = ["the machine", None]           # what is being set up: (where, line)
+
+    def fail(what: str) -> SetupError:
+        w, line = where
+        loc = f"{scenario.path}:{line}" if line else scenario.path
+        return SetupError(_one_line(f"{loc}: {w}: the initial state cannot be built: {what}"))
+
+    try:
+        return _build(scenario, where, fail)
+    except SetupError:
+        sched.uninstall()
+        raise
+    except (SigSegv, SigBus) as e:
+        sched.uninstall()
+        raise fail(f"a setup access got {e}") from None
+    except NotModelled as e:
+        sched.uninstall()
+        raise fail(f"not modelled: {e}") from None
+    except (KernelBug, ValueError) as e:
+        sched.uninstall()
+        raise fail(f"{type(e).__name__}: {e}") from None
+
+
+def _build(scenario: Scenario, where: list, fail):
     tun = Tunables(**scenario.tunables) if scenario.tunables else None
     system = System(cpus=scenario.cpus, arch=scenario.arch, era=scenario.era,
                     fixes_off=scenario.fixes_off, tunables=tun)
     files: dict[str, int] = {}
-    for f in scenario.files:
+    for i, f in enumerate(scenario.files):
+        where[:] = [f"file[{i}]", None]
         fd = (system.memfd_create(f.name, f.size) if f.shmem
               else system.create_file(f.name, f.size))
+        if fd < 0:
+            raise fail(f"creating the file returned {_errno(fd)}")
         files[f.name] = fd
         if f.data:
-            _fill_file(system, fd, f.data)
+            _fill_file(system, fd, f.data, fail)
     procs: dict[str, Any] = {}
-    for ps in scenario.processes:
+    for pi, ps in enumerate(scenario.processes):
+        where[:] = [f"process[{pi}]", None]
         if ps.fork_of is not None:
             proc = procs[ps.fork_of].fork()
         else:
             proc = system.spawn(ps.name)
         procs[ps.name] = proc
         for i, m in enumerate(ps.mappings):
+            where[:] = [m.where or f"process[{pi}].mapping[{i}]", m.line]
             flags = (C.MAP_SHARED if m.shared else C.MAP_PRIVATE) | C.MAP_FIXED
             if m.file is None:
                 flags |= C.MAP_ANONYMOUS
@@ -49,8 +89,7 @@ def build_system(scenario: Scenario):
             ret = proc.mmap(m.addr, length, m.prot, flags,
                             files[m.file] if m.file else -1, m.offset)
             if ret != m.addr:
-                raise SetupError(f"{scenario.path}: process {ps.name!r} mapping[{i}]: "
-                                 f"mmap returned {ret}")
+                raise fail(f"mmap({m.addr:#x}, {length:#x}) returned {_errno(ret)}")
             for idx, byte in sorted(m.data.items()):
                 proc.store(m.addr + idx * C.PAGE_SIZE, byte, cpu=m.populate_cpu)
             if m.populate != "none":
@@ -64,8 +103,8 @@ def build_system(scenario: Scenario):
             if m.mlock:
                 ret = proc.mlock(m.addr, length)
                 if ret != 0:
-                    raise SetupError(f"{scenario.path}: process {ps.name!r} mapping[{i}]: "
-                                     f"mlock returned {ret}")
+                    raise fail(f"mlock returned {_errno(ret)}")
+        where[:] = [f"process[{pi}]", None]
         if ps.oom_victim:
             from unmapcheck.impl.oom_kill import mark_oom_victim
             mark_oom_victim(proc.task)
@@ -74,14 +113,16 @@ def build_system(scenario: Scenario):
     return system, {"files": files, "procs": procs}
 
 
-def _fill_file(system: System, fd: int, data: dict[int, int]) -> None:
+def _fill_file(system: System, fd: int, data: dict[int, int], fail) -> None:
     """Write the file's initial contents through a temporary shared mapping."""
     f = system.file(fd)
     helper = system.spawn("setup")
     npages = (f.size + C.PAGE_SIZE - 1) // C.PAGE_SIZE
     base = 0x10000000
-    helper.mmap(base, npages * C.PAGE_SIZE, C.PROT_READ | C.PROT_WRITE,
-                C.MAP_SHARED | C.MAP_FIXED, fd, 0)
+    ret = helper.mmap(base, npages * C.PAGE_SIZE, C.PROT_READ | C.PROT_WRITE,
+                      C.MAP_SHARED | C.MAP_FIXED, fd, 0)
+    if ret != base:
+        raise fail(f"mapping the file to write its data returned {_errno(ret)}")
     for idx, byte in sorted(data.items()):
         helper.store(base + idx * C.PAGE_SIZE, byte)
     helper.exit()
@@ -120,6 +161,16 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
     raise ValueError(k)
 
 
+def _not_modelled(scenario: Scenario, where: str, line, what: str,
+                  e: Exception) -> ScenarioError:
+    """An op whose effect the model leaves out (sched.NotModelled: page reclaim, a regular
+    file's fallocate ...): the scenario asks for something outside the model, which is an
+    error in the scenario, reported in one line when the op is reached."""
+    loc = f"{scenario.path}:{line}" if line else scenario.path
+    why = str(e) if "not modelled" in str(e) else f"not modelled: {e}"
+    return ScenarioError(_one_line(f"{loc}: {where}: {what}: {why}"))
+
+
 def thread_body(execution, t) -> None:
     """What one scenario thread executes (inside its greenlet)."""
     spec = t.spec
@@ -136,6 +187,9 @@ def thread_body(execution, t) -> None:
                 res = "SIGSEGV"
             except SigBus:
                 res = "SIGBUS"
+            except NotModelled as e:
+                raise _not_modelled(execution.scenario, op.where, op.line, op.describe(),
+                                    e) from None
             execution.record_result(t, res)
         return
     machine = system.machine
@@ -155,8 +209,11 @@ def thread_body(execution, t) -> None:
         from unmapcheck.impl.migrate import migrate_folio_actor
         from unmapcheck.impl.pgtable import lookup_pte
         proc = env["procs"][spec.process]
-        t.ctx.mm = proc.task.mm
-        ptep = lookup_pte(proc.task.mm, spec.target["addr"])
+        mm = proc.task.mm
+        t.ctx.mm = mm
+        # (an exit that started before this thread has already detached the task's mm:
+        # there is no page to find then)
+        ptep = lookup_pte(mm, spec.target["addr"]) if mm is not None else None
         pte = ptep.table.table.get(ptep.idx) if ptep is not None else None
         if pte is None or pte.kind != 1:
             execution.record_result(t, "no page to migrate")

@@ -9,13 +9,22 @@ holding the state variables; maps are written ``{"#map": [[key, value], ...]}``.
 
 The trace embeds the scenario text and the fix toggles that were off, so ``unmapcheck replay
 TRACE.json`` re-executes it on the current implementation without the scenario file.
+
+Reading a trace is an input surface: :func:`validate` is the one check of everything that
+``show``, ``show --html`` (checker/report.py) and ``replay`` use, so that they accept the same
+files, and refuse the others with one line ``FILE: field: what was expected``. Strings from a
+trace reach a terminal only with their control characters escaped (:func:`escape_controls`).
+Traces and reports are written by :func:`write_atomic` (fsynced, renamed, no ``.tmp-*`` file
+left on failure; :class:`OutputError` for an OSError).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -33,6 +42,10 @@ SCHEMA_VERSION = 1
 
 class TraceError(Exception):
     """A trace file that cannot be used: one line saying what and where."""
+
+
+class OutputError(Exception):
+    """A trace or report that could not be written: ``PATH: cannot write: <reason>``."""
 
 
 # --- state snapshots -----------------------------------------------------------------------
@@ -165,21 +178,80 @@ def _from_itf(state: dict) -> dict:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write *text* to *path* via a temporary file in the same directory and a rename."""
+    """Write *text* to *path* atomically and durably: a temporary ``.tmp-*`` file in the same
+    directory, fsynced, renamed over *path*, then the directory fsynced. On any failure
+    (a full disk, an unusable path, Ctrl-C) the temporary file is removed and *path* is left
+    as it was; an OSError becomes a one-line :class:`OutputError`."""
+    data = text.encode("utf-8")
     d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        # mkstemp creates the file 0600; a trace or report is meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        fd, tmp = _create_tmp(d)
+    except OSError as e:
+        raise _output_error(path, e) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise _output_error(path, e) from None
         raise
+    _fsync_dir(path, d)
+
+
+def _create_tmp(d: str) -> tuple[int, str]:
+    """A new ``.tmp-*`` file in *d*, created with mode 0666 less the umask (a trace or report
+    is meant to be shared; mkstemp would make it 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | \
+        getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", d)
+
+
+# fsync of a directory is not supported everywhere (some network and FUSE file systems, or a
+# directory we may write but not open): the file is in place, only durability is not asked for.
+_NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES,
+                 errno.EPERM, errno.EISDIR}
+
+
+def _fsync_dir(path: str, d: str) -> None:
+    if os.name == "nt":  # pragma: no cover - directories cannot be opened there
+        return
+    try:
+        dfd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        if e.errno in _NO_DIR_FSYNC:
+            return
+        raise _output_error(path, e) from None
+    try:
+        os.fsync(dfd)
+    except OSError as e:
+        if e.errno not in _NO_DIR_FSYNC:
+            raise _output_error(path, e) from None
+    finally:
+        os.close(dfd)
+
+
+def _output_error(path: str, e: OSError) -> OutputError:
+    code = e.errno
+    if code is None and len(e.args) == 1 and isinstance(e.args[0], int):
+        code = e.args[0]                     # OSError(errno.ENOSPC): no strerror given
+    why = e.strerror or (os.strerror(code) if code else "") or str(e) or type(e).__name__
+    return OutputError(escape_controls(f"{path}: cannot write: {why}"))
 
 
 def build_trace(scenario: Scenario, schedule: list[int], violation_group: Optional[str] = None,
@@ -275,68 +347,352 @@ def find_race(steps: list[Step], events, upto: int) -> list[int]:
     return []
 
 
+# --- reading and checking ---------------------------------------------------------------------
 def load_trace(path: str) -> dict:
-    """Read and validate a trace file; one-line TraceError on anything unusable."""
+    """Read and validate a trace file; one-line TraceError on anything unusable.
+
+    The document is checked by :func:`validate`, the one check of everything that ``show``,
+    ``show --html`` and ``replay`` use; the document itself is returned."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TRACE_BYTES + 1)      # (/dev/zero is not a trace either)
     except OSError as e:
-        raise TraceError(f"{path}: cannot read: {e.strerror}") from None
+        raise _trace_error(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_TRACE_BYTES:
+        raise _trace_error(f"{path}: not a trace: larger than {MAX_TRACE_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise TraceError(f"{path}: not a trace: byte {e.start} is not UTF-8") from None
+        raise _trace_error(f"{path}: not a trace: byte {e.start} is not UTF-8") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TraceError(f"{path}:{e.lineno}: not valid JSON ({e.msg}): truncated or not a "
-                         f"trace") from None
+        raise _trace_error(f"{path}:{e.lineno}: not valid JSON ({e.msg}): truncated or not a "
+                           f"trace") from None
     except RecursionError:
-        raise TraceError(f"{path}: not a trace: JSON nested too deeply") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise TraceError(f"{path}: not an unmapcheck trace (no \"schema\": \"{SCHEMA}\")")
-    if doc.get("version") != SCHEMA_VERSION:
-        raise TraceError(f"{path}: trace schema version {doc.get('version')!r} is not supported "
-                         f"(this unmapcheck reads version {SCHEMA_VERSION})")
-    for key, typ in (("scenario", dict), ("schedule", list), ("steps", list),
-                     ("states", list), ("threads", list), ("violation", dict),
-                     ("fixes_off", list)):
-        if not isinstance(doc.get(key), typ):
-            raise TraceError(f"{path}: field {key!r} missing or not a {typ.__name__}")
-    if not all(isinstance(x, int) and x >= 0 for x in doc["schedule"]):
-        raise TraceError(f"{path}: field 'schedule' must be a list of thread numbers")
-    sc = doc["scenario"]
-    if not isinstance(sc.get("text"), str):
-        raise TraceError(f"{path}: field 'scenario.text' missing")
-    names = set()
-    for i, t in enumerate(doc["threads"]):
-        if not (isinstance(t, dict) and isinstance(t.get("name"), str) and
-                isinstance(t.get("cpu"), int) and isinstance(t.get("role", ""), str)):
-            raise TraceError(f"{path}: threads[{i}] is malformed")
-        names.add(t["name"])
-    for i, st in enumerate(doc["steps"]):
-        if not isinstance(st, dict) or not {"index", "thread", "function", "label",
-                                            "changes"} <= set(st):
-            raise TraceError(f"{path}: steps[{i}] is malformed")
-        if st["thread"] not in names or not isinstance(st["index"], int) or \
-                not isinstance(st["function"], str) or not isinstance(st["label"], str):
-            raise TraceError(f"{path}: steps[{i}] is malformed")
-        if not isinstance(st["changes"], list) or not all(
-                isinstance(c, list) and len(c) == 4 for c in st["changes"]):
-            raise TraceError(f"{path}: steps[{i}].changes must be [variable, key, old, new] "
-                             f"lists")
-    for i, st in enumerate(doc["states"]):
-        if not isinstance(st, dict) or any(
-                k != "#meta" and not (isinstance(v, dict) and isinstance(v.get("#map"), list))
-                for k, v in st.items()):
-            raise TraceError(f"{path}: states[{i}] is not an ITF state")
+        raise _trace_error(f"{path}: not a trace: JSON nested too deeply") from None
+    except ValueError as e:  # a number too long to convert (Python's int limit)
+        raise _trace_error(f"{path}: not valid JSON ({str(e).split(';')[0]})") from None
+    validate(doc, path)
     return doc
 
 
+# Far above any trace the checker writes (a few hundred KiB to a few MiB).
+MAX_TRACE_BYTES = 256 << 20
+_MISSING = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The groups a violation can name: the invariant groups and what the runtime reports itself.
+_RUNTIME_GROUPS = ("DEADLOCK", "BUG", "LOCK")
+MAX_CPU = 4095
+
+
+def known_groups() -> list[str]:
+    from unmapcheck.spec.invariants import GROUPS
+    return list(GROUPS) + list(_RUNTIME_GROUPS)
+
+
+def _trace_error(msg: str) -> TraceError:
+    return TraceError(escape_controls(msg))
+
+
+def _shown(v: Any) -> str:
+    """A short, one-line rendering of a value for an error message (never a deep repr)."""
+    if v is _MISSING:
+        return "missing"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v) if v.bit_length() <= 64 else "a huge integer"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        r = repr(v)
+        return r if len(r) <= 42 else r[:38] + "...'"
+    if isinstance(v, list):
+        return f"a list of {len(v)}" if v else "[]"
+    if isinstance(v, dict):
+        return "an object" if v else "{}"
+    return type(v).__name__
+
+
+class _Checker:
+    """Builds the one-line errors: ``WHERE: field: expected WHAT, not VALUE``."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, field: str, what: str) -> TraceError:
+        return _trace_error(f"{self.where}: {field}: {what}")
+
+    def expected(self, field: str, what: str, v: Any = _MISSING) -> TraceError:
+        if v is _MISSING:
+            return self.fail(field, f"missing, expected {what}")
+        return self.fail(field, f"expected {what}, not {_shown(v)}")
+
+    def string(self, v: Any, field: str, optional: bool = False) -> str:
+        if optional and (v is None or v is _MISSING):
+            return ""
+        if not isinstance(v, str):
+            raise self.expected(field, "a string", v)
+        if not v.isascii() and _SURROGATE.search(v):
+            raise self.fail(field, "expected text, not a string with a lone surrogate "
+                                   f"(\\u{ord(_SURROGATE.search(v).group()):04x})")
+        return v
+
+    def strings(self, v: Any, field: str) -> list[str]:
+        if v is None or v is _MISSING:
+            return []
+        if not isinstance(v, list):
+            raise self.expected(field, "a list of strings", v)
+        return [self.string(x, f"{field}[{i}]") for i, x in enumerate(v)]
+
+    def integer(self, v: Any, field: str, lo: int, hi: int) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            rng = f"in {lo}..{hi}" if lo <= hi else f"(there is none: {lo}..{hi} is empty)"
+            raise self.expected(field, f"an integer {rng}", v)
+        return v
+
+    def text(self, v: Any, field: str) -> Optional[str]:
+        """A state value: a short text (numbers and booleans are shown as JSON), or None."""
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return self.string(v, field)
+        if isinstance(v, (int, float, bool)):
+            try:
+                return json.dumps(v)
+            except ValueError:  # an int beyond Python's conversion limit (not from JSON)
+                return _shown(v)
+        raise self.expected(field, "a short text or null", v)
+
+
+def _get(d: dict, key: str) -> Any:
+    return d.get(key, _MISSING)
+
+
+def validate(doc: Any, where: str = "trace") -> dict:
+    """Check everything a consumer of a trace uses (``show``, ``show --html``, ``replay``)
+    and return it normalised: defaults filled in for the optional fields, fix commits in full,
+    states as ``{variable: {key: text}}``, each step with its thread's ``lane``. Raises a
+    one-line TraceError ``WHERE: field: what was expected``.
+
+    Required (every version-1 trace has them): ``schema``, ``version``, ``scenario`` with its
+    ``text``, ``fixes_off``, ``threads``, ``schedule``, ``steps`` (each with ``index``,
+    ``thread``, ``function``, ``label``, ``changes``), ``states``, ``violation`` (``{}``: none
+    recorded). Everything else is optional and checked when present."""
+    c = _Checker(where)
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise c.fail("schema", f"not an unmapcheck trace (expected \"schema\": \"{SCHEMA}\")")
+    ver = _get(doc, "version")
+    if not (type(ver) is int and ver == SCHEMA_VERSION):
+        raise c.fail("version", f"trace schema version {_shown(ver)} is not supported (this "
+                                f"unmapcheck reads version {SCHEMA_VERSION})")
+
+    sc = _get(doc, "scenario")
+    if not isinstance(sc, dict):
+        raise c.expected("scenario", "an object {name, path, text}", sc)
+    scenario = {"name": c.string(_get(sc, "name"), "scenario.name", optional=True),
+                "path": c.string(_get(sc, "path"), "scenario.path", optional=True),
+                "text": c.string(_get(sc, "text"), "scenario.text")}
+
+    fixes_off = _fixes(c, _get(doc, "fixes_off"))
+
+    threads_in = _get(doc, "threads")
+    if not isinstance(threads_in, list) or not threads_in:
+        raise c.expected("threads", "a non-empty list of threads", threads_in)
+    threads, lane = [], {}
+    for i, t in enumerate(threads_in):
+        w = f"threads[{i}]"
+        if not isinstance(t, dict):
+            raise c.expected(w, "an object {name, cpu, role, program}", t)
+        name = c.string(_get(t, "name"), f"{w}.name")
+        if name in lane:
+            raise c.fail(f"{w}.name", f"expected a name of its own, not {_shown(name)} again "
+                                      f"(threads[{lane[name]}])")
+        lane[name] = i
+        threads.append({"name": name,
+                        "cpu": c.integer(_get(t, "cpu"), f"{w}.cpu", 0, MAX_CPU),
+                        "role": c.string(_get(t, "role"), f"{w}.role", optional=True),
+                        "program": c.strings(_get(t, "program"), f"{w}.program")})
+    names = list(lane)
+
+    steps_in = _get(doc, "steps")
+    if not isinstance(steps_in, list):
+        raise c.expected("steps", "a list of steps", steps_in)
+    steps = [_step(c, i, s, threads, lane) for i, s in enumerate(steps_in)]
+
+    schedule = _get(doc, "schedule")
+    if not isinstance(schedule, list):
+        raise c.expected("schedule", "a list of thread numbers", schedule)
+    for i, tid in enumerate(schedule):
+        c.integer(tid, f"schedule[{i}]", 0, len(threads) - 1)
+    if len(schedule) != len(steps):
+        raise c.fail("schedule", f"expected one thread number per step ({len(steps)}), "
+                                 f"not {len(schedule)}")
+    for i, (tid, s) in enumerate(zip(schedule, steps)):
+        if s["lane"] != tid:
+            raise c.fail(f"steps[{i}].thread", f"expected {_shown(names[tid])} (schedule[{i}] "
+                                               f"is {tid}), not {_shown(s['thread'])}")
+
+    preemptions = sum(1 for s in steps if s["preemption"])
+    pre = _get(doc, "preemptions")
+    if pre is not _MISSING and pre is not None and not (
+            type(pre) is int and pre == preemptions):
+        raise c.expected("preemptions", f"{preemptions} (the steps marked preemption)", pre)
+
+    states_in = _get(doc, "states")
+    if not isinstance(states_in, list):
+        raise c.expected("states", "a list of ITF states", states_in)
+    if len(states_in) != len(steps) + 1:
+        raise c.fail("states", f"expected {len(steps) + 1} states for {len(steps)} steps "
+                               f"(states[0] is the initial state), not {len(states_in)}")
+    states = [_state(c, i, st) for i, st in enumerate(states_in)]
+
+    violation = _violation(c, _get(doc, "violation"), len(steps))
+
+    race = _get(doc, "race")
+    if race is _MISSING or race is None:
+        race = []
+    if not (isinstance(race, list) and len(race) in (0, 2)):
+        raise c.expected("race", "a pair of step indices, or []", race)
+    race = [c.integer(r, f"race[{k}]", 0, len(steps) - 1) for k, r in enumerate(race)]
+    if race and race[0] == race[1]:
+        raise c.fail("race", f"expected two different steps, not step {race[0]} twice")
+
+    return {"scenario": scenario, "fixes_off": fixes_off,
+            "arch": c.string(_get(doc, "arch"), "arch", optional=True),
+            "command": c.string(_get(doc, "command"), "command", optional=True),
+            "threads": threads, "schedule": list(schedule), "steps": steps,
+            "preemptions": preemptions, "states": states, "violation": violation,
+            "race": sorted(race)}
+
+
+def _fixes(c: _Checker, v: Any) -> list[str]:
+    from unmapcheck.impl.fixes import FIXES, resolve_commit
+    what = "a list of fix commits (unmapcheck fixes lists them)"
+    if not isinstance(v, list):
+        raise c.expected("fixes_off", what, v)
+    out = []
+    for i, x in enumerate(v):
+        if not isinstance(x, str):
+            raise c.expected(f"fixes_off[{i}]", "a fix commit", x)
+        try:
+            commit = resolve_commit(x)
+        except ValueError:
+            raise c.expected(f"fixes_off[{i}]", f"a known fix commit ({', '.join(FIXES)})",
+                             x) from None
+        if commit not in out:
+            out.append(commit)
+    return out
+
+
+def _step(c: _Checker, i: int, s: Any, threads: list[dict], lane: dict) -> dict:
+    w = f"steps[{i}]"
+    if not isinstance(s, dict):
+        raise c.expected(w, "an object", s)
+    idx = _get(s, "index")
+    if not (type(idx) is int and idx == i):
+        raise c.expected(f"{w}.index", str(i), idx)
+    th = c.string(_get(s, "thread"), f"{w}.thread")
+    if th not in lane:
+        raise c.expected(f"{w}.thread", "the name of one of the threads "
+                         f"({', '.join(lane)[:80]})", th)
+    changes = _get(s, "changes")
+    if not isinstance(changes, list):
+        raise c.expected(f"{w}.changes", "a list of [variable, key, old, new]", changes)
+    chg = []
+    for j, x in enumerate(changes):
+        cw = f"{w}.changes[{j}]"
+        if not (isinstance(x, list) and len(x) == 4):
+            raise c.expected(cw, "[variable, key, old, new]", x)
+        chg.append([c.string(x[0], f"{cw}[0]"), c.string(x[1], f"{cw}[1]"),
+                    c.text(x[2], f"{cw}[2]"), c.text(x[3], f"{cw}[3]")])
+    pre = _get(s, "preemption")
+    if pre is _MISSING or pre is None:
+        pre = False
+    if not isinstance(pre, bool):
+        raise c.expected(f"{w}.preemption", "true or false", pre)
+    cpu = _get(s, "cpu")
+    return {"index": i, "thread": th, "lane": lane[th],
+            "cpu": threads[lane[th]]["cpu"] if cpu is None or cpu is _MISSING
+            else c.integer(cpu, f"{w}.cpu", 0, MAX_CPU),
+            "function": c.string(_get(s, "function"), f"{w}.function"),
+            "label": c.string(_get(s, "label"), f"{w}.label"),
+            "stack": c.strings(_get(s, "stack"), f"{w}.stack"),
+            "syscall": c.string(_get(s, "syscall"), f"{w}.syscall", optional=True),
+            "preemption": pre,
+            "events": c.strings(_get(s, "events"), f"{w}.events"),
+            "results": c.strings(_get(s, "results"), f"{w}.results"),
+            "changes": chg}
+
+
+def _state(c: _Checker, i: int, st: Any) -> dict:
+    w = f"states[{i}]"
+    if not isinstance(st, dict):
+        raise c.expected(w, "an ITF state (an object)", st)
+    out = {}
+    for var, m in st.items():
+        if var == "#meta":
+            continue
+        vw = f"{w}.{c.string(var, f'{w} (a variable name)')[:40]}"
+        if not (isinstance(m, dict) and isinstance(m.get("#map"), list)):
+            raise c.expected(vw, "an ITF map {\"#map\": [[key, value], ...]}", m)
+        kv = {}
+        for j, pair in enumerate(m["#map"]):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise c.expected(f"{vw}[{j}]", "a [key, value] pair", pair)
+            value = c.text(pair[1], f"{vw}[{j}][1]")
+            kv[c.string(pair[0], f"{vw}[{j}][0]")] = "null" if value is None else value
+        out[var] = kv
+    return out
+
+
+def _violation(c: _Checker, v: Any, n_steps: int) -> dict:
+    if not isinstance(v, dict):
+        raise c.expected("violation", "an object ({} when none is recorded)", v)
+    if not v:
+        return {}
+    inv = c.string(_get(v, "invariant"), "violation.invariant")
+    groups = known_groups()
+    group = _get(v, "group")
+    if group not in groups:
+        raise c.expected("violation.group", f"an invariant group ({', '.join(groups)})", group)
+    if inv.split(".")[0] != group:
+        raise c.expected("violation.invariant", f"an invariant of group {group}", inv)
+    step = _get(v, "step")
+    return {"invariant": inv, "group": group,
+            "message": c.string(_get(v, "message"), "violation.message"),
+            "thread": c.string(_get(v, "thread"), "violation.thread", optional=True),
+            # -1: found in the initial state, before any step
+            "step": None if step is None or step is _MISSING
+            else c.integer(step, "violation.step", -1, n_steps - 1)}
+
+
 def scenario_of(doc: dict, path: str) -> Scenario:
+    """The trace's embedded scenario, parsed, with the trace's fixes off; one-line
+    TraceError if it no longer parses."""
+    return _scenario(validate(doc, path), path)
+
+
+def _scenario(r: dict, path: str) -> Scenario:
     try:
-        sc = parse(doc["scenario"]["text"], doc["scenario"].get("path") or path)
+        sc = parse(r["scenario"]["text"], r["scenario"]["path"] or path)
+        return sc.with_fixes_off(r["fixes_off"])
     except ScenarioError as e:
-        raise TraceError(f"{path}: embedded scenario: {e}") from None
-    return sc.with_fixes_off(doc["fixes_off"])
+        raise _trace_error(f"{path}: scenario.text: the embedded scenario: {e}") from None
+    except RecursionError:
+        raise _trace_error(f"{path}: scenario.text: the embedded scenario is nested too "
+                           f"deeply") from None
+    except Exception as e:  # the text is input: whatever the loader misses is still an error
+        raise _trace_error(f"{path}: scenario.text: the embedded scenario cannot be read: "
+                           f"{_exc(e)}") from None
+
+
+def _exc(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 @dataclass
@@ -348,87 +704,134 @@ class ReplayResult:
 
 
 def replay(doc: dict, path: str) -> ReplayResult:
-    """Re-execute a saved trace's schedule on the current implementation."""
-    sc = scenario_of(doc, path)
-    want = doc["violation"].get("group")
-    ex = Execution(sc)
+    """Re-execute a saved trace's schedule on the current implementation: reproduced if the
+    violation's group is violated again (at any step of the schedule, or when the execution
+    ends)."""
+    r = validate(doc, path)
+    want = r["violation"].get("group")
+    if want is None:
+        raise _trace_error(f"{path}: violation: the trace records no violation, so there is "
+                           f"nothing to replay")
+    sc = _scenario(r, path)
+    try:
+        ex = Execution(sc)
+    except Exception as e:
+        from .setup import SetupError
+        what = "cannot be set up" if isinstance(e, (SetupError, ScenarioError)) else \
+            "fails while its initial state is built"
+        raise _trace_error(f"{path}: scenario.text: the embedded scenario {what}: "
+                           f"{_exc(e)}") from None
     steps = 0
     try:
-        for i, tid in enumerate(doc["schedule"]):
-            if tid >= len(ex.threads):
-                raise TraceError(f"{path}: schedule[{i}] names thread {tid}, but the scenario "
-                                 f"has {len(ex.threads)}")
+        have = [t.name for t in ex.threads]
+        if have != [t["name"] for t in r["threads"]]:
+            raise _trace_error(
+                f"{path}: threads: expected the threads of the embedded scenario "
+                f"({', '.join(have)[:80]}), not "
+                f"{', '.join(t['name'] for t in r['threads'])[:80]}")
+        for i, tid in enumerate(r["schedule"]):
+            if tid >= len(ex.threads):  # pragma: no cover - validate() and the check above
+                raise _trace_error(f"{path}: schedule[{i}]: expected a thread number below "
+                                   f"{len(ex.threads)}, not {tid}")
             if tid not in ex.enabled():
-                return ReplayResult(False, None, steps,
-                                    f"diverged at step {i}: thread {ex.threads[tid].name} is not "
-                                    f"runnable on the current implementation")
+                return ReplayResult(False, None, steps, escape_controls(
+                    f"diverged at step {i}: thread {ex.threads[tid].name} is not runnable on "
+                    f"the current implementation"))
             ex.step(tid)
             steps += 1
             hit = [v for v in ex.violations if v.group == want]
             if hit:
-                v = hit[0]
-                return ReplayResult(True, {"invariant": v.name, "message": v.message}, steps,
-                                    f"still fails: {v.name}: {v.message}")
+                return _still_fails(hit[0], steps)
     finally:
         ex.close()
+    # Found before the first step (setup) or by the checks at the end of the execution.
+    hit = [v for v in ex.violations if v.group == want]
+    if hit:
+        return _still_fails(hit[0], steps)
     other = ex.violations[0] if ex.violations else None
-    msg = "no longer fails: the schedule runs without violating " + (want or "anything")
+    msg = f"no longer fails: the schedule runs without violating {want}"
     if other is not None:
         msg += f" (but {other.name} is violated: {other.message})"
-    return ReplayResult(False, None, steps, msg)
+    return ReplayResult(False, None, steps, escape_controls(msg))
+
+
+def _still_fails(v, steps: int) -> ReplayResult:
+    return ReplayResult(True, {"invariant": v.name, "message": v.message}, steps,
+                        escape_controls(f"still fails: {v.name}: {v.message}"))
 
 
 # --- text rendering --------------------------------------------------------------------------
+# What must not reach a terminal raw: C0 controls (tab and newline too: they would break the
+# columns), DEL, C1 controls (0x9b is a CSI on some terminals), and the bidirectional and line
+# separator characters that make text display differently from what it is.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
+_CONTROLS.update({c: f"\\u{c:04x}" for c in (0x061c, 0x200e, 0x200f, 0x2028, 0x2029,
+                                             *range(0x202a, 0x202f), *range(0x2066, 0x206a))})
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                         "\u2066-\u2069\ud800-\udfff]")
+
+
+def escape_controls(s: str) -> str:
+    """*s* with every control character written as an escape (``\\x1b``), so that text from a
+    trace cannot move the cursor, recolour or retitle the terminal, or reorder what is shown."""
+    if not _CONTROL_RE.search(s):
+        return s
+    return _CONTROL_RE.sub(lambda m: _CONTROLS.get(ord(m.group()), f"\\u{ord(m.group()):04x}"),
+                           s)
+
+
 def render_text(doc: dict, width: int = 120, all_changes: bool = False) -> str:
-    """One column per thread; each step shows the kernel function and what it changed."""
-    threads = doc["threads"]
+    """One column per thread; each step shows the kernel function and what it changed.
+    *doc* is checked as :func:`validate` checks it (TraceError otherwise), and every string
+    from it is printed with its control characters escaped."""
+    r = validate(doc, "cannot show the trace")
+    e = escape_controls
+    threads = r["threads"]
     n = len(threads)
-    col = max(24, (width - 6) // max(n, 1))
+    col = max(24, (width - 6) // n)
     lines = []
-    v = doc.get("violation") or {}
-    sc = doc["scenario"]
-    lines.append(f"scenario: {sc.get('name')}  ({sc.get('path')})")
-    if doc.get("fixes_off"):
-        lines.append(f"fixes off: {', '.join(doc['fixes_off'])}")
-    lines.append(f"{len(doc['steps'])} steps, {doc.get('preemptions', 0)} preemptions")
+    v = r["violation"]
+    sc = r["scenario"]
+    lines.append(f"scenario: {e(sc['name'])}  ({e(sc['path'])})")
+    if r["fixes_off"]:
+        lines.append(f"fixes off: {', '.join(r['fixes_off'])}")
+    lines.append(f"{len(r['steps'])} steps, {r['preemptions']} preemptions")
     lines.append("")
-    header = "step  " + "".join(f"{t['name']} (CPU{t['cpu']}, {t['role']})"[:col - 1].ljust(col)
-                                for t in threads)
+    header = "step  " + "".join(e(f"{t['name']} (CPU{t['cpu']}, {t['role']})")[:col - 1]
+                                .ljust(col) for t in threads)
     lines.append(header)
     lines.append("-" * min(width, len(header) + 10))
-    names = [t["name"] for t in threads]
-    race = set(doc.get("race") or [])
-    for st in doc["steps"]:
-        idx = names.index(st["thread"]) if st["thread"] in names else 0
-        mark = "*" if st["index"] in race else " "
-        pre = "~" if st.get("preemption") else " "
+    race = set(r["race"])
+
+    def row(lane: int, text: str, prefix: str = "      ") -> str:
+        cells = [""] * n
+        cells[lane] = e(text)
+        return prefix + "".join(c[:col - 1].ljust(col) for c in cells)
+
+    for st in r["steps"]:
+        i, lane = st["index"], st["lane"]
+        mark = "*" if i in race else " "
+        pre = "~" if st["preemption"] else " "
         text = f"{st['function']}: {st['label']}" if st["function"] != st["label"] \
             else st["label"]
-        cells = [""] * n
-        cells[idx] = text
-        lines.append(f"{st['index']:>4}{mark}{pre}" + "".join(c[:col - 1].ljust(col) for c in cells))
-        for r in st.get("results") or []:
-            cells = [""] * n
-            cells[idx] = f"  => {r}"
-            lines.append("      " + "".join(c[:col - 1].ljust(col) for c in cells))
+        lines.append(row(lane, text, f"{i:>4}{mark}{pre}"))
+        for res in st["results"]:
+            lines.append(row(lane, f"  => {res}"))
         changes = st["changes"] if all_changes else [c for c in st["changes"]
                                                       if c[0] != "pages" or c[3] != "free"]
         for var, key, old, new in changes[:8]:
-            cells = [""] * n
-            cells[idx] = f"  {var} {key}: {old if old is not None else '-'} -> " \
-                         f"{new if new is not None else '-'}"
-            lines.append("      " + "".join(c[:col - 1].ljust(col) for c in cells))
+            lines.append(row(lane, f"  {var} {key}: {old if old is not None else '-'} -> "
+                                   f"{new if new is not None else '-'}"))
         if len(changes) > 8:
-            cells = [""] * n
-            cells[idx] = f"  ... {len(changes) - 8} more changes"
-            lines.append("      " + "".join(c[:col - 1].ljust(col) for c in cells))
+            lines.append(row(lane, f"  ... {len(changes) - 8} more changes"))
     lines.append("")
     if v:
-        lines.append(f"VIOLATED {v.get('invariant')} after step {v.get('step')}: "
-                     f"{v.get('message')}")
+        when = (" in the initial state" if v["step"] == -1 else
+                f" after step {v['step']}" if v["step"] is not None else "")
+        lines.append(e(f"VIOLATED {v['invariant']}{when}: {v['message']}"))
     if race:
-        lines.append(f"race: steps {', '.join(str(r) for r in sorted(race))} (marked *); "
+        lines.append(f"race: steps {', '.join(str(x) for x in sorted(race))} (marked *); "
                      f"~ marks a preemption")
-    if doc.get("command"):
-        lines.append(f"reproduce: {doc['command']}")
+    if r["command"]:
+        lines.append(f"reproduce: {e(r['command'])}")
     return "\n".join(lines)

@@ -5,9 +5,10 @@ code path the kernel had before the fix, so the checker can show what the fix pr
 (each fix's scenario in proofs/scenarios/ gives the interleaving). The paths that consult a
 toggle say so in their docstrings, with the before/after shapes.
 
-Some fixes live in a shape of a function that the kernel has since rewritten; those need the
-older *kernel era* (``Machine.era``), e.g. 27ae357fa82b lives in exit_mmap's 5.x OOM-victim
-path, which 6.1 removed.
+Some fixes live in a shape of a function that the kernel has since rewritten, or in code the
+kernel gained later; those need another *kernel era* (``Machine.era``): 27ae357fa82b lives in
+exit_mmap's 5.x OOM-victim path, which 6.1 removed; 478a1c3abebf in 7.0's PT_RECLAIM code
+(mm/memory.c, on arm64 too), which 6.18 does not have in that form.
 """
 
 from __future__ import annotations
@@ -53,9 +54,23 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
     Fix("7e7757876f25", "mm/mremap: fix vm_pgoff in vma_merge() case 3", "v6.4",
         "when a new range merges into the following VMA, which expands downwards, the merged "
         "VMA keeps the new range's pgoff instead of next->vm_pgoff - pglen"),
+    # CVE-2026-74674. Broken by 4c640eb4181c ("mm: move pte table reclaim code to memory.c",
+    # v7.0), which passes zap_pte_range's addr (== end after the loop) to pte_free_tlb(); 6.18
+    # passed start. Affected v7.0 to v7.1.8 (fixed in v7.2 and v7.1.9). The fix's diff was
+    # not among the sources read: the model frees with start, the address its commit message
+    # says the call needs (one the table covers).
+    Fix("478a1c3abebf", "mm: fix incorrect flush address in direct page table reclaim",
+        "v7.2",
+        "zap_pte_range() queues a reclaimed PTE table with pte_free_tlb(..., addr) where addr "
+        "== end, one past the table, so the flush invalidates the paging-structure entries "
+        "of the next table's range: on arm64 a walk cache keeps reaching the freed table",
+        era="7.0"),
 )}
 
-ERAS = ("6.18", "5.x")
+# Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);
+# "7.0" selects 7.0's PT_RECLAIM (on every MMU_GATHER_RCU_TABLE_FREE architecture, the code in
+# mm/memory.c: 478a1c3abebf). Everything else is 6.18 in every era.
+ERAS = ("6.18", "5.x", "7.0")
 
 
 class Fixes:

@@ -405,15 +405,19 @@ def _lost_write():
     # is judged at once: folio_mkclean returns without waiting. shmem (swap-backed) folios
     # are never cleaned by writeback (reclaim unmaps and flushes before it swaps them out),
     # so they cannot lose a write this way.
+    def judged(S, B, t):
+        # (the domain, so that the PTE scan below runs only for entries that need it)
+        f = S.frame(S.tlb_pfn(t))
+        behind_ptl = B.And(S.page_table_locked(), S.mapcount(f) > 0)
+        return B.And(S.frame_pagecache(f), B.Not(S.frame_swapbacked(f)),
+                     S.tlb_write(t), S.tlb_dirty(t), B.Not(behind_ptl))
+
     def body(S, B, t, ev):
         f = S.frame(S.tlb_pfn(t))
         dirty_pte = B.exists(S.ptes(), lambda p: B.And(maps_frame(S, B, p, f), S.pte_dirty(p)))
-        behind_ptl = B.And(S.page_table_locked(), S.mapcount(f) > 0)
-        return B.Implies(B.And(S.frame_pagecache(f), B.Not(S.frame_swapbacked(f)),
-                               S.tlb_write(t), S.tlb_dirty(t), B.Not(behind_ptl)),
-                         B.Or(S.frame_dirty(f), dirty_pte))
+        return B.Or(S.frame_dirty(f), dirty_pte)
 
-    return (lambda S, ev: S.tlb_entries(), body,
+    return (lambda S, ev: S.select(S.tlb_entries(), judged), body,
             lambda S, t, ev: (f"{_tlb_text(t)}, a page-cache page that writeback considers "
                               f"clean and that no PTE maps dirty: stores through this entry "
                               f"will never be written back (lost write)"))

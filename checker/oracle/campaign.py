@@ -265,13 +265,14 @@ class ReplayResult:
 
 def replay(path, vmflags: bool = True, runner: RealRunner | None = None,
            system_kw: dict | None = None, require_model: bool = False) -> ReplayResult:
-    """Load the sequence at ``path`` (TOML or JSON), run it on both sides and compare.
+    """Load the sequence at ``path`` (TOML or JSON; or take an already loaded Sequence), run
+    it on both sides and compare.
 
     Without a usable model (impl/ not ready) the real report is still returned and
     ``model_error`` says why, unless ``require_model`` (then ModelUnavailable is raised).
     """
     from .model import ModelUnavailable
-    seq = S.load(path)
+    seq = path if isinstance(path, S.Sequence) else S.load(path)
     own = runner is None
     runner = runner or RealRunner()
     try:

@@ -14,9 +14,11 @@ extension, for ``--sequence``).
 With ``--sequence FILE``: replay one saved sequence (TOML or JSON, data only) on both sides.
 
 Exit codes: 0 the model matches the real kernel; 1 a mismatch; 2 bad input (a malformed
-sequence file: one line naming the file, the call and the field), or the real kernel cannot be
-used here (not Linux/x86-64, no /proc/self/smaps, no C compiler for the load/store probe), or
-the model cannot run sequences: one line, no traceback.
+sequence file: one line naming the file, the call and the field; an empty file, one without
+calls or one that is not a regular file, such as /dev/null, is bad input too), or the real
+kernel cannot be used here (not Linux/x86-64, no /proc/self/smaps, no C compiler for the
+load/store probe), or the model cannot run sequences: one line, no traceback; 130 interrupted
+(Ctrl-C: the real-kernel worker and its child are killed first).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import sys
 
-EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_EXAMPLES = 200
 
 
@@ -68,7 +70,13 @@ def run(args) -> int:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         return _error(first)
     except OSError as e:
-        return _error(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
+        from .sequence import printable
+        name = printable(str(getattr(e, "filename", "") or ""))
+        return _error(f"{name}: {e.strerror or e}".lstrip(": "))
+    except KeyboardInterrupt:
+        # The runners were closed on the way out (their worker and its child killed).
+        print("unmapcheck: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --- replay -----------------------------------------------------------------------------------
@@ -77,7 +85,7 @@ def _replay(args) -> int:
     from .campaign import replay
     from .strategies import regression_test
     seq = S.load(args.sequence)                   # SequenceError: one line, exit 2
-    res = replay(args.sequence, require_model=True)
+    res = replay(seq, require_model=True)         # the sequence read once, checked once
     kernel = (res.real.get("env") or {}).get("kernel")
     test = regression_test(seq, res.real, res.mismatch) if res.mismatch else None
     if args.json:
@@ -90,7 +98,8 @@ def _replay(args) -> int:
             "mismatch_field": res.mismatch.field if res.mismatch else None,
             "regression_test": test}, indent=1))
     else:
-        print(f"oracle replay: {args.sequence}: {len(seq.calls)} calls, real kernel {kernel}")
+        print(f"oracle replay: {S.printable(args.sequence)}: {len(seq.calls)} calls, "
+              f"real kernel {kernel}")
         if res.mismatch is None:
             print("result: the model matches the real kernel")
         else:

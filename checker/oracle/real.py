@@ -57,8 +57,16 @@ SEQUENCE_TIMEOUT = 30.0
 # x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 SYS_mmap, SYS_mprotect, SYS_munmap, SYS_madvise = 9, 10, 11, 28
 SYS_ftruncate, SYS_mlock, SYS_munlock, SYS_prctl, SYS_memfd_create = 77, 149, 150, 157, 319
+PR_SET_PDEATHSIG = 1
 PR_SET_THP_DISABLE = 41
 PR_GET_THP_DISABLE = 42
+FIONREAD = 0x541B
+# How long close() lets an interrupted worker clean up (kill and reap its child) before it is
+# killed; how long any wait for a killed process may take before it is given up.
+STOP_GRACE = 3.0
+REAP_TIMEOUT = 10.0
+# A request may ask the child to sleep before a call (tests of the clean-up only).
+MAX_PAUSE = 120.0
 
 SIGNAMES = {int(signal.SIGSEGV): "SIGSEGV", int(signal.SIGBUS): "SIGBUS"}
 
@@ -152,6 +160,11 @@ def check_real_kernel() -> None:
                                 "(procfs not mounted, or a kernel without CONFIG_PROC_PAGE_MONITOR)")
 
 
+class UnsafePath(OSError):
+    """A directory or file the probe may not be cached in or loaded from (owned by someone
+    else, writable by others, a symlink, not what it should be); ``str()`` is one line."""
+
+
 def _cache_dir() -> str:
     d = os.environ.get("UNMAPCHECK_CACHE")
     if not d:
@@ -171,59 +184,197 @@ def _find_cc() -> str | None:
     return None
 
 
-def probe_library(cache_dir: str | None = None) -> str:
-    """Path of the compiled load/store probe, building it on first use.
+def _check_ancestors(real_dir: str) -> None:
+    """Every folder above ``real_dir`` (a path without symlinks) must be owned by root or by
+    us and not writable by anyone else, unless it is sticky (/tmp: others cannot rename or
+    remove what we own there). Otherwise someone else could swap the cache folder for theirs
+    between our check and our use."""
+    import stat
+    euid = os.geteuid()
+    d = os.path.dirname(real_dir)
+    while True:
+        st = os.stat(d)
+        if st.st_uid not in (0, euid):
+            raise UnsafePath(f"{d} is owned by uid {st.st_uid}")
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise UnsafePath(f"{d} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
+        parent = os.path.dirname(d)
+        if parent == d:
+            return
+        d = parent
 
-    Cached as ``probe-<hash of the source>.so`` in ``$UNMAPCHECK_CACHE``, else
-    ``$XDG_CACHE_HOME/unmapcheck`` or ``~/.cache/unmapcheck`` (falling back to a directory under
-    the system's temporary directory); written atomically (temp file + os.replace), so
-    concurrent builders are harmless. Raises OracleUnavailable when no C compiler exists.
-    """
-    import hashlib
+
+def private_dir(path: str, create: bool = False) -> str:
+    """``path`` as a folder only we control, or UnsafePath: a real folder (os.lstat: not a
+    symlink), owned by os.geteuid(), not writable by group or others, under folders owned by
+    root or us that no one else can write to (sticky ones excepted). With ``create`` it is
+    made (mode 0700) if missing. Returns its real path, to be used from then on."""
+    import stat
+    path = os.path.abspath(path)
+    if create and not os.path.lexists(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{path} is a symlink")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{path} is not a folder")
+    if st.st_uid != os.geteuid():
+        raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us "
+                         f"(uid {os.geteuid()})")
+    if st.st_mode & 0o022:
+        raise UnsafePath(f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
+    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    _check_ancestors(real)
+    return real
+
+
+def _verified_fd(path: str) -> int:
+    """Open the probe for loading, or raise UnsafePath/OSError: opened without following a
+    symlink, then checked on the open file (fstat), so what is checked is what is loaded: a
+    regular file owned by os.geteuid() that no one else can write."""
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us "
+                             f"(uid {os.geteuid()})")
+        if st.st_mode & 0o022:
+            raise UnsafePath(f"{path} is writable by others "
+                             f"(mode {stat.S_IMODE(st.st_mode):o})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def verify_probe(path: str) -> str:
+    """Check the probe at ``path`` (its folder as :func:`private_dir`, the file as
+    :func:`_verified_fd`); return its real path, or raise UnsafePath/OSError."""
+    d = private_dir(os.path.dirname(os.path.abspath(path)))
+    real = os.path.join(d, os.path.basename(path))
+    os.close(_verified_fd(real))
+    return real
+
+
+def load_probe(path: str):
+    """ctypes.CDLL of the probe at ``path``, verified first. The library is loaded through
+    /proc/self/fd of the descriptor that was checked, so no one can swap the file between
+    the check and the load."""
+    real = verify_probe(path)
+    fd = _verified_fd(real)
+    try:
+        return ctypes.CDLL(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _build_probe(d: str, so_name: str, cc: str) -> str:
+    """Compile the probe into the private folder ``d`` (a fresh private folder inside it for
+    the source and the output), then rename it to ``d/so_name`` atomically; concurrent
+    builders are harmless (the last rename wins, each file whole)."""
     import subprocess
     import tempfile
+    work = tempfile.mkdtemp(prefix=".build-", dir=d)          # mode 0700, ours
+    try:
+        src = os.path.join(work, "probe.c")
+        out = os.path.join(work, "probe.so")
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(PROBE_SOURCE)
+        try:
+            r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", out, src],
+                               capture_output=True, text=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise OracleUnavailable(f"real-kernel oracle: building the probe with {cc} "
+                                    f"failed: {e}") from None
+        if r.returncode != 0:
+            msg = (r.stderr.strip().splitlines() or ["failed"])[0]
+            raise OracleUnavailable(f"real-kernel oracle: building the probe with {cc} "
+                                    f"failed: {msg}")
+        os.chmod(out, 0o755)
+        os.close(_verified_fd(out))
+        final = os.path.join(d, so_name)
+        os.replace(out, final)
+        return final
+    finally:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_session_dir: str | None = None
+
+
+def _private_session_dir() -> str:
+    """A fresh private folder for this process (tempfile.mkdtemp: a new random name, mode
+    0700, created by us), removed at exit: where the probe is built when the cache folder
+    cannot be used."""
+    global _session_dir
+    if _session_dir is None or not os.path.isdir(_session_dir):
+        import atexit
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="unmapcheck-probe-")
+        atexit.register(shutil.rmtree, d, True)
+        _session_dir = d
+    return private_dir(_session_dir)
+
+
+def probe_library(cache_dir: str | None = None) -> str:
+    """Path of the compiled load/store probe, building it if needed. Nothing is loaded or
+    returned that was not verified (the probe runs inside the oracle's processes, as root
+    here).
+
+    The cache folder is ``cache_dir``, else ``$UNMAPCHECK_CACHE``, else
+    ``$XDG_CACHE_HOME/unmapcheck`` or ``~/.cache/unmapcheck`` (created with mode 0700). It is
+    used only if :func:`private_dir` accepts it: a real folder (not a symlink), owned by us,
+    not writable by group or others, under folders only root or we can change. The probe in
+    it, ``probe-<hash of the source>.so``, is used only if it is a regular file (not a
+    symlink) owned by us and not writable by others; otherwise it is rebuilt: compiled in a
+    fresh private folder inside the cache folder and renamed into place (atomic). When the
+    cache folder is refused, the probe is built in a new private folder of this process
+    (tempfile.mkdtemp, mode 0700), never in a predictable place in the shared /tmp. Raises
+    OracleUnavailable when no C compiler exists or the build fails.
+    """
+    import hashlib
     digest = hashlib.sha256(PROBE_SOURCE.encode()).hexdigest()[:16]
-    dirs = [cache_dir or _cache_dir(),
-            os.path.join(tempfile.gettempdir(), f"unmapcheck-{os.getuid()}")]
-    for d in dirs:
-        so = os.path.join(d, f"probe-{digest}.so")
-        if os.path.exists(so):
-            return so
+    so_name = f"probe-{digest}.so"
+    try:
+        d = private_dir(cache_dir or _cache_dir(), create=True)
+    except OSError:                      # UnsafePath, or the folder cannot be made
+        d = None
+    if d is not None:
+        so = os.path.join(d, so_name)
+        try:
+            return verify_probe(so)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            # Not ours, a symlink, writable by others ... : never loaded; replaced below
+            # (os.replace swaps the name, whatever it was).
+            pass
     cc = _find_cc()
     if cc is None:
         raise OracleUnavailable("real-kernel oracle: no C compiler found (cc, gcc or clang; "
                                 "or set CC): it is needed once to build the load/store probe "
                                 "that survives SIGSEGV/SIGBUS")
-    last = ""
-    for d in dirs:
+    if d is not None:
         try:
-            os.makedirs(d, exist_ok=True)
-            so = os.path.join(d, f"probe-{digest}.so")
-            fd, src = tempfile.mkstemp(prefix=".probe-", suffix=".c", dir=d)
-        except OSError as e:
-            last = f"{d}: {e.strerror}"
-            continue
-        tmp_so = src[:-2] + ".so"
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(PROBE_SOURCE)
-            r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp_so, src],
-                               capture_output=True, text=True, timeout=120)
-            if r.returncode != 0:
-                msg = (r.stderr.strip().splitlines() or ["failed"])[0]
-                raise OracleUnavailable(f"real-kernel oracle: building the probe with {cc} "
-                                        f"failed: {msg}")
-            os.replace(tmp_so, so)
-            return so
-        except OSError as e:
-            last = f"{d}: {e.strerror}"
-        finally:
-            for p in (src, tmp_so):
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
-    raise OracleUnavailable(f"real-kernel oracle: cannot write the probe ({last})")
+            return verify_probe(_build_probe(d, so_name, cc))
+        except OSError:
+            pass                         # a read-only cache, a full disk: build privately
+    try:
+        d = _private_session_dir()
+        so = os.path.join(d, so_name)
+        if os.path.exists(so):
+            return verify_probe(so)
+        return verify_probe(_build_probe(d, so_name, cc))
+    except OSError as e:
+        raise OracleUnavailable(f"real-kernel oracle: cannot build the probe in a private "
+                                f"folder: {e}") from None
 
 
 # --- the child: runs one sequence ------------------------------------------------------------
@@ -234,7 +385,7 @@ class _Kernel:
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.sc = self.libc.syscall
         self.sc.restype = ctypes.c_long
-        self.probe = ctypes.CDLL(probe_path)
+        self.probe = load_probe(probe_path)
         self.probe.probe_load.argtypes = [ctypes.c_ulong, ctypes.POINTER(ctypes.c_ubyte)]
         self.probe.probe_load.restype = ctypes.c_int
         self.probe.probe_store.argtypes = [ctypes.c_ulong, ctypes.c_ubyte]
@@ -247,6 +398,13 @@ class _Kernel:
         if r == -1:
             return -ctypes.get_errno()
         return r
+
+    def pending(self, fd: int) -> int:
+        """Bytes waiting in the pipe ``fd`` (ioctl FIONREAD), -1 if unknown."""
+        n = ctypes.c_int(0)
+        if self.libc.ioctl(fd, ctypes.c_ulong(FIONREAD), ctypes.byref(n)) != 0:
+            return -1
+        return n.value
 
     def mmap(self, addr, length, prot, flags, fd, off) -> int:
         r = self.syscall(SYS_mmap, addr, length, prot, flags, fd, off)
@@ -430,8 +588,27 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _child_main(k: _Kernel, seq, wfd: int, env: dict) -> None:
-    """Run ``seq`` in this (fresh) process and write the report to ``wfd``; never returns."""
+def _die_with_parent(k: _Kernel, parent: int) -> None:
+    """Have the kernel SIGKILL this process when ``parent`` (the process that forked it) dies
+    (PR_SET_PDEATHSIG), and exit now if it already has: so a child of a worker that dies,
+    and every process the child forked, dies with it instead of running on, orphaned."""
+    if k.syscall(SYS_prctl, PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) < 0 \
+            or os.getppid() != parent:
+        os._exit(5)
+
+
+def _check_window_closed(vmas: list, size: int) -> None:
+    """No VMA crosses the window's boundary (see sequence.refusal: mprotect(PROT_GROWSDOWN)
+    inside the window relies on it). A breach stops the run as a harness error."""
+    for v in vmas:
+        if v["start"] < 0 or v["end"] > size:
+            raise OSError(f"a VMA crosses the window's boundary: {S._hex(v['start'])}-"
+                          f"{S._hex(v['end'])} (window {S._hex(size)})")
+
+
+def _child_main(k: _Kernel, seq, wfd: int, env: dict, pause=None) -> None:
+    """Run ``seq`` in this (fresh) process and write the report to ``wfd``; never returns.
+    ``pause``: ``(i, seconds)``, sleep before call i (tests of the clean-up only)."""
     report = {"side": "real", "env": env, "window_pages": seq.window_pages, "calls": [],
               "error": None}
     size = seq.window_size
@@ -453,10 +630,15 @@ def _child_main(k: _Kernel, seq, wfd: int, env: dict) -> None:
             inodes[os.fstat(fd).st_ino] = f.name
         report["window_base"] = base
         for i, call in enumerate(seq.calls):
+            if pause is not None and pause[0] == i:
+                import time
+                time.sleep(pause[1])
             if call.op == "fork":
                 sys.stdout.flush()
+                me = os.getpid()
                 pid = os.fork()
                 if pid == 0:
+                    _die_with_parent(k, me)
                     r = {"ret": 0, "placed": None, "signal": None, "value": None,
                          "refused": None}
                 else:
@@ -469,6 +651,7 @@ def _child_main(k: _Kernel, seq, wfd: int, env: dict) -> None:
             else:
                 r = _exec_call(k, call, base, size, fds)
             r["vmas"] = _read_smaps_window(base, size, inodes)
+            _check_window_closed(r["vmas"], size)
             report["calls"].append(r)
     except BaseException as e:                   # report, never die silently
         report["error"] = f"{type(e).__name__}: {e}"
@@ -479,54 +662,120 @@ def _child_main(k: _Kernel, seq, wfd: int, env: dict) -> None:
         os._exit(3)
 
 
-def _run_forked(k: _Kernel, seq, env: dict, timeout: float) -> dict:
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
+class _Abandoned(Exception):
+    """The worker's stdin closed while a sequence ran: the parent gave up on it (or died)."""
+
+
+def _kill_and_reap(pid: int) -> int | None:
+    """SIGKILL the child's process group (the child and everything it forked), then reap the
+    child; the wait status, or None if it could not be reaped within REAP_TIMEOUT. The group
+    is killed before the child is reaped, while its id cannot be reused; after a normal end
+    (the child exited) the kill finds nothing left to do."""
+    import time
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
         try:
-            os.setpgid(0, 0)        # its own group: a timeout kills forked descendants too
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-        _child_main(k, seq, wfd, env)
+    deadline = time.monotonic() + REAP_TIMEOUT
+    pause = 0.0001
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(pause)                 # the child is exiting: usually done at once
+        pause = min(pause * 2, 0.05)
+
+
+def _run_forked(k: _Kernel, seq, env: dict, timeout: float, pause=None) -> dict:
+    """Run ``seq`` in a fresh child and return its report.
+
+    The child is the leader of its own process group, dies with the worker
+    (PR_SET_PDEATHSIG) and holds none of the worker's stdio (/dev/null instead), so that
+    the parent sees the worker's death at once. Its group is killed and the child reaped
+    whatever happens: after its report, at the timeout, when the worker's stdin closes
+    while it runs (the parent gave up or died: then _Abandoned), on any error."""
+    import time
+    rfd, wfd = os.pipe()
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            try:
+                os.setpgid(0, 0)    # its own group: a kill reaches forked descendants too
+            except OSError:
+                pass
+            _die_with_parent(k, worker)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            if null > 2:
+                os.close(null)
+            _child_main(k, seq, wfd, env, pause)
+        finally:
+            os._exit(4)
     os.close(wfd)
     try:
         os.setpgid(pid, pid)        # as the child does; whichever runs first wins
     except OSError:
         pass
     chunks = []
-    timed_out = False
+    ended = None                    # None: the report is complete
+    watch = [rfd, 0]
+    deadline = time.monotonic() + timeout
     try:
         while True:
-            ready, _, _ = select.select([rfd], [], [], timeout)
-            if not ready:
-                timed_out = True
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    os.kill(pid, signal.SIGKILL)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                ended = "timeout"
                 break
-            b = os.read(rfd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
+            ready, _, _ = select.select(watch, [], [], left)
+            if rfd in ready:
+                b = os.read(rfd, 1 << 16)
+                if not b:
+                    break
+                chunks.append(b)
+                continue
+            if 0 in ready:
+                if k.pending(0) == 0:          # readable with nothing to read: EOF
+                    ended = "abandoned"
+                    break
+                watch = [rfd]                  # a request too early: read after this one
+    except BaseException:
+        ended = ended or "interrupted"
+        raise
     finally:
         os.close(rfd)
-        _, status = os.waitpid(pid, 0)
-    if timed_out:
+        status = _kill_and_reap(pid)
+    if ended == "abandoned":
+        raise _Abandoned()
+    if ended == "timeout":
         return {"side": "real", "env": env, "calls": [], "error":
                 f"timeout: the sequence ran longer than {timeout:.0f} s"}
     data = b"".join(chunks)
     if not data:
-        why = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exit status {os.WEXITSTATUS(status)}")
+        if status is None:
+            why = "not reaped"
+        elif os.WIFSIGNALED(status):
+            why = f"signal {os.WTERMSIG(status)}"
+        else:
+            why = f"exit status {os.WEXITSTATUS(status)}"
         return {"side": "real", "env": env, "calls": [],
                 "error": f"the child died without a report ({why})"}
     return json.loads(data)
 
 
 def _worker_main(probe_path: str) -> int:
-    """The persistent worker: one JSON request per stdin line, one JSON report per line."""
+    """The persistent worker: one JSON request per stdin line, one JSON report per line.
+    It exits when its stdin closes, killing the child of a sequence still running."""
     check_real_kernel()
     k = _Kernel(probe_path)
     env = _env_info()
@@ -539,7 +788,13 @@ def _worker_main(probe_path: str) -> int:
         try:
             req = json.loads(line)
             seq = S.from_dict(req["seq"], "<request>")
-            rep = _run_forked(k, seq, env, float(req.get("timeout", SEQUENCE_TIMEOUT)))
+            pause = req.get("pause")
+            if pause is not None:
+                pause = (int(pause[0]), min(float(pause[1]), MAX_PAUSE))
+            rep = _run_forked(k, seq, env, float(req.get("timeout", SEQUENCE_TIMEOUT)),
+                              pause)
+        except _Abandoned:
+            return 0
         except Exception as e:                   # a bad request: answer, keep serving
             rep = {"side": "real", "calls": [], "error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(rep).encode() + b"\n")
@@ -552,6 +807,13 @@ class RealRunner:
 
     >>> with RealRunner() as r:
     ...     report = r.run(seq)
+
+    Clean-up: the worker runs in its own session (a Ctrl-C at the terminal reaches only this
+    process, which then closes the runner); :meth:`close` closes the worker's stdin, on which
+    the worker kills the child of a sequence still running and exits, and kills the worker
+    after STOP_GRACE seconds if it has not. The child dies with the worker
+    (PR_SET_PDEATHSIG), and so does every process it forked, and it holds none of the
+    worker's pipes, so a dead worker is seen at once. Every wait is bounded.
     """
 
     def __init__(self, timeout: float = SEQUENCE_TIMEOUT):
@@ -568,47 +830,79 @@ class RealRunner:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__), "--worker", self.probe],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            close_fds=True)
+            close_fds=True, start_new_session=True)
 
-    def run(self, seq) -> dict:
-        """Run ``seq`` (a validated Sequence) and return the real kernel's report."""
+    @property
+    def worker_pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def run(self, seq, _pause: tuple[int, float] | None = None) -> dict:
+        """Run ``seq`` (a validated Sequence) and return the real kernel's report.
+
+        ``_pause=(i, seconds)`` makes the child sleep before call i (tests of the clean-up).
+        Raises OracleError when the worker dies or does not answer in time; the worker is then
+        stopped, and the next run starts a new one."""
+        import time
         if self.proc is None or self.proc.poll() is not None:
+            self._stop()
             self._start()
-        req = json.dumps({"seq": seq.to_dict(), "timeout": self.timeout}).encode() + b"\n"
+        req = {"seq": seq.to_dict(), "timeout": self.timeout}
+        if _pause is not None:
+            req["pause"] = list(_pause)
+        line = b""
+        ok = False
         try:
-            self.proc.stdin.write(req)
+            self.proc.stdin.write(json.dumps(req).encode() + b"\n")
             self.proc.stdin.flush()
             fd = self.proc.stdout.fileno()
-            ready, _, _ = select.select([fd], [], [], self.timeout + 30)
-            line = self.proc.stdout.readline() if ready else b""
+            deadline = time.monotonic() + self.timeout + REAP_TIMEOUT + 5
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+                if ready:
+                    line = self.proc.stdout.readline()
+                    break
+                if self.proc.poll() is not None:      # dead, yet no EOF: do not wait on
+                    break
+            ok = bool(line)
         except (BrokenPipeError, OSError):
             line = b""
+        finally:
+            if not ok:                                 # failed, timed out or interrupted
+                err = self._stop(kill=True)
         if not line:
-            err = self._stop()
             raise OracleError("real-kernel worker died" + (f": {err}" if err else ""))
         self.runs += 1
         return json.loads(line)
 
-    def _stop(self) -> str:
+    def _stop(self, kill: bool = False) -> str:
+        """Stop the worker (closing its stdin; SIGKILL if ``kill`` or if it has not exited
+        within STOP_GRACE) and reap it; the last line it wrote to stderr."""
         proc, self.proc = self.proc, None
         if proc is None:
             return ""
-        err = b""
         try:
             proc.stdin.close()
         except OSError:
             pass
+        # Closing stdin lets a worker that is still alive kill its child and exit by itself;
+        # if it does not (in time), SIGKILL: its child dies with it (PR_SET_PDEATHSIG).
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=0.5 if kill else STOP_GRACE)
         except self._subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
-        try:
-            err = proc.stderr.read() or b""
-        except (OSError, ValueError):
-            pass
-        proc.stdout.close()
-        proc.stderr.close()
+            try:
+                proc.wait(timeout=REAP_TIMEOUT)
+            except self._subprocess.TimeoutExpired:
+                pass
+        err = _read_available(proc.stderr)
+        for f in (proc.stdout, proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
         lines = err.decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else ""
 
@@ -620,6 +914,30 @@ class RealRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _read_available(f, limit: int = 1 << 16, wait: float = 0.5) -> bytes:
+    """What can be read from the pipe ``f`` within ``wait`` seconds (up to ``limit`` bytes),
+    never blocking on a writer that keeps it open."""
+    import time
+    out = b""
+    try:
+        fd = f.fileno()
+        deadline = time.monotonic() + wait
+        while len(out) < limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            b = os.read(fd, limit - len(out))
+            if not b:
+                break
+            out += b
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 _shared: RealRunner | None = None
@@ -646,6 +964,9 @@ if __name__ == "__main__":
             sys.exit(_worker_main(sys.argv[2]))
         except OracleUnavailable as e:
             print(e, file=sys.stderr)
+            sys.exit(2)
+        except OSError as e:                # the probe failed verification (UnsafePath)
+            print(f"real-kernel oracle: the probe cannot be loaded: {e}", file=sys.stderr)
             sys.exit(2)
     print("usage: real.py --worker PROBE.so (started by RealRunner)", file=sys.stderr)
     sys.exit(2)

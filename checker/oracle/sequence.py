@@ -42,7 +42,8 @@ MAX_FORKS = 16
 MAX_FILE_SIZE = 1 << 30
 MAX_FILES = 16
 # Both runners keep at least this much address space unmapped on each side of the window, so
-# that what happens just outside it is the same on both (see refusal()).
+# that what happens just outside it (a hint honoured across its end) is the same on both (see
+# placement()); nothing there stays mapped (see refusal()).
 GAP = 1 << 20
 MAX_CHARGED_MMAP = 1 << 30
 
@@ -75,6 +76,8 @@ PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0x0, 0x1, 0x2, 0x4
 MAP_SHARED, MAP_PRIVATE, MAP_TYPE = 0x01, 0x02, 0x0F
 MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x10, 0x20, 0x4000
 MAP_LOCKED, MAP_POPULATE, MAP_FIXED_NOREPLACE = 0x2000, 0x8000, 0x100000
+MAP_HUGETLB = 0x40000
+PROT_GROWSDOWN, PROT_GROWSUP = 0x01000000, 0x02000000
 
 # --- the calls -------------------------------------------------------------------------------
 # For each op, its fields in order: (name, kind). Kinds: addr (window offset), ulong, prot,
@@ -255,6 +258,18 @@ def symbolic(kind: str, value: int) -> str:
 
 
 # --- validation ------------------------------------------------------------------------------
+def _short(v: Any, limit: int = 60) -> str:
+    """A value for an error message: repr (which escapes control characters), integers
+    beyond 64 bits by their size (str() of a huge int is slow, or refused past 4,300 digits),
+    and anything longer than ``limit`` cut short."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"a {'negative ' if v < 0 else ''}{v.bit_length()}-bit integer"
+    if isinstance(v, (list, dict)):
+        return f"a {'list' if isinstance(v, list) else 'table'} of {len(v)}"
+    r = repr(v) if not isinstance(v, int) or isinstance(v, bool) else str(v)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
 class _Where:
     """Builds the one-line error prefix: ``file[:line]: call N (op): field 'x'``."""
 
@@ -274,7 +289,7 @@ class _Where:
             what = "call" if section == "calls" else "file"
             parts.append(f"{what} {call}" + (f" ({op})" if op else ""))
         if fld is not None:
-            parts.append(f"field {fld!r}")
+            parts.append(f"field {_short(fld)}")
         parts.append(msg)
         return SequenceError(": ".join(parts))
 
@@ -368,7 +383,7 @@ def _check_value(where: _Where, idx: int, op: str, name: str, kind: str, raw: An
                             idx, op, name)
         if raw not in files:
             known = ", ".join(sorted(files)) or "none declared"
-            raise where.err(f"unknown file {raw!r} (files: {known})", idx, op, name)
+            raise where.err(f"unknown file {_short(raw)} (files: {known})", idx, op, name)
         return raw
     lo, hi, expected = _KIND_RANGE[kind]
     if kind in _TABLES:
@@ -378,14 +393,15 @@ def _check_value(where: _Where, idx: int, op: str, name: str, kind: str, raw: An
     if v is None:
         raise where.err(f"expected {expected}", idx, op, name)
     if not lo <= v <= hi:
-        raise where.err(f"{v} out of range (expected {expected})", idx, op, name)
+        raise where.err(f"{_short(v)} out of range (expected {expected})", idx, op, name)
     if kind == "advice" and v in FORBIDDEN_ADVICE:
         raise where.err(f"{FORBIDDEN_ADVICE[v]} is not allowed (it acts on the machine's "
                         f"physical memory)", idx, op, name)
     return v
 
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# fullmatch: ``$`` would also match before a trailing newline.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def from_dict(data: Any, source: str = "<sequence>", _lines: _TomlLines | None = None) \
@@ -396,7 +412,7 @@ def from_dict(data: Any, source: str = "<sequence>", _lines: _TomlLines | None =
         raise where.err("expected a table/object at the top level")
     unknown = sorted(set(data) - {"window_pages", "files", "calls"})
     if unknown:
-        raise where.err(f"unknown top-level key {unknown[0]!r} "
+        raise where.err(f"unknown top-level key {_short(unknown[0])} "
                         f"(known: window_pages, files, calls)")
     wp = data.get("window_pages", DEFAULT_WINDOW_PAGES)
     wpi = _parse_int(wp)
@@ -413,10 +429,10 @@ def from_dict(data: Any, source: str = "<sequence>", _lines: _TomlLines | None =
             raise where.err("expected a table with name and size", i, section="files")
         extra = sorted(set(f) - {"name", "size"})
         if extra:
-            raise where.err(f"unknown field {extra[0]!r} (known: name, size)", i,
+            raise where.err(f"unknown field {_short(extra[0])} (known: name, size)", i,
                             section="files")
         name = f.get("name")
-        if not isinstance(name, str) or not _FILE_NAME.match(name):
+        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
             raise where.err("expected 1-64 characters of A-Z a-z 0-9 _ . -", i,
                             fld="name", section="files")
         if name in files:
@@ -440,7 +456,7 @@ def from_dict(data: Any, source: str = "<sequence>", _lines: _TomlLines | None =
             raise where.err("expected a table", i)
         op = c.get("op")
         if not isinstance(op, str) or op not in OPS:
-            raise where.err(f"unknown op {op!r} (known: {', '.join(OPS)})", i, fld="op")
+            raise where.err(f"unknown op {_short(op)} (known: {', '.join(OPS)})", i, fld="op")
         spec = OPS[op]
         names = [n for n, _ in spec]
         extra = [k for k in c if k != "op" and k not in names]
@@ -468,39 +484,153 @@ def validate(seq: Sequence, source: str = "<sequence>") -> Sequence:
     return from_dict(seq.to_dict(), source)
 
 
+# A sequence file is at most this big (MAX_CALLS calls of a few hundred bytes each).
+MAX_FILE_BYTES = 8 << 20
+
+
+def printable(s: str) -> str:
+    """``s`` with every character that is not printable (control characters, a newline, NUL,
+    an escape, a lone surrogate from an undecodable file name) escaped, so that a message
+    naming it stays one harmless line."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)
+
+
+def _parse_error(kind: str, source: str, e: BaseException) -> SequenceError:
+    """Errors the parsers raise besides their own: nesting deeper than the interpreter's
+    recursion limit (RecursionError), an integer with more digits than int() converts
+    (ValueError), a document too big for memory."""
+    if isinstance(e, RecursionError):
+        return SequenceError(f"{source}: not valid {kind}: nested too deeply")
+    if isinstance(e, MemoryError):
+        return SequenceError(f"{source}: not valid {kind}: too big")
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "integer string conversion" in msg:
+        msg = "an integer with more than 4300 digits"
+    return SequenceError(f"{source}: not valid {kind}: {printable(msg)[:200]}")
+
+
 def loads_toml(text: str, source: str = "<toml>") -> Sequence:
     import tomllib
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SequenceError(f"{source}: not valid TOML: {e}") from None
+        raise SequenceError(f"{source}: not valid TOML: {printable(str(e))}") from None
+    except (RecursionError, ValueError, MemoryError) as e:
+        raise _parse_error("TOML", source, e) from None
     return from_dict(data, source, _TomlLines(text))
 
 
+def _json_object(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise _DuplicateKey(k)
+        d[k] = v
+    return d
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _json_constant(name):
+    raise ValueError(f"{name} is not a number here")
+
+
 def loads_json(text: str, source: str = "<json>") -> Sequence:
+    """Parse JSON strictly: a key twice in one object, NaN and Infinity are errors (the last
+    value of a repeated key would otherwise win silently)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_json_object, parse_constant=_json_constant)
     except json.JSONDecodeError as e:
         raise SequenceError(f"{source}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except _DuplicateKey as e:
+        raise SequenceError(f"{source}: not valid JSON: duplicate key "
+                            f"{printable(repr(e.args[0]))}") from None
+    except (RecursionError, ValueError, MemoryError) as e:
+        raise _parse_error("JSON", source, e) from None
     return from_dict(data, source)
 
 
-def load(path: str | os.PathLike) -> Sequence:
-    """Load a ``.toml`` or ``.json`` sequence file (by extension; otherwise by content)."""
-    path = os.fspath(path)
-    name = os.path.basename(path)
+def _read_regular(path: str, source: str) -> bytes:
+    """The bytes of the regular file ``path`` (at most MAX_FILE_BYTES). Opened without
+    blocking (a FIFO would wait for a writer) and checked with fstat, so a device, a FIFO, a
+    directory or /dev/null is refused, not read."""
+    import stat
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, flags)
     except OSError as e:
-        raise SequenceError(f"{name}: cannot read: {e.strerror}") from None
+        raise SequenceError(f"{source}: cannot read: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                    "a character device" if stat.S_ISCHR(st.st_mode) else
+                    "a block device" if stat.S_ISBLK(st.st_mode) else
+                    "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                    "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise SequenceError(f"{source}: cannot read: {what}, not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise SequenceError(f"{source}: too big ({st.st_size} bytes; a sequence file "
+                                f"has at most {MAX_FILE_BYTES})")
+        chunks, total = [], 0
+        while total <= MAX_FILE_BYTES:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+            total += len(b)
+        if total > MAX_FILE_BYTES:
+            raise SequenceError(f"{source}: too big (a sequence file has at most "
+                                f"{MAX_FILE_BYTES} bytes)")
+        return b"".join(chunks)
+    except OSError as e:
+        raise SequenceError(f"{source}: cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def load(path: str | os.PathLike) -> Sequence:
+    """Load a ``.toml`` or ``.json`` sequence file (by extension; otherwise by content).
+
+    Bad input raises SequenceError, whose message is one line starting with the path as given
+    (control characters escaped): a path with a NUL or another control character, a file that
+    is not a regular file (a directory, /dev/null, a FIFO), one over MAX_FILE_BYTES, one that
+    is not UTF-8, TOML or JSON that does not parse (nesting too deep, a number too long for
+    int(), a duplicate JSON key), a document that is not a valid sequence, and a sequence
+    without calls (an empty file replays nothing: it is a mistake, not a pass).
+    """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise SequenceError(f"{printable(repr(path))}: not a path") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    source = printable(path) or "''"
+    if path == "":
+        raise SequenceError("'': cannot read: an empty path")
+    if any(not c.isprintable() and not "\ud800" <= c <= "\udfff" for c in path):
+        # NUL cannot name a file; the other control characters can, but a name with a
+        # newline or an escape sequence is a mistake far more often than a file. (Lone
+        # surrogates stand for bytes that are not UTF-8: allowed, shown escaped.)
+        raise SequenceError(f"{source}: the path contains a control character")
+    raw = _read_regular(path, source)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SequenceError(f"{name}: not UTF-8 text") from None
+        raise SequenceError(f"{source}: not UTF-8 text") from None
     if path.endswith(".json") or (not path.endswith(".toml") and text.lstrip().startswith("{")):
-        return loads_json(text, name)
-    return loads_toml(text, name)
+        seq = loads_json(text, source)
+    else:
+        seq = loads_toml(text, source)
+    if not seq.calls:
+        raise SequenceError(f"{source}: no calls (a sequence file needs at least one "
+                            f"[[calls]] entry)")
+    return seq
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -572,71 +702,168 @@ def page_align(v: int) -> int:
     return (v + PAGE_SIZE - 1) & ULONG_MAX & ~(PAGE_SIZE - 1)
 
 
-def refusal(call: Call, window_size: int) -> str | None:
-    """Why a runner must not execute ``call``, or None when it is safe.
+def extent(call: Call) -> tuple[int, int] | None:
+    """The window-offset range ``[lo, hi)`` that ``call`` can act on, rounded outward as the
+    kernel rounds it, or None when it has no fixed range (fork; an mmap whose placement the
+    kernel chooses). See :func:`refusal` for how it is used.
 
-    Both runners apply this same rule, so a refused call compares equal. A call is safe when it
-    can only touch the window, or when the kernel certainly rejects it in its argument checks
-    before it looks at any VMA (a zero, wrapping or >TASK_SIZE length, an unaligned address
-    where the syscall demands alignment). Everything else that could reach outside the window
-    (MAP_FIXED, munmap, mprotect, madvise, mlock, munlock, load and store beyond it) is refused:
-    outside the window the real process has its own mappings (the Python interpreter) and the
-    model has none, so the results would mean nothing, and the real one could crash the runner.
-    Non-fixed mmaps (with or without a hint, MAP_FIXED_NOREPLACE) never replace a mapping; they
-    always run, and a result outside the window is unmapped at once ("placed outside").
+    mmap (MAP_FIXED, MAP_FIXED_NOREPLACE), munmap, mprotect, madvise: ``[addr, addr +
+    PAGE_ALIGN(len))``; mlock, munlock: ``[addr & PAGE_MASK, that + PAGE_ALIGN(len +
+    offset_in_page(addr)))`` (do_mlock, wrapping as size_t does); load, store: ``[addr,
+    addr + 1)``.
     """
-    op = call.op
-    a, n = call.addr, call.length
-
-    def within(lo: int, hi: int, gap: int = 0) -> bool:
-        return -gap <= lo <= hi <= window_size + gap
-
+    op, a, n = call.op, call.addr, call.length
     if op == "fork":
         return None
     if op in ("load", "store"):
-        return None if within(a, a + 1) else "access outside the window"
-    if op == "munmap":
-        # do_vmi_munmap(): offset_in_page(start) || len > TASK_SIZE - start -> -EINVAL;
-        # end == start (len 0) -> -EINVAL.
-        if a % PAGE_SIZE or n == 0 or n > TASK_SIZE:
-            return None
-        return None if within(a, a + page_align(n)) else "range outside the window"
+        return a, a + 1
     if op == "mmap":
-        alen = page_align(n)
-        if n == 0 or alen == 0 or alen > TASK_SIZE or call.offset % PAGE_SIZE:
-            return None                     # -EINVAL / -ENOMEM before anything is mapped
-        if (call.offset >> PAGE_SHIFT) + (alen >> PAGE_SHIFT) > ULONG_MAX >> PAGE_SHIFT:
-            return None                     # -EOVERFLOW
+        if not call.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            return None
+        return a, a + page_align(n)
+    if op in ("munmap", "mprotect", "madvise"):
+        return a, a + page_align(n)
+    if op in ("mlock", "munlock"):
+        start = a - (a % PAGE_SIZE)
+        return start, start + page_align((n + (a % PAGE_SIZE)) & ULONG_MAX)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def pure_rejection(call: Call) -> str | None:
+    """The argument check (and its answer) by which ``call`` fails, or does nothing, before
+    the system call looks at any VMA, when that check depends on the call's own arguments
+    alone: not on the address space, the window's base (it is 2 MiB aligned, so an offset's
+    alignment is the address's), the files or the machine. None when there is no such
+    check. Each one is quoted from Linux 6.18 (the answer is what the check returns; a
+    file mapping with a bad fd fails earlier, with -EBADF, just as harmlessly):
+
+    - mmap: ``off & ~PAGE_MASK`` -> -EINVAL (arch/x86/kernel/sys_x86_64.c, the first check);
+      ``len == 0`` -> -EINVAL, ``PAGE_ALIGN(len) == 0`` -> -ENOMEM (do_mmap), ``PAGE_ALIGN(len)
+      > TASK_SIZE`` -> -ENOMEM (the first check of __get_unmapped_area(), which do_mmap calls
+      before anything else that concerns VMAs); none of these is relied on for an anonymous
+      MAP_HUGETLB mapping (ksys_mmap_pgoff() first rounds its length to the huge page size);
+    - munmap: ``offset_in_page(start)``, ``len > TASK_SIZE`` (so ``len > TASK_SIZE - start``),
+      ``len == 0`` -> -EINVAL (do_vmi_munmap);
+    - mprotect: PROT_GROWSDOWN and PROT_GROWSUP together, ``start & ~PAGE_MASK`` -> -EINVAL;
+      ``len == 0`` -> 0; ``PAGE_ALIGN(len) == 0`` -> -ENOMEM (do_mprotect_pkey);
+    - madvise: ``!PAGE_ALIGNED(start)`` -> -EINVAL; ``len && !PAGE_ALIGN(len)`` -> -EINVAL;
+      ``len == 0`` -> 0 (is_valid_madvise, madvise_should_skip; the advice is not relied on:
+      which values are valid depends on the kernel's configuration);
+    - mlock, munlock: ``PAGE_ALIGN(len + offset_in_page(start)) == 0`` -> 0, nothing done
+      (do_mlock / munlock: apply_vma_lock_flags() returns 0 for an empty range).
+    """
+    op, a, n = call.op, call.addr, call.length
+    if op == "mmap":
+        if call.offset % PAGE_SIZE:
+            return "offset not page aligned: -EINVAL"
+        if call.flags & MAP_ANONYMOUS and call.flags & MAP_HUGETLB:
+            return None
+        if n == 0:
+            return "length 0: -EINVAL"
+        if page_align(n) == 0:
+            return "PAGE_ALIGN(length) wraps to 0: -ENOMEM"
+        if page_align(n) > TASK_SIZE:
+            return "length above TASK_SIZE: -ENOMEM"
+        return None
+    if op == "munmap":
+        if a % PAGE_SIZE:
+            return "address not page aligned: -EINVAL"
+        if n == 0:
+            return "length 0: -EINVAL"
+        if n > TASK_SIZE:
+            return "length above TASK_SIZE: -EINVAL"
+        return None
+    if op == "mprotect":
+        if call.prot & PROT_GROWSDOWN and call.prot & PROT_GROWSUP:
+            return "PROT_GROWSDOWN|PROT_GROWSUP: -EINVAL"
+        if a % PAGE_SIZE:
+            return "address not page aligned: -EINVAL"
+        if n == 0:
+            return "length 0: returns 0"
+        if page_align(n) == 0:
+            return "PAGE_ALIGN(length) wraps to 0: -ENOMEM"
+        return None
+    if op == "madvise":
+        if a % PAGE_SIZE:
+            return "address not page aligned: -EINVAL"
+        if n == 0:
+            return "length 0: returns 0"
+        if page_align(n) == 0:
+            return "PAGE_ALIGN(length) wraps to 0: -EINVAL"
+        return None
+    if op in ("mlock", "munlock"):
+        lo, hi = extent(call)
+        return "empty range after rounding: returns 0" if hi == lo else None
+    return None
+
+
+def refusal(call: Call, window_size: int) -> str | None:
+    """Why a runner must not execute ``call``, or None when it may.
+
+    Both runners (real.py, model.py) apply this same rule, so a refused call compares equal.
+    The rule never guesses what the kernel will answer; a call runs only if one of these holds:
+
+    1. the kernel rejects it, or finds nothing to do, in an argument check that comes before
+       it looks at any VMA and depends on the call's own arguments alone
+       (:func:`pure_rejection` lists each check, quoted from the kernel);
+    2. its :func:`extent` -- the whole range it can act on, as the kernel rounds it --
+       lies inside the window ``[0, window_size)``: load, store, munmap, mprotect, madvise,
+       mlock, munlock, and every mmap whose placement is forced (MAP_FIXED or
+       MAP_FIXED_NOREPLACE), whatever its flags, file or offset;
+    3. it is an mmap whose placement the kernel chooses (a hint or none, no MAP_FIXED, no
+       MAP_FIXED_NOREPLACE): get_unmapped_area() returns only free space, so it never
+       replaces a mapping, and the runner unmaps the result at once if it is not inside the
+       window (:func:`placement`);
+    4. it is fork.
+
+    Whatever else holds, these are refused:
+
+    - an anonymous MAP_HUGETLB mmap, unless its offset is unaligned (rule 1): the kernel
+      rounds its length up to the huge page size (2 MiB or 1 GiB, by the MAP_HUGE_* bits and
+      the machine's default_hugepagesz), so its extent is not ``PAGE_ALIGN(len)``, and whether
+      it succeeds depends on the machine's huge page pool (hugetlb is not modelled);
+    - a populating mmap (MAP_POPULATE, MAP_LOCKED) larger than the window, and a mapping over
+      1 GiB without MAP_NORESERVE: their cost, or the overcommit heuristic, depends on the
+      machine.
+
+    mprotect with PROT_GROWSDOWN extends its range down to the start of the VMA containing
+    ``addr``; that VMA lies inside the window, because no VMA crosses the window's boundary:
+    nothing outside the window is ever mapped for longer than the immediate munmap of a
+    non-fixed mmap placed there, and the real child checks this after every call.
+
+    Outside the window the real process has its own mappings (the Python interpreter) and the
+    model has none: a call reaching there would compare nothing and could crash the runner.
+    """
+    op = call.op
+    if op == "fork":
+        return None
+    if op == "mmap":
+        if call.flags & MAP_ANONYMOUS and call.flags & MAP_HUGETLB \
+                and not call.offset % PAGE_SIZE:
+            return "anonymous MAP_HUGETLB (hugetlb is not modelled; the huge page size and " \
+                   "pool depend on the machine)"
+        if pure_rejection(call) is not None:
+            return None
+        alen = page_align(call.length)
         if call.flags & (MAP_POPULATE | MAP_LOCKED) and alen > window_size:
             return "populating mapping larger than the window"
         if alen > MAX_CHARGED_MMAP and not call.flags & MAP_NORESERVE:
             return "mapping larger than 1 GiB without MAP_NORESERVE (overcommit depends " \
                    "on the machine)"
-        if call.flags & MAP_FIXED_NOREPLACE:
-            # Never replaces, but outside the window the real process has its own mappings.
-            return None if within(a, a + alen, GAP) or a % PAGE_SIZE else \
-                "MAP_FIXED_NOREPLACE range outside the window"
-        if call.flags & MAP_FIXED:
-            if a % PAGE_SIZE:
-                return None                 # -EINVAL
-            return None if within(a, a + alen) else "MAP_FIXED range outside the window"
+    elif pure_rejection(call) is not None:
         return None
-    if op in ("mprotect", "madvise"):
-        # mprotect: unaligned start -> -EINVAL; len 0 -> 0; PAGE_ALIGN(len) == 0 -> -ENOMEM.
-        # madvise:  unaligned start -> -EINVAL; len 0 -> 0; PAGE_ALIGN(len) == 0 -> -EINVAL.
-        # (A wrapping end depends on the window's base, so it is not relied on.)
-        if a % PAGE_SIZE or n == 0 or page_align(n) == 0:
-            return None
-        return None if within(a, a + page_align(n)) else "range outside the window"
-    if op in ("mlock", "munlock"):
-        # do_mlock(): len = PAGE_ALIGN(len + offset_in_page(start)); start &= PAGE_MASK;
-        # a zero len returns 0 (the sum wraps like the kernel's unsigned long).
-        start = a - (a % PAGE_SIZE)
-        alen = page_align((n + (a % PAGE_SIZE)) & ULONG_MAX)
-        if alen == 0:
-            return None
-        return None if within(start, start + alen) else "range outside the window"
-    raise ValueError(f"unknown op {op!r}")
+    ext = extent(call)
+    if ext is None:
+        return None                        # a non-fixed mmap: the kernel picks free space
+    lo, hi = ext
+    if 0 <= lo <= hi <= window_size:
+        return None
+    if op == "mmap":
+        what = "MAP_FIXED_NOREPLACE" if call.flags & MAP_FIXED_NOREPLACE else "MAP_FIXED"
+        return f"{what} range outside the window"
+    if op in ("load", "store"):
+        return "access outside the window"
+    return "range outside the window"
 
 
 def placement(off: int, alen: int, window_size: int) -> tuple[int | None, str | None]:

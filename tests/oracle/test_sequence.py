@@ -48,11 +48,14 @@ def write(tmp_path, name, text):
 
 
 def one_line_error(path) -> str:
+    """The loader's one-line message, which starts with the path as given; returned without
+    the path's folder."""
     with pytest.raises(SequenceError) as ei:
         S.load(path)
     msg = str(ei.value)
     assert "\n" not in msg
-    return msg
+    assert msg.startswith(str(path)), msg
+    return msg[len(os.path.dirname(str(path))) + 1:]
 
 
 def test_load_toml(tmp_path):
@@ -181,11 +184,22 @@ W = 64 * P
     (Call.mmap(W - P, P, RW, ANON_FIXED), False),
     (Call.mmap(W, 0, RW, ANON_FIXED), False),             # len 0: -EINVAL
     (Call.mmap(W, 2**64 - 1, RW, ANON_FIXED), False),     # PAGE_ALIGN wraps: -ENOMEM
-    (Call.mmap(W + 5, P, RW, ANON_FIXED), False),         # unaligned MAP_FIXED: -EINVAL
+    (Call.mmap(W + 5, P, RW, ANON_FIXED), True),          # unaligned: -EINVAL, not relied on
+    (Call.mmap(5, P, RW, ANON_FIXED), False),             # inside, unaligned
+    (Call.mmap(W - P, P, RW, ANON_FIXED, None, 1 << 63), False),
+    (Call.mmap(W, P, RW, ANON_FIXED, None, 1 << 63), True),   # anonymous: the offset is ignored
+    (Call.mmap(W, P, RW, ANON_FIXED, None, 1), False),    # unaligned offset: -EINVAL first
+    (Call.mmap(W, 2**47, RW, ANON_FIXED), False),         # PAGE_ALIGN(len) > TASK_SIZE: -ENOMEM
     (Call.mmap(W, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS), False),    # a hint never replaces
-    (Call.mmap(W, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_FIXED_NOREPLACE), False),
-    (Call.mmap(W + S.GAP, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_FIXED_NOREPLACE),
-     True),
+    (Call.mmap(W - P, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_FIXED_NOREPLACE), False),
+    (Call.mmap(W, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_FIXED_NOREPLACE), True),
+    (Call.mmap(W + 5, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_FIXED_NOREPLACE), True),
+    (Call.mmap(0, P, RW, ANON_FIXED | S.MAP_HUGETLB), True),      # hugetlb: never run
+    (Call.mmap(0, P, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_HUGETLB), True),
+    (Call.mmap(0, P, RW, ANON_FIXED | S.MAP_HUGETLB, None, 5), False),  # -EINVAL first
+    (Call.mmap(0, P, RW, S.MAP_SHARED | S.MAP_FIXED | S.MAP_HUGETLB, "f"), False),  # a memfd
+    (Call.mprotect(-P, P, S.PROT_GROWSDOWN | S.PROT_GROWSUP), False),            # -EINVAL
+    (Call.mprotect(W - P, P, S.PROT_READ | S.PROT_GROWSDOWN), False),
     (Call.mmap(0, 2 * W, RW, ANON_FIXED | S.MAP_POPULATE), True),
     (Call.mmap(0, 2**40, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS), True),   # overcommit
     (Call.mmap(0, 2**40, RW, S.MAP_PRIVATE | S.MAP_ANONYMOUS | S.MAP_NORESERVE), False),

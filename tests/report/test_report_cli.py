@@ -74,11 +74,39 @@ CASES = {
     "bad-change": _with([["ptes"]], "steps", 3, "changes"),
     "race-out-of-range": _with([3, 99], "race"),
     "threads-not-objects": _with(["T0", "T1"], "threads"),
+    # what the text display used to accept or crash on (issue 15): one validator now
+    "fixes-off-null": _with(None, "fixes_off"),
+    "fixes-off-nested": _with([["99baac21e458"]], "fixes_off"),
+    "fixes-off-unknown": _with(["deadbeef0000"], "fixes_off"),
+    "race-an-integer": _with(3, "race"),
+    "race-one-step": _with([3], "race"),
+    "step-thread-a-list": _with(["T1"], "steps", 3, "thread"),
+    "step-index-wrong": _with(4, "steps", 3, "index"),
+    "step-results-not-strings": _with([1, 2], "steps", 3, "results"),
+    "step-preemption-a-string": _with("no", "steps", 3, "preemption"),
+    "thread-cpu-a-bool": _with(True, "threads", 0, "cpu"),
+    "thread-name-twice": _with("T1", "threads", 0, "name"),
+    "schedule-names-no-thread": _with(7, "schedule", 0),
+    "schedule-disagrees-with-steps": _with(0, "schedule", 3),
+    "schedule-too-short": _with([1, 1], "schedule"),
+    "preemptions-wrong": _with(9, "preemptions"),
+    "preemptions-a-string": _with("2", "preemptions"),
+    "violation-without-group": _without("violation", "group"),
+    "violation-unknown-group": _with("I7", "violation", "group"),
+    "violation-step-a-string": _with("13", "violation", "step"),
+    "violation-message-a-list": _with(["x"], "violation", "message"),
+    "version-true": _with(True, "version"),
+    "lone-surrogate": lambda: json.dumps(_good()).replace("ptep_get_and_clear", "\\ud800"),
+    "huge-number": lambda: json.dumps(_good()).replace('"index": 3', '"index": ' + "9" * 5000),
+    "state-value-an-object": _with([["mm1 0x7f0000000000", {"a": 1}]], "states", 2, "ptes",
+                                   "#map"),
 }
 
 
+@pytest.mark.parametrize("mode", ["text", "html"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_trace_is_one_line_and_exit_2(tmp_path, capsys, case):
+def test_bad_trace_is_one_line_and_exit_2(tmp_path, capsys, case, mode):
+    """`show` and `show --html` refuse the same traces (one validator), with one line."""
     content = CASES[case]()
     bad = tmp_path / "BAD.json"
     if isinstance(content, bytes):
@@ -86,7 +114,8 @@ def test_bad_trace_is_one_line_and_exit_2(tmp_path, capsys, case):
     else:
         bad.write_text(content)
     out = tmp_path / "out.html"
-    rc = main(["show", str(bad), "--html", str(out)])
+    argv = ["show", str(bad)] + (["--html", str(out)] if mode == "html" else [])
+    rc = main(argv)
     cap = capsys.readouterr()
     assert rc == 2, cap
     lines = cap.err.splitlines()

@@ -139,7 +139,7 @@ def make_hostile_trace() -> dict:
     doc["scenario"]["path"] = "javascript:alert(3)"
     doc["scenario"]["text"] = f"</pre>{evil}<!--"
     doc["command"] = f"unmapcheck explore '{evil}' && rm -rf ~ </script>"
-    doc["fixes_off"] = [evil]
+    doc["arch"] = evil  # (fixes_off must name known fix commits: the validator refuses others)
     doc["violation"]["message"] = f"</p>{evil}<img src=x onerror=alert(4)>"
     doc["violation"]["invariant"] = f"I1.{evil}"
     doc["threads"][0]["role"] = f"process {evil}"
