@@ -780,10 +780,16 @@ def escape_controls(s: str) -> str:
                            s)
 
 
-def render_text(doc: dict, width: int = 120, all_changes: bool = False) -> str:
-    """One column per thread; each step shows the kernel function and what it changed.
-    *doc* is checked as :func:`validate` checks it (TraceError otherwise), and every string
-    from it is printed with its control characters escaped."""
+def render_text(doc: dict, width: Optional[int] = None, all_changes: bool = False) -> str:
+    """One column per thread; each step shows the kernel function, each op's result and
+    every state change, whole: a long line wraps inside its thread's lane. *width* defaults to
+    the terminal's (COLUMNS when set, else 120). Pages that only became free are left out
+    unless *all_changes*. *doc* is checked as :func:`validate` checks it (TraceError
+    otherwise), and every string from it is printed with its control characters escaped."""
+    import shutil
+    import textwrap
+    if width is None:
+        width = shutil.get_terminal_size((120, 24)).columns
     r = validate(doc, "cannot show the trace")
     e = escape_controls
     threads = r["threads"]
@@ -804,9 +810,15 @@ def render_text(doc: dict, width: int = 120, all_changes: bool = False) -> str:
     race = set(r["race"])
 
     def row(lane: int, text: str, prefix: str = "      ") -> str:
-        cells = [""] * n
-        cells[lane] = e(text)
-        return prefix + "".join(c[:col - 1].ljust(col) for c in cells)
+        pieces = textwrap.wrap(e(text), col - 1, subsequent_indent="    ",
+                               break_on_hyphens=False) or [""]
+        out = []
+        for k, piece in enumerate(pieces):
+            cells = [""] * n
+            cells[lane] = piece
+            out.append((prefix if k == 0 else " " * len(prefix)) +
+                       "".join(c.ljust(col) for c in cells).rstrip())
+        return "\n".join(out)
 
     for st in r["steps"]:
         i, lane = st["index"], st["lane"]
@@ -819,11 +831,9 @@ def render_text(doc: dict, width: int = 120, all_changes: bool = False) -> str:
             lines.append(row(lane, f"  => {res}"))
         changes = st["changes"] if all_changes else [c for c in st["changes"]
                                                       if c[0] != "pages" or c[3] != "free"]
-        for var, key, old, new in changes[:8]:
+        for var, key, old, new in changes:
             lines.append(row(lane, f"  {var} {key}: {old if old is not None else '-'} -> "
                                    f"{new if new is not None else '-'}"))
-        if len(changes) > 8:
-            lines.append(row(lane, f"  ... {len(changes) - 8} more changes"))
     lines.append("")
     if v:
         when = (" in the initial state" if v["step"] == -1 else

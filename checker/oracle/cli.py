@@ -90,6 +90,7 @@ def _replay(args) -> int:
     test = regression_test(seq, res.real, res.mismatch) if res.mismatch else None
     if args.json:
         print(json.dumps({
+            "schema": "unmapcheck-oracle", "version": 1,
             "mode": "replay", "sequence": args.sequence, "kernel": kernel,
             "calls": len(seq.calls),
             "refused_calls": sum(1 for c in res.real["calls"] if c.get("refused")),
@@ -133,7 +134,7 @@ def _campaign(args, examples: int, max_calls, save) -> int:
     finally:
         progress.done()
     if args.json:
-        d = s.to_dict()
+        d = {"schema": "unmapcheck-oracle", "version": 1, **s.to_dict()}
         d["mode"] = "campaign"
         d["first_mismatch_call"] = s.first_mismatch.call if s.first_mismatch else None
         d["first_mismatch_field"] = s.first_mismatch.field if s.first_mismatch else None

@@ -73,6 +73,7 @@ def test_campaign_json(real_kernel, capsys):
     assert main(["oracle", "--examples", "5", "--seed", "3", "--max-calls", "4",
                  "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
+    assert d["schema"] == "unmapcheck-oracle" and d["version"] == 1
     assert d["mode"] == "campaign" and d["sequences_run"] == 5 and d["mismatches"] == 0
     assert d["calls_compared"] >= 0 and d["kernel"] and d["first_mismatch"] is None
 
