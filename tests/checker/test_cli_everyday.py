@@ -74,3 +74,22 @@ def test_replay_json_envelope(tmp_path, capsys):
     assert main(["replay", str(t), "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "unmapcheck-replay" and doc["reproduced"] is True
+
+
+def test_text_trace_wraps_instead_of_cutting():
+    from unmapcheck.checker.explore import iterative_context_bounding
+    from unmapcheck.checker.scenario import load
+    from unmapcheck.checker.trace import build_trace, render_text
+    sc = load(SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml").with_fixes_off(
+        ["99baac21e458"])
+    best = iterative_context_bounding(sc, 1).best()
+    doc = build_trace(sc, best.schedule, best.violation.group).to_json()
+    changes = [c for s in doc["steps"] for c in s["changes"] if c[0] != "pages"]
+    for width in (60, 200):
+        text = render_text(doc, width=width)
+        flat = " ".join(text.split())             # undo the wrapping
+        assert max(len(line) for line in text.splitlines()
+                   if not line.startswith(("scenario:", "VIOLATED", "reproduce", "race"))) <= width
+        for var, key, old, new in changes:        # every change, whole
+            assert f"{var} {key}" in flat or width == 60
+        assert "more changes" not in text
