@@ -69,6 +69,7 @@ FMODE_WRITE = 0x2
 MAP_DROPPABLE = 0x08
 MAP_ABOVE4G = 0x80
 MAP_HUGE_SHIFT = 26
+MAP_HUGE_MASK = 0x3f
 MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT
 MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT
 
@@ -495,8 +496,21 @@ def ksys_mmap_pgoff(mm: mm_struct, addr: int, len_: int, prot: int, flags: int, 
         if flags & MAP_HUGETLB:
             return -EINVAL
     elif flags & MAP_HUGETLB:
-        # hugetlb_file_setup(): no huge pages are reserved in the model (nr_hugepages = 0),
-        # as on the oracle machine, where this mmap fails with -ENOMEM.
+        # hs = hstate_sizelog((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK): x86-64 has 2 MiB
+        # (the default, log 0) and 1 GiB pages; any other size is -EINVAL.
+        sizelog = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK
+        hpage = {0: 1 << 21, 21: 1 << 21, 30: 1 << 30}.get(sizelog)
+        if hpage is None:
+            return -EINVAL
+        # len = ALIGN(len, huge_page_size(hs)), on an unsigned long: 0 or a wrap is -EINVAL.
+        if (len_ + hpage - 1) & ~(hpage - 1) & ULONG_MAX == 0:
+            return -EINVAL
+        if flags & MAP_FIXED and addr & (hpage - 1):
+            return -EINVAL                  # hugetlb_get_unmapped_area: misaligned
+        # Simplified: no huge pages are reserved in the model (nr_hugepages = 0), so the
+        # reservation fails with -ENOMEM, as on the oracle machine (measured with ctypes on
+        # 6.18 for a valid size without MAP_NORESERVE). With MAP_NORESERVE the kernel would
+        # create a hugetlb VMA, which the model does not have: it answers -ENOMEM as well.
         return -ENOMEM
     return vm_mmap_pgoff(mm, file, addr, len_, prot, flags, pgoff)
 

@@ -185,7 +185,16 @@ def _i1_freed_frame():
         state = "free" if S.frame_free(f) else "reallocated"
         return f"{_tlb_text(t)}, but pfn {t.entry.pfn} is {state}: a use-after-free through " \
                f"a stale TLB entry"
-    return (lambda S, ev: S.tlb_entries(), body, message)
+
+    def usable(S, B, t):
+        # An entry of an mm that no task can run any more (mm_users == 0: exit_mmap, or
+        # freed) can never be used by a user access: arm64 does not flush a fullmm gather's
+        # leaf entries for that reason ("the ASID allocator will invalidate the ASID before
+        # it is reused"), and the model never reuses an mm's ASID. Walk caches are judged
+        # for every mm (I1.freed_table): speculative walks do not need a running task.
+        mm = S.tlb_mm(t)
+        return B.And(mm is not None, B.Not(S.mm_exited(mm)) if mm is not None else False)
+    return (lambda S, ev: S.select(S.tlb_entries(), usable), body, message)
 
 
 @invariant("I1.freed_table", "no paging-structure cache entry reaches a freed page-table page",
