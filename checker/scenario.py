@@ -573,7 +573,7 @@ class _Loader:
         self.cpus = cpus = _int(ctx, "scenario.cpus", "cpus", top.get("cpus", 2), 1, MAX_CPUS)
         arch = _choice(ctx, "scenario.arch", "arch", top.get("arch", "x86"), ARCHES, "arch")
         era = _choice(ctx, "scenario.era", "era", top.get("era", "6.18"), ERAS, "era")
-        fixes_off = self.fixes(f"scenario.fixes_off", "fixes_off", top.get("fixes_off", []))
+        fixes_off = self.fixes("scenario.fixes_off", "fixes_off", top.get("fixes_off", []))
         for c in fixes_off:
             if FIXES[c].era != "6.18" and FIXES[c].era != era:
                 raise ctx.fail("scenario.fixes_off", f"fix {c} lives in the {FIXES[c].era} era "
