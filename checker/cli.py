@@ -518,13 +518,8 @@ def _version() -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     from .prove import LoadError
     from .scenario import ScenarioError
-    from .trace import TraceError
-    errors: tuple = (UsageError, ScenarioError, TraceError, LoadError)
-    try:
-        from .trace import OutputError
-        errors += (OutputError,)
-    except ImportError:
-        pass
+    from .trace import OutputError, TraceError
+    errors = (UsageError, ScenarioError, TraceError, LoadError, OutputError)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -76,6 +76,13 @@ def invariant(name: str, title: str, when: str, footprint: Iterable[str] = ()):
     return register
 
 
+def complaint(message):
+    """The definition of an invariant that an event itself violates (the kernel reporting a
+    problem: print_bad_pte, check_mm, a WARN ...): its domain is the event, its body false,
+    and *message(S, ev)* says what was reported."""
+    return (lambda S, ev: [ev], lambda S, B, e, ev: False, lambda S, e, ev: message(S, e))
+
+
 def _addr(vpn: int) -> str:
     return f"{vpn << PAGE_SHIFT:#x}"
 
@@ -264,9 +271,8 @@ def _i2_exact():
 @invariant("I2.check_mm", "check_mm finds every rss counter zero when the mm is freed",
            when="bad_rss")
 def _i2_check_mm():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: (f"check_mm: Bad rss-counter state mm{S.mm_id(e['mm'])} "
-                              f"type:{RSS_COUNTER_NAMES[e['member']]} val:{e['value']}"))
+    return complaint(lambda S, e: f"check_mm: Bad rss-counter state mm{S.mm_id(e['mm'])} "
+                                  f"type:{RSS_COUNTER_NAMES[e['member']]} val:{e['value']}")
 
 
 # --- I3: split and merge ------------------------------------------------------------------------
@@ -350,7 +356,7 @@ def _i4_exact():
 @invariant("I4.bad_pte", "zap_pte_range never finds a negative mapcount (print_bad_pte)",
            when="bad_pte")
 def _i4_bad_pte():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False, lambda S, e, ev: e["text"])
+    return complaint(lambda S, e: e["text"])
 
 
 # --- further properties -------------------------------------------------------------------------
@@ -434,9 +440,9 @@ def _lost_write():
 
 @invariant("WALKER", "no zap of a VMA while a page walker is inside it", when="zap_under_walker")
 def _walker():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: (f"the OOM reaper zaps {e['vma']} while exit_mmap's munlock walker "
-                              f"is inside it: the walker will use a PMD it already checked"))
+    return complaint(lambda S, e: f"the OOM reaper zaps {e['vma']} while exit_mmap's munlock "
+                                  f"walker is inside it: the walker will use a PMD it already "
+                                  f"checked")
 
 
 @invariant("EXIT_CLEAN", "after exit_mmap no VMA, no PTE and no page table but the pgd is left",
@@ -463,26 +469,23 @@ def _exit_clean():
 # by the checker as "BUG" (impl/sched.py KernelBug).
 @invariant("KERNEL.warn", "the kernel never WARNs", when="warn")
 def _kernel_warn():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: f"WARNING: {e['text']}")
+    return complaint(lambda S, e: f"WARNING: {e['text']}")
 
 
 @invariant("KERNEL.pgtable_leak", "when an mm is freed its pgd maps no page table",
            when="pgtable_leak")
 def _kernel_pgtable_leak():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: (f"mm{S.mm_id(e['mm'])} freed with {len(e['tables'])} page "
-                              f"table(s) still linked from its pgd: leaked "
-                              + ", ".join(f"L{lvl} at {base:#x} (pfn {pfn})"
-                                          for lvl, base, pfn in e["tables"])))
+    return complaint(lambda S, e: f"mm{S.mm_id(e['mm'])} freed with {len(e['tables'])} page "
+                                  f"table(s) still linked from its pgd: leaked "
+                                  + ", ".join(f"L{lvl} at {base:#x} (pfn {pfn})"
+                                              for lvl, base, pfn in e["tables"]))
 
 
 @invariant("KERNEL.pgtables_bytes", "check_mm finds pgtables_bytes zero when the mm is freed",
            when="bad_pgtables_bytes")
 def _kernel_pgtables_bytes():
-    return (lambda S, ev: [ev], lambda S, B, e, ev: False,
-            lambda S, e, ev: (f"check_mm: BUG: non-zero pgtables_bytes on freeing mm "
-                              f"mm{S.mm_id(e['mm'])}: {e['value']}"))
+    return complaint(lambda S, e: f"check_mm: BUG: non-zero pgtables_bytes on freeing mm "
+                                  f"mm{S.mm_id(e['mm'])}: {e['value']}")
 
 
 def by_when(when: str) -> list[Invariant]:

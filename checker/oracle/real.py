@@ -204,6 +204,17 @@ def _check_ancestors(real_dir: str) -> None:
         d = parent
 
 
+def _ours_and_private(path: str, st) -> None:
+    """UnsafePath unless *st* (of *path*) is owned by os.geteuid() and not writable by group
+    or others."""
+    import stat
+    if st.st_uid != os.geteuid():
+        raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us "
+                         f"(uid {os.geteuid()})")
+    if st.st_mode & 0o022:
+        raise UnsafePath(f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
+
+
 def private_dir(path: str, create: bool = False) -> str:
     """``path`` as a folder only we control, or UnsafePath: a real folder (os.lstat: not a
     symlink), owned by os.geteuid(), not writable by group or others, under folders owned by
@@ -218,11 +229,7 @@ def private_dir(path: str, create: bool = False) -> str:
         raise UnsafePath(f"{path} is a symlink")
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePath(f"{path} is not a folder")
-    if st.st_uid != os.geteuid():
-        raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us "
-                         f"(uid {os.geteuid()})")
-    if st.st_mode & 0o022:
-        raise UnsafePath(f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
+    _ours_and_private(path, st)
     real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     _check_ancestors(real)
     return real
@@ -238,12 +245,7 @@ def _verified_fd(path: str) -> int:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnsafePath(f"{path} is not a regular file")
-        if st.st_uid != os.geteuid():
-            raise UnsafePath(f"{path} is owned by uid {st.st_uid}, not by us "
-                             f"(uid {os.geteuid()})")
-        if st.st_mode & 0o022:
-            raise UnsafePath(f"{path} is writable by others "
-                             f"(mode {stat.S_IMODE(st.st_mode):o})")
+        _ours_and_private(path, st)
     except BaseException:
         os.close(fd)
         raise
