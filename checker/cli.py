@@ -1,6 +1,10 @@
 """The ``unmapcheck`` command line.
 
     unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list]
+                     [--coverage [FILE.json]]
+    unmapcheck mutate [PATH|FUNCTION ...] [-k PATTERN] [--obligations PATTERN] [--jobs N]
+                      [--timeout S] [--max-mutants N --seed S] [--fail-under SCORE]
+                      [--list] [--json]
     unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K]
                        [--random N --seed S | --pct D --random N --seed S]
                        [--trace-out FILE] [--html FILE] [--outcomes] [--json]
@@ -144,7 +148,7 @@ def cmd_explore(args) -> int:
     best = result.best()
     trace = None
     if best is not None:
-        trace = build_trace(sc, best.schedule, best.violation.group,
+        trace = build_trace(best.scenario(sc), best.schedule, best.violation.group,
                             command=reproduce_command(args, without))
         if args.trace_out:
             trace.save(args.trace_out)
@@ -348,6 +352,10 @@ def _print_json(command: str, body: dict) -> None:
 def cmd_prove(args) -> int:
     from .console import ProveReporter, print_table, status_label
     from .prove import FAILED, UNKNOWN, Options, run_many
+    if args.coverage and not args.coverage.endswith(".json"):
+        # "--coverage NAME": argparse gave the optional FILE an obligation name.
+        args.names = [args.coverage, *args.names]
+        args.coverage = ""
     obs = _select_obligations(args.names, args.k)
     if args.list:
         for ob in obs:
@@ -358,8 +366,11 @@ def cmd_prove(args) -> int:
     _int_range("--jobs", args.jobs, 1, 1024)
     _writable_output("--trace-dir", args.trace_dir, directory=True)
     _writable_output("--junit", args.junit)
+    _writable_output("--coverage", args.coverage or None)
     if args.trace_dir:
         os.makedirs(args.trace_dir, exist_ok=True)
+    if args.coverage is not None:
+        return _prove_with_coverage(args)
     opts = Options(bound=args.bound, timeout=args.timeout or 60.0, trace_dir=args.trace_dir)
     reporter = ProveReporter(len(obs), quiet=args.json)
     t0 = time.monotonic()
@@ -400,6 +411,50 @@ def cmd_prove(args) -> int:
     if unknown:
         return EXIT_UNKNOWN
     return EXIT_OK
+
+
+def _prove_with_coverage(args) -> int:
+    """prove again in a child process under coverage.py (checker/coverage_report.py says
+    why a child), then the coverage of impl/: a table after prove's own output, or the
+    "coverage" field of its JSON; the full report to FILE if one was given."""
+    from .coverage_report import run_prove_under_coverage, write_report
+    argv = [f"--jobs={args.jobs}"]
+    if args.bound is not None:
+        argv.append(f"--bound={args.bound}")
+    if args.timeout is not None:
+        argv.append(f"--timeout={args.timeout!r}")
+    if args.json:
+        argv.append("--json")
+    if args.trace_dir:
+        argv.append(f"--trace-dir={os.path.abspath(args.trace_dir)}")
+    if args.junit:
+        argv.append(f"--junit={os.path.abspath(args.junit)}")
+    if args.k:
+        argv.append(f"-k{args.k}")
+    argv += ["--", *args.names]
+    code, out, report = run_prove_under_coverage(argv, args.jobs, capture=args.json)
+    if report is None:                  # the child could not run the obligations
+        if out:
+            sys.stdout.write(out)
+        return code
+    if args.coverage:
+        write_report(args.coverage, report)
+    if args.json:
+        doc = json.loads(out)
+        doc["coverage"] = report.summary(args.coverage or None)
+        print(json.dumps(doc, indent=1))
+    else:
+        print()
+        print(report.render())
+        if args.coverage:
+            print(f"\ncoverage report written to {args.coverage}")
+    return code
+
+
+# --- mutate -------------------------------------------------------------------------------------
+def cmd_mutate(args) -> int:
+    from .mutate import run_cli
+    return run_cli(args)
 
 
 # --- fixes and oracle ---------------------------------------------------------------------------
@@ -444,7 +499,34 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-k", metavar="PATTERN", help="only obligations whose name contains "
                     "PATTERN (a glob if it has * ? [)")
     pr.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    pr.add_argument("--coverage", nargs="?", const="", metavar="FILE.json",
+                    help="run under coverage.py and report the line coverage of impl/ and "
+                    "the kernel-mirroring functions never executed; FILE.json (the name must "
+                    "end in .json: anything else is taken as an obligation name) gets the "
+                    "full per-file, per-function report")
     pr.set_defaults(func=cmd_prove)
+
+    mu = sub.add_parser("mutate", epilog=MUTATE_EXIT_CODES,
+                        help="mutation testing of impl/: does prove kill each mutant?")
+    mu.add_argument("targets", nargs="*", metavar="PATH|FUNCTION",
+                    help="mutate only these files of impl/ (impl/zap.py, zap.py) or functions "
+                    "(zap_pte_range, Class.method); default: all of impl/")
+    mu.add_argument("-k", metavar="PATTERN", help="only mutants whose id contains PATTERN "
+                    "(a glob if it has * ? [)")
+    mu.add_argument("--obligations", metavar="PATTERN",
+                    help="run only the obligations matching PATTERN, as prove -k does "
+                    "(default: every obligation)")
+    mu.add_argument("--jobs", type=int, default=1, help="mutants run in parallel")
+    mu.add_argument("--timeout", type=float,
+                    help="seconds per mutant (default: 5 x the unmutated run + 30)")
+    mu.add_argument("--max-mutants", type=int, metavar="N",
+                    help="run a seeded sample of N mutants when more are selected")
+    mu.add_argument("--seed", type=int, default=0, help="seed of the --max-mutants sample")
+    mu.add_argument("--fail-under", type=float, metavar="SCORE",
+                    help="exit 1 when the score (0..1) is below SCORE")
+    mu.add_argument("--list", action="store_true", help="list the mutants without running them")
+    mu.add_argument("--json", action="store_true")
+    mu.set_defaults(func=cmd_mutate)
 
     ls = sub.add_parser("list", epilog=EXIT_CODES, help="list the obligations and scenarios")
     ls.add_argument("names", nargs="*", metavar="NAME|FILE|DIR",
@@ -505,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
 EXIT_CODES = """exit codes: 0 as expected (every obligation PROVED); 1 a violation, or an
 expected violation or outcome not found; 2 a usage or input error; 3 undecided (UNKNOWN, a
 search cut short, interrupted); 4 an internal error (a bug in unmapcheck: please report it)."""
+
+
+MUTATE_EXIT_CODES = """exit codes: 0 the mutants ran (survivors or not); 1 the score is below
+--fail-under; 2 a usage or input error (an unknown path or function, a pattern that matches
+nothing, an unmutated impl/ that does not pass the chosen obligations); 3 interrupted; 4 an
+internal error."""
 
 
 def _version() -> str:

@@ -54,6 +54,13 @@ class Counterexample:
     violation: Violation
     schedule: list[int]          # thread ids, one per step, up to the violating step
     preemptions: int
+    # The branches (thread, k) that took the failing side (Scenario.inject): part of what
+    # reproduces the execution, with the schedule.
+    inject: frozenset = frozenset()
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        """*sc* as this counterexample ran it (its injection plan)."""
+        return sc.with_inject(self.inject) if self.inject != sc.inject else sc
 
     @property
     def steps(self) -> int:
@@ -80,6 +87,8 @@ class Stats:
     # Iterative context bounding stopped early: a round pruned nothing by its bound, so it
     # covered every bound (the unbounded space).
     saturated: bool = False
+    # Injection plans explored (explore_choices): 1 for a scenario without choices.
+    plans: int = 1
 
     @property
     def executions_per_second(self) -> float:
@@ -101,7 +110,8 @@ class Stats:
                 "complete": self.complete, "elapsed_s": round(self.elapsed, 3),
                 "time_to_first_violation_s": (None if self.time_to_first_violation is None
                                               else round(self.time_to_first_violation, 3)),
-                "interrupted": self.interrupted, "saturated": self.saturated}
+                "interrupted": self.interrupted, "saturated": self.saturated,
+                "injection_plans": self.plans}
 
 
 @dataclass
@@ -118,6 +128,10 @@ class Result:
     # Mazurkiewicz traces seen (when collected): each is the set of its events with their
     # vector clocks, which identifies the partial order of a deterministic program.
     traces: set = field(default_factory=set)
+    # Branches of sched.may_fail met by some execution: (thread, k).
+    choice_points: set = field(default_factory=set)
+    # The injection plans explored (explore_choices), in order.
+    plans: list = field(default_factory=list)
 
     def violated(self) -> set[str]:
         return set(self.counterexamples)
@@ -167,6 +181,7 @@ class _Search:
         (a sleep-set-blocked or bound-pruned one stops early, its outcome is elsewhere)."""
         self.stats.executions += 1
         self.stats.steps += len(ex.events)
+        self.result.choice_points.update((t, k) for t, k, _, _ in ex.choice_points)
         if complete:
             self.result.outcomes.add(ex.outcome())
             key = tuple((name, tuple(vals)) for name, vals in ex.results().items())
@@ -176,7 +191,7 @@ class _Search:
         for v in ex.violations:
             upto = v.step + 1
             pre = preemptions[upto - 1] if upto > 0 and preemptions else 0
-            cex = Counterexample(v, schedule[:upto], pre)
+            cex = Counterexample(v, schedule[:upto], pre, self.scenario.inject)
             old = self.result.counterexamples.get(v.group)
             if old is None or cex.rank() < old.rank():
                 self.result.counterexamples[v.group] = cex
@@ -521,7 +536,86 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
                                on_bound: Optional[Callable] = None,
                                on_execution: Optional[Callable] = None) -> Result:
     """DPOR with preemption bounds 0, 1, ... max_bound (None: unbounded after the bounded
-    rounds up to 2). Stops at the first bound that finds a violation when *stop_at_first*."""
+    rounds up to 2). Stops at the first bound that finds a violation when *stop_at_first*.
+    A scenario with ``choices`` is explored once per injection plan (explore_choices)."""
+    def run(sc: Scenario) -> Result:
+        return _icb(sc, max_bound, stop_at_first, deadline, max_executions, on_bound,
+                    on_execution)
+    if not scenario.choices:
+        return run(scenario)
+    return explore_choices(scenario, run, stop_at_first)
+
+
+def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
+                    stop_at_first: bool = True) -> Result:
+    """Both sides of every branch the kernel does not control (impl/sched.py may_fail),
+    the way fault injection's fail-nth does it: explore with no branch failing, collect the
+    branches the executions met ((thread, k): the thread's k-th branch of a kind the
+    scenario switched on), then explore again with each one failing, and so on up to
+    ``max_choices`` failing branches per execution. Every plan is a full search (*run*), so
+    the interleavings of each are covered as without choices; the results are merged (the
+    counterexample of a group is the best-ranked over all plans, and says its plan)."""
+    todo: list[frozenset] = [frozenset()]
+    seen = {frozenset()}
+    merged: Optional[Result] = None
+    t0 = time.monotonic()
+    while todo:
+        plan = todo.pop(0)
+        res = run(scenario.with_inject(plan))
+        res.plans = [plan]
+        if merged is None:
+            merged = res
+        else:
+            merged = _merge(merged, res)
+        if res.stats.interrupted or not res.stats.complete:
+            merged.stats.complete = False
+            if res.stats.interrupted:
+                break
+        if stop_at_first and merged.counterexamples:
+            break
+        if len(plan) < scenario.max_choices:
+            for point in sorted(res.choice_points - set(plan)):
+                nxt = plan | {point}
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+    assert merged is not None
+    merged.stats.elapsed = time.monotonic() - t0
+    merged.stats.plans = len(merged.plans)
+    return merged
+
+
+def _merge(a: Result, b: Result) -> Result:
+    """The result of two searches over disjoint sets of executions (two plans)."""
+    for g, c in b.counterexamples.items():
+        old = a.counterexamples.get(g)
+        if old is None or c.rank() < old.rank():
+            a.counterexamples[g] = c
+    a.outcomes |= b.outcomes
+    for key, n in b.outcome_counts.items():
+        a.outcome_counts[key] = a.outcome_counts.get(key, 0) + n
+        a.outcome_schedules.setdefault(key, b.outcome_schedules[key])
+    a.choice_points |= b.choice_points
+    a.plans += b.plans
+    a.traces |= b.traces
+    sa, sb = a.stats, b.stats
+    sa.executions += sb.executions
+    sa.steps += sb.steps
+    sa.sleep_pruned += sb.sleep_pruned
+    sa.bound_pruned += sb.bound_pruned
+    sa.truncated += sb.truncated
+    sa.max_preemptions_seen = max(sa.max_preemptions_seen, sb.max_preemptions_seen)
+    sa.complete = sa.complete and sb.complete
+    sa.saturated = sa.saturated and sb.saturated
+    sa.interrupted = sa.interrupted or sb.interrupted
+    if sa.time_to_first_violation is None:
+        sa.time_to_first_violation = sb.time_to_first_violation
+    return a
+
+
+def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
+         deadline: Optional[float], max_executions: Optional[int],
+         on_bound: Optional[Callable], on_execution: Optional[Callable]) -> Result:
     total = Stats(mode="dpor+icb")
     t0 = time.monotonic()
     bounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]

@@ -160,7 +160,7 @@ def scenario_obligations(paths=None) -> list[Obligation]:
                     from .trace import build_trace
                     import os
                     best = res.best()
-                    tr = build_trace(s, best.schedule, best.violation.group,
+                    tr = build_trace(best.scenario(s), best.schedule, best.violation.group,
                                      command=_explore_command(s, fixes, opts))
                     safe = name.replace(":", "_").replace(" ", "_").replace(",", "_")
                     path = os.path.join(opts.trace_dir, safe + ".json")

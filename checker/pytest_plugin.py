@@ -299,7 +299,7 @@ class ScenarioItem(pytest.Item):
         sc = self.scenario
         best = result.best()
         if sc.expect_never and best is not None:
-            trace = build_trace(sc, best.schedule, best.violation.group,
+            trace = build_trace(best.scenario(sc), best.schedule, best.violation.group,
                                 command=self._command(opts))
             return "\n" + render_text(trace.to_json())
         schedule = self._outcome_witness(result)

@@ -115,6 +115,9 @@ class Execution:
         self._current: Optional[ThreadState] = None
         self.deadlocked = False
         self.truncated = False
+        # Branches of sched.may_fail met so far: (thread, k, kind, label).
+        self.choice_points: list[tuple] = []
+        self._choice_count: dict[int, int] = {}
         sched.uninstall()
         self.system, self.env = build_system(scenario)
         self.machine = self.system.machine
@@ -144,6 +147,24 @@ class Execution:
 
     def event(self, kind: str, info: dict) -> None:
         self._step_events.append((kind, info))
+
+    def choose(self, kind: str, label: str) -> bool:
+        """impl/sched.py may_fail(): a branch the kernel does not control. Its outcome is
+        the scenario's plan (``Scenario.inject``: the thread's k-th such branch takes the
+        failing side); every branch of a kind the scenario switched on is recorded, so the
+        explorer can plan the other side (checker/explore.py explore_choices)."""
+        if kind not in self.scenario.choices:
+            return False
+        t = self._current
+        k = self._choice_count.get(t.tid, 0)
+        self._choice_count[t.tid] = k + 1
+        point = (t.name, k)
+        self.choice_points.append((t.name, k, kind, label))
+        taken = point in self.scenario.inject
+        if taken:
+            self._step_events.append(("choice", {"kind": kind, "label": label,
+                                                 "thread": t.name}))
+        return taken
 
     # --- driving -----------------------------------------------------------------------------
     def _run_thread(self, t: ThreadState) -> None:

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from unmapcheck.impl import constants as C
-from unmapcheck.impl.cpu import ARCHES
+from unmapcheck.impl.cpu import ARCHES, VENDORS
+from unmapcheck.impl.sched import CHOICE_KINDS
 from unmapcheck.impl.fixes import ERAS, FIXES, resolve_commit
 from unmapcheck.spec.invariants import GROUPS
 
@@ -160,6 +161,23 @@ class Scenario:
     # Litmus-style conditions over the outcome (checker/litmus.py): [expect] exists /
     # not_exists / forall.
     outcome_expect: list = field(default_factory=list)
+    # x86 only: whose INVLPG semantics the CPUs have (impl/cpu.py invlpg).
+    vendor: str = "intel"
+    # The kinds of nondeterministic branch switched on (impl/sched.py CHOICE_KINDS), and
+    # how many of them one execution may take the failing side of.
+    choices: tuple = ()
+    max_choices: int = 1
+    # The plan of one exploration: the (thread, k) branches that take the failing side
+    # (set by the explorer, checker/explore.py explore_choices; recorded in traces).
+    inject: frozenset = frozenset()
+
+    def with_inject(self, plan) -> "Scenario":
+        """The scenario with the branches of *plan* ((thread, k) pairs) taking the failing
+        side."""
+        import copy
+        s = copy.copy(self)
+        s.inject = frozenset(tuple(p) for p in plan)
+        return s
 
     def with_fixes_off(self, extra: list[str]) -> "Scenario":
         """The scenario with more fixes switched off, and the expectation that goes with that
@@ -564,7 +582,7 @@ class _Loader:
             raise ctx.fail("scenario", f"expected the [scenario] table, got {_kind(top)}",
                            "scenario")
         _only(ctx, "scenario", top, {"name", "description", "cpus", "arch", "era",
-                                     "fixes_off"})
+                                     "fixes_off", "vendor", "choices", "max_choices"})
         if "name" not in top:
             raise ctx.fail("scenario.name", "missing (the scenario needs a name)")
         name = _name(ctx, "scenario.name", "name", top["name"])
@@ -573,6 +591,20 @@ class _Loader:
         self.cpus = cpus = _int(ctx, "scenario.cpus", "cpus", top.get("cpus", 2), 1, MAX_CPUS)
         arch = _choice(ctx, "scenario.arch", "arch", top.get("arch", "x86"), ARCHES, "arch")
         era = _choice(ctx, "scenario.era", "era", top.get("era", "6.18"), ERAS, "era")
+        vendor = _choice(ctx, "scenario.vendor", "vendor", top.get("vendor", "intel"), VENDORS,
+                         "vendor")
+        if vendor != "intel" and arch != "x86":
+            raise ctx.fail("scenario.vendor", f"vendor {vendor!r} is an x86 vendor, but arch is "
+                           f"{arch!r}", "vendor")
+        choices = []
+        for i, k in enumerate(_list(ctx, "scenario.choices", "choices", top.get("choices", []),
+                                    "a list of branch kinds like [\"alloc\", \"resched\"]")):
+            k = _choice(ctx, f"scenario.choices[{i}]", "choices", k, CHOICE_KINDS, "choice kind")
+            if k in choices:
+                raise ctx.fail(f"scenario.choices[{i}]", f"{k!r} is listed twice", "choices")
+            choices.append(k)
+        max_choices = _int(ctx, "scenario.max_choices", "max_choices",
+                           top.get("max_choices", 1), 1, 3)
         fixes_off = self.fixes("scenario.fixes_off", "fixes_off", top.get("fixes_off", []))
         for c in fixes_off:
             if FIXES[c].era != "6.18" and FIXES[c].era != era:
@@ -587,7 +619,7 @@ class _Loader:
         return Scenario(self.ctx.path, name, description, cpus, arch, era, fixes_off,
                         self.tunables, self.files, self.processes, threads, preemptions,
                         max_steps, max_exec, never, list(sometimes), self.text, variants,
-                        outcome_expect)
+                        outcome_expect, vendor, tuple(choices), max_choices)
 
     # --- [scenario] ---------------------------------------------------------------------
     def fixes(self, where: str, key: str, v: Any) -> list[str]:

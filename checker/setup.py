@@ -61,7 +61,7 @@ def build_system(scenario: Scenario):
 def _build(scenario: Scenario, where: list, fail):
     tun = Tunables(**scenario.tunables) if scenario.tunables else None
     system = System(cpus=scenario.cpus, arch=scenario.arch, era=scenario.era,
-                    fixes_off=scenario.fixes_off, tunables=tun)
+                    fixes_off=scenario.fixes_off, tunables=tun, vendor=scenario.vendor)
     files: dict[str, int] = {}
     for i, f in enumerate(scenario.files):
         where[:] = [f"file[{i}]", None]

@@ -137,6 +137,8 @@ class Trace:
     states: list[dict]
     command: str = ""
     race: list[int] = field(default_factory=list)
+    # The branches that took the failing side ([thread, k] pairs: Scenario.inject).
+    inject: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -150,6 +152,7 @@ class Trace:
             "preemptions": self.preemptions,
             "violation": self.violation,
             "race": self.race,
+            "inject": self.inject,
             "steps": [s.__dict__ for s in self.steps],
             "#meta": {"format": "ITF", "description": "states[i] is the state after step i "
                       "(states[0]: the initial state)"},
@@ -297,7 +300,8 @@ def build_trace(scenario: Scenario, schedule: list[int], violation_group: Option
     race = find_race(steps, ex.events[:len(steps)], found.step if found else len(steps) - 1)
     return Trace(scenario.name, scenario.path, scenario.text, list(scenario.fixes_off),
                  scenario.arch, list(schedule[:len(steps)]), threads, steps, violation,
-                 preemptions, states, command, race)
+                 preemptions, states, command, race,
+                 [list(p) for p in sorted(scenario.inject)])
 
 
 def _results_at(ex: Execution, i: int) -> list[str]:
@@ -561,7 +565,19 @@ def validate(doc: Any, where: str = "trace") -> dict:
     if race and race[0] == race[1]:
         raise c.fail("race", f"expected two different steps, not step {race[0]} twice")
 
+    inject = _get(doc, "inject")
+    if inject is _MISSING or inject is None:
+        inject = []
+    if not isinstance(inject, list):
+        raise c.expected("inject", "a list of [thread, k] branches", inject)
+    names = {t["name"] for t in threads}
+    for k, p in enumerate(inject):
+        if not (isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                and p[0] in names and type(p[1]) is int and 0 <= p[1] < 1 << 20):
+            raise c.expected(f"inject[{k}]", "[a thread's name, the index of its branch]", p)
+
     return {"scenario": scenario, "fixes_off": fixes_off,
+            "inject": [tuple(p) for p in inject],
             "arch": c.string(_get(doc, "arch"), "arch", optional=True),
             "command": c.string(_get(doc, "command"), "command", optional=True),
             "threads": threads, "schedule": list(schedule), "steps": steps,
@@ -679,7 +695,7 @@ def scenario_of(doc: dict, path: str) -> Scenario:
 def _scenario(r: dict, path: str) -> Scenario:
     try:
         sc = parse(r["scenario"]["text"], r["scenario"]["path"] or path)
-        return sc.with_fixes_off(r["fixes_off"])
+        return sc.with_fixes_off(r["fixes_off"]).with_inject(r["inject"])
     except ScenarioError as e:
         raise _trace_error(f"{path}: scenario.text: the embedded scenario: {e}") from None
     except RecursionError:
@@ -801,6 +817,8 @@ def render_text(doc: dict, width: Optional[int] = None, all_changes: bool = Fals
     lines.append(f"scenario: {e(sc['name'])}  ({e(sc['path'])})")
     if r["fixes_off"]:
         lines.append(f"fixes off: {', '.join(r['fixes_off'])}")
+    if r["inject"]:
+        lines.append("failing branches: " + ", ".join(f"{t}'s #{k}" for t, k in r["inject"]))
     lines.append(f"{len(r['steps'])} steps, {r['preemptions']} preemptions")
     lines.append("")
     header = "step  " + "".join(e(f"{t['name']} (CPU{t['cpu']}, {t['role']})")[:col - 1]

@@ -21,8 +21,10 @@ an instruction. This is what makes "flush, then free" safe on real machines, and
 reproduces it instead of assuming it.
 
 Simplifications: no speculative or prefetching walks (a TLB entry is made only by an access);
-x86's INVLPG drops the whole paging-structure cache of the PCID (as the SDM specifies, which
-is why walk-cache bugs show on arm64 and not on x86); no lazy-TLB mode (a CPU stays in
+x86's INVLPG follows the vendor (Machine.vendor): on Intel it drops the whole
+paging-structure cache of the PCID (as the SDM specifies, which is why walk-cache bugs show on
+arm64 and AMD and not on Intel), on AMD with EFER.TCE only the entries on the path to the
+address; no lazy-TLB mode (a CPU stays in
 mm_cpumask once it ran the mm); no TLB capacity limit.
 """
 
@@ -35,6 +37,10 @@ from .pte import PRESENT, pte_t
 
 TLB_FLUSH_ALL = ULONG_MAX
 ARCHES = ("x86", "arm64")
+#: x86 vendors, for INVLPG's effect on the paging-structure caches (see invlpg()).
+VENDORS = ("intel", "amd")
+#: arch/x86/mm/tlb.c tlb_single_page_flush_ceiling: above this many INVLPGs, a full flush.
+TLB_SINGLE_PAGE_FLUSH_CEILING = 33
 
 # For a table at level L (1 = PTE table), the address bits that select it (the prefix the
 # paging-structure cache is tagged with): a PTE table is selected by VA[47:21], and so on.
@@ -231,19 +237,47 @@ def _drop_all(cpu: Cpu, mm_id: int) -> None:
         del cpu.pwc[key]
 
 
+def invlpg(machine, cpu: Cpu, mm_id: int, addr: int) -> None:
+    """arch/x86/include/asm/tlbflush.h flush_tlb_one_user() -> invlpg(addr) (and, with PTI,
+    INVPCID for the user PCID: the model has one PCID per mm): drop the TLB entry of the
+    page at *addr*, and paging-structure-cache entries:
+
+    * Intel (SDM Vol. 3A 4.10.4.1): INVLPG invalidates every paging-structure-cache entry
+      of the current PCID, whatever the address;
+    * AMD with EFER.TCE set (which Linux does where the CPU has it, since 6.15: 440a65b7d25f
+      "x86/mm: Enable AMD translation cache extensions"): "only those upper-level entries
+      that lead to the target PTE in the page table hierarchy" (the AMD manual, quoted in
+      that commit): a freed page table stays cached unless an INVLPG hits an address it
+      translated."""
+    _drop_leaf(cpu, mm_id, addr, addr + (1 << PAGE_SHIFT))
+    if machine.vendor == "amd":
+        _drop_walk(cpu, mm_id, addr, addr + 1)
+    else:
+        cpu.pwc = {k: v for k, v in cpu.pwc.items() if k[0] != mm_id}
+
+
 def flush_tlb_mm_range(machine, mm, start: int, end: int, stride_shift: int,
                        freed_tables: bool) -> None:
-    """arch/x86/mm/tlb.c flush_tlb_mm_range(): INVLPG each page of [start, end) on every CPU
-    of mm_cpumask, or a full flush for TLB_FLUSH_ALL. On x86 INVLPG also invalidates the
-    whole paging-structure cache of the PCID (Intel SDM 4.10.4.1), whatever freed_tables is."""
+    """arch/x86/mm/tlb.c flush_tlb_mm_range() -> get_flush_tlb_info() -> flush_tlb_func()
+    on every CPU of mm_cpumask (v6.18): more than tlb_single_page_flush_ceiling strides is a
+    full flush (CR3 write / INVPCID: everything of the PCID, walk caches included),
+    otherwise one INVLPG per stride from *start* (the vendor's INVLPG: :func:`invlpg`).
+
+    Simplified (the TLB shootdown issue): one step for the local and the remote flushes, no
+    lazy-TLB CPUs, no tlb_gen, no INVLPGB; ``freed_tables`` only matters to lazy CPUs in
+    6.18 and is reported with the event."""
+    if end != TLB_FLUSH_ALL and (end - start) >> stride_shift > TLB_SINGLE_PAGE_FLUSH_CEILING:
+        start, end = 0, TLB_FLUSH_ALL
     targets = _targets(machine, mm)
     _ipi(machine, mm, "flush_tlb_mm_range", targets)
     for cpu in targets:
         if end == TLB_FLUSH_ALL:
             _drop_all(cpu, mm.id)
         else:
-            _drop_leaf(cpu, mm.id, start, end)
-            cpu.pwc = {k: v for k, v in cpu.pwc.items() if k[0] != mm.id}
+            addr = start
+            while addr < end:
+                invlpg(machine, cpu, mm.id, addr)
+                addr += 1 << stride_shift
     sched.event("tlb_flush", mm=mm, start=start, end=end, freed_tables=freed_tables)
 
 

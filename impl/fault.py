@@ -49,7 +49,7 @@ from .page import (PG_locked, PG_mlocked, PG_unevictable, PG_lru, PG_uptodate, P
                    folio_test_anon, folio_test_dirty, folio_trylock, folio_unlock)
 from .pgtable import (EntryPtr, p4d_offset, pgd_offset, pmd_alloc,
                       pmdp_get, pte_alloc, pte_index, pte_lockptr, pte_offset_map,
-                      pte_offset_map_lock, pte_unmap_unlock, ptep_get, pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
+                      pte_offset_map_lock, pte_unmap, pte_unmap_unlock, ptep_get, pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
                       pud_alloc, set_pte_at)
 from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_mkspecial,
                   pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_t, pte_write, swp_offset)
@@ -292,7 +292,8 @@ def ptep_set_access_flags(vma, address: int, ptep: EntryPtr, entry: pte_t, dirty
 
 def pte_unmap_same(vmf) -> bool:
     """mm/memory.c pte_unmap_same(): on 64-bit a PTE is read atomically, so nothing to
-    recheck; just drop the mapping of the PTE table."""
+    recheck; just drop the mapping of the PTE table (the end of its RCU section)."""
+    pte_unmap(vmf.pte)
     vmf.pte = None
     return True
 
@@ -363,7 +364,8 @@ def handle_pte_fault(vmf) -> int:
         vmf.orig_pte = ptep_get(vmf.pte)                # ptep_get_lockless
         vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID
         if pte_none(vmf.orig_pte):
-            vmf.pte = None                              # pte_unmap
+            pte_unmap(vmf.pte)
+            vmf.pte = None
 
     if vmf.pte is None:
         return do_pte_missing(vmf)

@@ -63,8 +63,14 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
         "v7.2",
         "zap_pte_range() queues a reclaimed PTE table with pte_free_tlb(..., addr) where addr "
         "== end, one past the table, so the flush invalidates the paging-structure entries "
-        "of the next table's range: on arm64 a walk cache keeps reaching the freed table",
-        era="7.0"),
+        "of the next table's range: on arm64, and on AMD with EFER.TCE, a walk cache keeps "
+        "reaching the freed table", era="7.0"),
+    Fix("d86564a2f085", "mm/tlb, x86/mm: Support invalidating TLB caches for RCU_TABLE_FREE",
+        "v4.19",
+        "tlb_table_flush() and the table-batch allocation failure path free page tables "
+        "without tlb_table_invalidate(): a full table batch, or a table freed on its own when "
+        "the batch page cannot be allocated, is freed while paging-structure caches still "
+        "point at it"),
 )}
 
 # Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);

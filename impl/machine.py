@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cpu import ARCHES, Cpu
+from .cpu import ARCHES, VENDORS, Cpu
 from .fixes import ERAS, Fixes
 from .page import Zone
+from .rcu import RcuState
 
 
 @dataclass
@@ -63,17 +64,26 @@ class Tunables:
 class Machine:
     def __init__(self, cpus: int = 2, arch: str = "x86", era: str = "6.18",
                  fixes_off: tuple[str, ...] | list[str] = (),
-                 tunables: Tunables | None = None):
+                 tunables: Tunables | None = None, vendor: str = "intel"):
         if cpus < 1:
             raise ValueError(f"cpus must be at least 1, got {cpus}")
         if arch not in ARCHES:
             raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHES)})")
+        if vendor not in VENDORS:
+            raise ValueError(f"unknown vendor {vendor!r} (known: {', '.join(VENDORS)})")
+        if vendor != "intel" and arch != "x86":
+            raise ValueError(f"vendor {vendor!r} is an x86 vendor; arch is {arch!r}")
         if era not in ERAS:
             raise ValueError(f"unknown kernel era {era!r} (known: {', '.join(ERAS)})")
         self.zone = Zone()
         self.cpus = [Cpu(i) for i in range(cpus)]
         self.zone.tlb_objs = tuple(c.obj for c in self.cpus)
+        self.zone.machine = self
         self.arch = arch
+        # x86 only: whose INVLPG semantics apply (impl/cpu.py invlpg): "intel", or "amd"
+        # with EFER.TCE set, as Linux sets it since 6.15 (440a65b7d25f).
+        self.vendor = vendor
+        self.rcu = RcuState()
         self.era = era
         self.fixes = Fixes(fixes_off)
         self.tunables = tunables or Tunables()

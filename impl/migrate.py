@@ -38,7 +38,7 @@ from .page import (PG_active, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_une
                    PG_uptodate, PG_writeback, Page, folio_lock, folio_mapped, folio_put,
                    folio_ref_count, folio_test_anon, folio_test_mlocked, folio_try_get,
                    folio_trylock, folio_unlock, page_mapcount)
-from .pgtable import pte_offset_map_lock, pte_unmap_unlock, ptep_get
+from .pgtable import pte_offset_map_lock, pte_unmap, pte_unmap_unlock, ptep_get
 from .pte import is_migration_entry, pte_none, pte_present
 from .rmap import (PG_anon_exclusive, TTU_BATCH_FLUSH, folio_get_anon_vma, folio_mapping,
                    put_anon_vma, remove_migration_ptes, try_to_migrate, try_to_unmap_flush)
@@ -653,8 +653,9 @@ def migration_entry_wait(mm, pmd, address: int) -> None:
     if ptep is None:
         return
     pte = ptep_get(ptep)
+    pte_unmap(ptep)
     if pte_none(pte) or pte_present(pte) or not is_migration_entry(pte):
-        pte_unmap_unlock(ptep, ptl)
+        spin_unlock(ptl)                                # out:
         return
     # pfn_swap_entry_folio(entry)
     migration_entry_wait_on_locked(mm.zone.pfn_to_page(pte.pfn), ptl)

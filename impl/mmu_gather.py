@@ -15,11 +15,15 @@ tlb_flush_mmu_free(), which tlb_flush_mmu() runs after tlb_flush_mmu_tlbonly(); 
 freed before the flush that covers it, unless a flush is skipped or too narrow (the historic
 bugs).
 
+Page-table pages go through the table batch of CONFIG_MMU_GATHER_RCU_TABLE_FREE (x86 since
+6.15, arm64): invalidated with the TLB flush, then freed by an RCU callback after a grace
+period (impl/rcu.py), which is what protects the lockless walkers (GUP-fast,
+pte_offset_map()); the batch page's GFP_NOWAIT allocation may fail (an explorer choice), and
+then each table is freed on its own (tlb_remove_table_one).
+
 Simplifications: the batch pages and the table batch are Python lists with the kernel's
 capacities (Tunables: MMU_GATHER_BUNDLE, MAX_GATHER_BATCH, MAX_GATHER_BATCH_COUNT,
-MAX_TABLE_BATCH); page-table pages are freed right after the invalidating flush (the RCU grace
-period of MMU_GATHER_RCU_TABLE_FREE protects software walkers, which the model does not have:
-GUP-fast is not modelled); no mmu notifiers; page sizes are all PAGE_SIZE.
+MAX_TABLE_BATCH); no mmu notifiers; page sizes are all PAGE_SIZE.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .constants import PAGE_SHIFT, PAGE_SIZE, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT,
 from .cpu import TLB_FLUSH_ALL, arm64_flush_tlb_mm, arm64_flush_tlb_range, flush_tlb_mm_range
 from .mm_types import dec_tlb_flush_pending, inc_tlb_flush_pending, mm_tlb_flush_nested
 from .page import Page, folio_put
+from .rcu import call_rcu, tlb_remove_table_sync_one
 
 # Kernel capacities (mm/mmu_gather.c, include/asm-generic/tlb.h) for 4 KiB pages.
 MMU_GATHER_BUNDLE = 8
@@ -239,6 +244,8 @@ def tlb_next_batch(tlb: mmu_gather) -> bool:
         return True
     if len(tlb.batches) - 1 == _tunable(tlb, "gather_batch_count", MAX_GATHER_BATCH_COUNT):
         return False
+    if sched.may_fail("alloc", "tlb_next_batch: __get_free_page(GFP_NOWAIT)"):
+        return False
     tlb.batches.append(mmu_gather_batch(_tunable(tlb, "gather_batch", MAX_GATHER_BATCH)))
     tlb.active += 1
     return True
@@ -298,34 +305,98 @@ def tlb_batch_list_free(tlb: mmu_gather) -> None:
     del tlb.batches[1:]
 
 
+def tlb_needs_table_invalidate() -> bool:
+    """include/asm-generic/tlb.h: true unless an architecture's hardware does not walk the
+    Linux page tables (sparc; powerpc hash): x86 and arm64 must invalidate walk caches
+    before a table is freed."""
+    return True
+
+
+def tlb_table_invalidate(tlb: mmu_gather) -> None:
+    """mm/mmu_gather.c tlb_table_invalidate(): "Invalidate page-table caches used by
+    hardware walkers. Then we still need to RCU-sched wait while freeing the pages because
+    software walkers can still be in-flight."
+
+    Fix toggle d86564a2f085 off (v4.18, HAVE_RCU_TABLE_FREE without
+    HAVE_RCU_TABLE_INVALIDATE, as x86 with paravirt had it): there is no invalidate here, so
+    a table freed by a full table batch or by the batch-allocation failure path is freed
+    with no TLB or walk-cache flush (the normal path still flushes first, in
+    tlb_flush_mmu())."""
+    if not tlb.mm.machine.fixes.on("d86564a2f085"):
+        return
+    if tlb_needs_table_invalidate():
+        tlb_flush_mmu_tlbonly(tlb)
+
+
+def __tlb_remove_table(table: Page) -> None:
+    """The architecture's __tlb_remove_table() (the generic one of 6.18): pagetable_dtor()
+    and pagetable_free(). The event lets the invariants judge the free (PT_LIFETIME)."""
+    sched.point("__tlb_remove_table", writes=(table.obj,))
+    pfn, gen = table.pfn, table.gen
+    table.table = None
+    table.ptl = None
+    folio_put(table)
+    sched.event("pgtable_free", pfn=pfn, gen=gen)
+
+
+def __tlb_remove_table_free(batch: list[Page]) -> None:
+    for table in batch:
+        __tlb_remove_table(table)
+
+
+def tlb_remove_table_rcu(batch: list[Page]) -> None:
+    """The RCU callback of a table batch."""
+    __tlb_remove_table_free(batch)
+
+
+def tlb_remove_table_free(tlb: mmu_gather, batch: list[Page]) -> None:
+    """CONFIG_MMU_GATHER_RCU_TABLE_FREE (x86 since 6.15, arm64): call_rcu(&batch->rcu,
+    tlb_remove_table_rcu): the tables are freed after a grace period."""
+    call_rcu(tlb.mm.machine, lambda: tlb_remove_table_rcu(batch), "tlb_remove_table_rcu",
+             writes=tuple(t.obj for t in batch))
+
+
+def __tlb_remove_table_one(machine, table: Page) -> None:
+    """mm/mmu_gather.c __tlb_remove_table_one() (v6.18): with CONFIG_PT_RECLAIM the table is
+    freed by an RCU callback (__tlb_remove_table_one_rcu), because pte_offset_map() walkers
+    rely on RCU; without it, tlb_remove_table_sync_one() (an IPI that waits for the
+    IRQ-disabled GUP-fast walkers only) and an immediate free."""
+    from .zap import config_pt_reclaim
+    if config_pt_reclaim(machine):
+        call_rcu(machine, lambda: __tlb_remove_table(table), "__tlb_remove_table_one_rcu",
+                 writes=(table.obj,))
+        return
+    tlb_remove_table_sync_one(machine)
+    __tlb_remove_table(table)
+
+
+def tlb_remove_table_one(machine, table: Page) -> None:
+    __tlb_remove_table_one(machine, table)
+
+
+def tlb_table_flush(tlb: mmu_gather) -> None:
+    """Invalidate the walk caches, then free the table batch after a grace period."""
+    if tlb.tables:
+        tlb_table_invalidate(tlb)
+        batch, tlb.tables = tlb.tables, None
+        tlb_remove_table_free(tlb, batch)
+    tlb.tables = None
+
+
 def tlb_remove_table(tlb: mmu_gather, table: Page) -> None:
-    """Queue a page-table page; a full table batch is flushed (and freed) at once."""
+    """Queue a page-table page; a full table batch is flushed (and freed) at once. The
+    batch page is allocated with GFP_NOWAIT; when that fails (an explorer choice, impl/
+    sched.py may_fail), the table is invalidated and freed on its own
+    (tlb_remove_table_one)."""
     if tlb.tables is None:
+        if sched.may_fail("alloc", "tlb_remove_table: __get_free_page(GFP_NOWAIT)"):
+            tlb_table_invalidate(tlb)
+            tlb_remove_table_one(tlb.mm.machine, table)
+            return
         tlb.tables = []
     tlb.tables.append(table)
     if len(tlb.tables) == _tunable(tlb, "table_batch", MAX_TABLE_BATCH):
         tlb_table_flush(tlb)
-
-
-def tlb_table_invalidate(tlb: mmu_gather) -> None:
-    """tlb_needs_table_invalidate() is true: invalidate hardware walk caches first."""
-    tlb_flush_mmu_tlbonly(tlb)
-
-
-def __tlb_remove_table(table: Page) -> None:
-    sched.point("__tlb_remove_table", writes=(table.obj,))
-    table.table = None
-    table.ptl = None
-    folio_put(table)
-
-
-def tlb_table_flush(tlb: mmu_gather) -> None:
-    if tlb.tables:
-        tlb_table_invalidate(tlb)
-        tables, tlb.tables = tlb.tables, None
-        for table in tables:
-            __tlb_remove_table(table)
-    tlb.tables = None
 
 
 def tlb_flush_mmu_free(tlb: mmu_gather) -> None:

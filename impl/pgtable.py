@@ -26,6 +26,7 @@ from .constants import (PAGE_SHIFT, PAGE_SIZE, PGDIR_MASK, PGDIR_SHIFT, PGDIR_SI
 from .locks import SpinLock, spin_lock, spin_unlock
 from .page import Page
 from .pte import PRESENT, PTE_NONE, TableEntry, pte_t
+from .rcu import rcu_reached_table, rcu_read_lock, rcu_read_unlock
 
 LEVEL_PTE, LEVEL_PMD, LEVEL_PUD, LEVEL_PGD = 1, 2, 3, 4
 LEVEL_NAMES = {1: "pte", 2: "pmd", 3: "pud", 4: "pgd"}
@@ -222,12 +223,44 @@ def pmd_offset(pudp: EntryPtr, pud: TableEntry, addr: int) -> EntryPtr:
     return EntryPtr(entry_table(pudp, pud), pmd_index(addr))
 
 
+def __pte_offset_map(pmdp: EntryPtr, addr: int):
+    """mm/pgtable-generic.c ___pte_offset_map() (v6.18): enter an RCU read-side critical
+    section, read the pmd once, and return (the PTE slot, the pmd value); or leave the
+    section and return (None, None) when the pmd is none (no THP, no pmd migration entries,
+    no bad pmds in the model). The section keeps the PTE table from being freed until
+    pte_unmap(): PT_RECLAIM and the table-batch failure path free a detached PTE table only
+    after a grace period (impl/mmu_gather.py), which is what makes reading a pmd without
+    its lock safe."""
+    machine = pmdp.table.zone.machine
+    rcu_read_lock(machine)
+    pmdval = pmdp_get(pmdp)
+    if pmdval is None:
+        rcu_read_unlock(machine)
+        return None, None
+    rcu_reached_table(machine, pmdval.pfn, pmdval.gen)
+    return EntryPtr(entry_table(pmdp, pmdval), pte_index(addr)), pmdval
+
+
 def pte_offset_map(pmdp: EntryPtr, addr: int) -> Optional[EntryPtr]:
-    """pte_offset_map(): None when the pmd is none (the 6.x form that may fail)."""
-    pmd = pmdp_get(pmdp)
-    if pmd is None:
-        return None
-    return EntryPtr(entry_table(pmdp, pmd), pte_index(addr))
+    """include/linux/pgtable.h pte_offset_map(): the PTE slot, or None (the 6.x form that
+    may fail); pte_unmap() ends its RCU section."""
+    return __pte_offset_map(pmdp, addr)[0]
+
+
+def pte_unmap(ptep: EntryPtr) -> None:
+    """include/linux/pgtable.h pte_unmap(): no highmem page tables, so only the end of the
+    RCU read-side section pte_offset_map() entered."""
+    rcu_read_unlock(ptep.table.zone.machine)
+
+
+def pte_offset_map_rw_nolock(mm, pmd: EntryPtr, addr: int):
+    """mm/pgtable-generic.c pte_offset_map_rw_nolock(): map the PTE table without its lock;
+    returns (ptep, pmdval, ptl), or (None, None, None) when the pmd is none. A caller that
+    modifies the table rechecks the pmd (pmd_same) under the lock, or holds the pmd lock."""
+    ptep, pmdval = __pte_offset_map(pmd, addr)
+    if ptep is None:
+        return None, None, None
+    return ptep, pmdval, ptep.table.ptl
 
 
 def pte_lockptr(mm, ptep: EntryPtr) -> SpinLock:
@@ -247,11 +280,13 @@ def pte_offset_map_lock(mm, pmdp: EntryPtr, addr: int):
         pmd = pmdp_get(pmdp)
         if pmd is not None and pmd.pfn == ptep.table.pfn and pmd.gen == ptep.table.gen:
             return ptep, ptl
-        spin_unlock(ptl)
+        pte_unmap_unlock(ptep, ptl)
 
 
 def pte_unmap_unlock(ptep: EntryPtr, ptl: SpinLock) -> None:
+    """include/linux/mm.h pte_unmap_unlock(): spin_unlock(ptl), then pte_unmap(pte)."""
     spin_unlock(ptl)
+    pte_unmap(ptep)
 
 
 # --- allocation (mm/memory.c, include/linux/mm.h) ---------------------------------------------

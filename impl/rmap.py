@@ -49,6 +49,7 @@ from .mm_types import linear_page_index, vm_flags_read
 from .page import (PG_anon_exclusive, PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
                    folio_set_dirty, folio_test_anon, folio_test_dirty)
 from .pgtable import (EntryPtr, entry_table, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
+                      pte_offset_map_rw_nolock, pte_unmap, pte_unmap_unlock,
                       pte_accessible, ptep_clear_flush, ptep_get, ptep_get_and_clear,
                       set_pte_at, walk_to_pmd)
 from .pte import (MIGRATION, is_migration_entry, is_writable_migration_entry,
@@ -774,7 +775,9 @@ def DEFINE_FOLIO_VMA_WALK(folio: Page, vma, address: int, flags: int) -> PageVma
 
 def page_vma_mapped_walk_done(pvmw: PageVmaMappedWalk) -> None:
     """include/linux/rmap.h page_vma_mapped_walk_done(): drop the PTL if held."""
-    # pte_unmap(): nothing to do without highmem page tables.
+    if pvmw.pte is not None:
+        pte_unmap(pvmw.pte)
+        pvmw.pte = None        # (model: a walk is done once; the kernel leaves the field)
     if pvmw.ptl is not None:
         spin_unlock(pvmw.ptl)
         pvmw.ptl = None
@@ -809,13 +812,11 @@ def map_pte(pvmw: PageVmaMappedWalk, pmdval) -> bool:
 
     is_migration = bool(pvmw.flags & PVMW_MIGRATION)
     while True:  # again:
-        # pte_offset_map_rw_nolock(): the table, its lock, and the pmd value used.
-        pmdval = pmdp_get(pvmw.pmd)
-        if pmd_none(pmdval):
-            pvmw.pte = None
+        # pte_offset_map_rw_nolock(): the table (inside an RCU read-side section), its
+        # lock, and the pmd value used.
+        pvmw.pte, pmdval, ptl = pte_offset_map_rw_nolock(mm, pvmw.pmd, pvmw.address)
+        if pvmw.pte is None:
             return False
-        pvmw.pte = EntryPtr(entry_table(pvmw.pmd, pmdval), pte_index(pvmw.address))
-        ptl = pvmw.pte.table.ptl
         ptent = ptep_get(pvmw.pte)          # ptep_get_lockless()
         if pte_none(ptent):
             return False
@@ -828,7 +829,7 @@ def map_pte(pvmw: PageVmaMappedWalk, pmdval) -> bool:
         spin_lock(ptl)
         now = pmdp_get(pvmw.pmd)            # pmdp_get_lockless()
         if now != pmdval:
-            spin_unlock(ptl)
+            pte_unmap_unlock(pvmw.pte, ptl)
             continue
         pvmw.ptl = ptl
         return True

@@ -134,6 +134,40 @@ def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
     rt.point(label, reads, writes, wait, adds)
 
 
+#: The kinds of nondeterministic branch a scenario can switch on (``[choices]``): an
+#: allocation that may fail (GFP_NOWAIT: tlb_next_batch, the table batch) and need_resched()
+#: (zap_pte_range breaks off mid-table).
+CHOICE_KINDS = ("alloc", "resched")
+
+
+def may_fail(kind: str, label: str) -> bool:
+    """A branch the kernel does not control: does this GFP_NOWAIT allocation fail, is
+    need_resched() true here (*kind* one of :data:`CHOICE_KINDS`, *label* the call site).
+
+    False (the allocation succeeds, no reschedule is due) unless the scenario switches the
+    kind on; then the explorer's runtime decides, and explores both outcomes (see
+    checker/explore.py explore_choices). A sequential run asks the machine's ``inject``
+    hook when one is installed (the stateful test draws failures through it)."""
+    rt = RT
+    if rt is not None:
+        # (a runtime that only records steps, a test's, decides nothing: the common side)
+        choose = getattr(rt, "choose", None)
+        return bool(choose is not None and choose(kind, label))
+    hook = _sequential_choice
+    return bool(hook is not None and hook(kind, label))
+
+
+#: Sequential runs: a function (kind, label) -> bool deciding the branches, or None (never).
+_sequential_choice: Optional[Callable[[str, str], bool]] = None
+
+
+def set_sequential_choice(fn: Optional[Callable[[str, str], bool]]) -> None:
+    """Install (or remove, with None) the decider of :func:`may_fail` for runs without an
+    explorer runtime."""
+    global _sequential_choice
+    _sequential_choice = fn
+
+
 def operated_on(start: int, end: int) -> None:
     """Model only (no kernel counterpart): the running system call has operated on the
     page-aligned [start, end) of its mm: it zapped the range, changed its protection or

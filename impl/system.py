@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import sched
+from .rcu import in_read_section
 from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                         PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_LOCKED)
 from .machine import Machine, Tunables
@@ -54,9 +55,9 @@ class System:
 
     def __init__(self, cpus: int = 2, arch: str = "x86", era: str = "6.18",
                  fixes_off: tuple[str, ...] | list[str] = (),
-                 tunables: Tunables | None = None):
+                 tunables: Tunables | None = None, vendor: str = "intel"):
         self.machine = Machine(cpus=cpus, arch=arch, era=era, fixes_off=fixes_off,
-                               tunables=tunables)
+                               tunables=tunables, vendor=vendor)
         self.processes: list[Process] = []
         self.files: dict[int, object] = {}
         self._next_fd = 3
@@ -165,6 +166,10 @@ class Process:
             # lockdep's "lock held when returning to user space!"
             raise sched.LockDiscipline(f"{ctx.name}: lock held when returning to user space: "
                                        + ", ".join(lock.name for lock in ctx.held))
+        if in_read_section(self.machine):
+            # lockdep's "lock held when returning to user space!" for rcu_read_lock_map
+            raise sched.LockDiscipline(f"{ctx.name}: returning to user space inside an RCU "
+                                       f"read-side critical section")
         syscall = ctx.syscall
         ctx.syscall = ""
         sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,

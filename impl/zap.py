@@ -44,7 +44,8 @@ from .mmu_gather import (__tlb_remove_folio_pages, pte_free_tlb, tlb_delay_rmap,
 from .page import PG_locked, Page, folio_set_dirty, folio_test_anon, page_mapcount
 from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_offset,
                       pgd_addr_end, pgd_offset, pgdp_get, pmd_addr_end, pmd_offset, pmdp_get,
-                      pte_clear_not_present_full, pte_offset_map_lock, pte_unmap_unlock,
+                      pte_clear_not_present_full, pte_offset_map_lock, pte_offset_map_rw_nolock,
+                      pte_unmap, pte_unmap_unlock,
                       ptep_get, ptep_get_and_clear_full, pte_index, pud_addr_end, pud_offset,
                       pudp_get, _write, LEVEL_PTE)
 from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
@@ -265,18 +266,6 @@ def pmd_pgtable(mm, pmdval) -> Page:
     return mm.zone.pfn_to_page(pmdval.pfn)
 
 
-def pte_offset_map_rw_nolock(mm, pmd: EntryPtr, addr: int):
-    """mm/pgtable-generic.c pte_offset_map_rw_nolock(): map the PTE table *pmd* points at,
-    without its lock; returns (ptep, pmdval, ptl), or (None, None, None) when the pmd is
-    none. The caller rechecks under the lock (here it holds the pmd lock, so the pmd cannot
-    change)."""
-    pmdval = pmdp_get(pmd)
-    if pmdval is None:
-        return None, None, None
-    table = entry_table(pmd, pmdval)
-    return EntryPtr(table, pte_index(addr)), pmdval, table.ptl
-
-
 def _pte_table_is_none(start_pte: EntryPtr) -> bool:
     """The "Check if it is empty PTE page" loop: every one of the PTRS_PER_PTE entries from
     *start_pte* (the first slot: reclaim needs a PMD-aligned range) is none."""
@@ -340,7 +329,7 @@ def try_to_free_pte(mm, pmd: EntryPtr, addr: int, tlb: mmu_gather) -> None:
         if ptl is not pml:
             spin_lock(ptl)                         # spin_lock_nested(ptl, SINGLE_DEPTH_NESTING)
         if _pte_table_is_none(start_pte):
-            # pte_unmap(start_pte): no highmem PTE mapping in the model.
+            pte_unmap(start_pte)
             _write(pmd, None, "pmd_clear")
             if ptl is not pml:
                 spin_unlock(ptl)
@@ -399,7 +388,7 @@ def zap_pte_table_if_empty(mm, pmd: EntryPtr, addr: int) -> tuple[bool, object]:
         if ptl is not pml:
             spin_lock(ptl)                         # spin_lock_nested(ptl, SINGLE_DEPTH_NESTING)
         if _pte_table_is_none(start_pte):
-            # pte_unmap(start_pte): no highmem PTE mapping in the model.
+            pte_unmap(start_pte)
             _write(pmd, None, "pmd_clear")
             if ptl is not pml:
                 spin_unlock(ptl)

@@ -37,6 +37,9 @@ EVENTS: dict[str, str] = {
     "zap_under_walker": "the OOM reaper is about to zap a VMA a page walker is inside",
     "exit_mmap_done": "exit_mmap finished tearing an mm down",
     "mm_freed": "__mmdrop freed an mm_struct",
+    "pgtable_free": "a page-table page was freed (pfn, gen): by an RCU callback or at once",
+    "choice": "the explorer took the failing side of a branch the kernel does not control "
+              "(a GFP_NOWAIT allocation failed, need_resched() was true)",
     # The kernel's complaints:
     "warn": "WARN / WARN_ON_ONCE / VM_WARN_ON fired (impl/bug.py)",
     "bad_pte": "print_bad_pte: \"BUG: Bad page map\"",

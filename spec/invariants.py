@@ -63,6 +63,7 @@ GROUPS: dict[str, str] = {
     "LOST_WRITE": "a clean shared file page has no writable, dirty TLB entry",
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
+    "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",
     "KERNEL": "the kernel does not complain (WARN, page-table leak, bad pgtables_bytes)",
 }
 
@@ -461,6 +462,21 @@ def _exit_clean():
         return B.count(S.table_frames(mm), lambda t: True) == 1
 
     return (domain, body, lambda S, x, ev: f"exit_mmap of mm{S.mm_id(x[1])} left {x[0]} behind")
+
+
+@invariant("PT_LIFETIME.reader", "a page-table page is not freed while a lockless walker "
+           "(an RCU or IRQ-disabled read-side section: GUP-fast, pte_offset_map) still holds "
+           "a pointer to it", when="pgtable_free")
+def _pt_lifetime_reader():
+    # The grace period (impl/rcu.py) waits for every section open when the table was
+    # queued; a walker that reached the table in a section that began later found it
+    # through a pmd that was not yet cleared, or through a stale pointer: either way it can
+    # still read the page after it is freed and reused.
+    return (lambda S, ev: S.table_readers(ev["pfn"], ev["gen"]),
+            lambda S, B, who, ev: False,
+            lambda S, who, ev: (f"page-table page pfn {ev['pfn']} is freed while {who} is "
+                                f"inside a read-side section that reached it: its walk will "
+                                f"read a page that is no longer this page table"))
 
 
 # --- the kernel's own complaints ---------------------------------------------------------------

@@ -456,6 +456,10 @@ class SymbolicView:
     def pwc_entries(self) -> list:
         return [SPwc(c, m, t, r).with_guard(r.valid) for (c, m, t), r in self.s.pwc.items()]
 
+    def table_readers(self, pfn, gen) -> list:
+        """The abstract specification has no lockless walkers (its operations are atomic)."""
+        return []
+
     def vmas(self, mm) -> list:
         return [SVma(mm.m, i, r).with_guard(r.valid) for i, r in enumerate(self.s.vmas[mm.m])]
 

@@ -116,6 +116,11 @@ class ConcreteView:
                 out.append(_Pwc(cpu.id, key, val))
         return out
 
+    def table_readers(self, pfn: int, gen: int) -> list:
+        """The threads inside an RCU or IRQ-disabled read-side section that reached
+        page-table page *pfn* of generation *gen* (impl/rcu.py)."""
+        return self.machine.rcu.readers_of(pfn, gen)
+
     def select(self, domain: Iterable, pred) -> list:
         """The elements of *domain* for which ``pred(S, B, x)`` holds (a symbolic view keeps
         every slot and strengthens its guard instead)."""
