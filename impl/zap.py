@@ -14,8 +14,9 @@ cost of a zap is proportional to the populated tables, not to the span of the ra
 
 Simplifications: order-0 folios only (no folio_pte_batch: every batch is one PTE), no THP or
 hugetlb, no userfaultfd markers, no device-private entries, no mmu notifiers, no uprobes.
-``need_resched()`` is never true (the model's scheduler preempts at every scheduling point
-instead). The fix toggles consulted here are described in :func:`zap_present_folio_ptes`,
+``need_resched()`` in zap_pte_range is an explorer choice, off unless a scenario switches
+"resched" on (the model's scheduler preempts at every scheduling point in any case; the
+choice adds the kernel's own reaction: dropping the PTL mid-table). The fix toggles consulted here are described in :func:`zap_present_folio_ptes`,
 :func:`zap_nonpresent_ptes` and :func:`zap_pte_range`.
 
 CONFIG_PT_RECLAIM (MADV_DONTNEED freeing the PTE table it emptied) follows the kernel era
@@ -412,8 +413,10 @@ def zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pmd: EntryPtr, addr: int
     (5df397dec7c4), and the pages are freed after the unlock.
 
     Models mm/memory.c zap_pte_range() of v6.18 and, for ``Machine.era == "7.0"``, of v7.0
-    (the two differ only in the PT_RECLAIM code). need_resched() is never true in the model,
-    so ``direct_reclaim`` is cleared only by a forced break.
+    (the two differ only in the PT_RECLAIM code). need_resched() is an explorer choice
+    (sched.may_fail, kind "resched": false unless a scenario switches it on): when true the
+    loop breaks mid-table, the PTL is dropped and the rest of the table is retried, and
+    ``direct_reclaim`` is cleared.
 
     PT_RECLAIM (MADV_DONTNEED over a whole table, where the kernel has it:
     :func:`config_pt_reclaim`): every entry zapped and none skipped (``any_skipped``, which
@@ -458,7 +461,9 @@ def zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pmd: EntryPtr, addr: int
         pte = start_pte
         while True:
             state["any_skipped"] = False
-            # if (need_resched()) { direct_reclaim = false; break; }: never, in the model.
+            if sched.may_fail("resched", "zap_pte_range: need_resched()"):
+                direct_reclaim = False
+                break
             nr = do_zap_pte_range(tlb, vma, pte, addr, end, details, rss, state)
             if state["any_skipped"]:
                 can_reclaim_pt = False

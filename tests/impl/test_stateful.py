@@ -107,6 +107,18 @@ class CheckingRuntime:
         self.violations: list[str] = []
         self.points = 0
         self.events: dict[str, int] = {}
+        # The outcomes of the next branches the kernel does not control (sched.may_fail:
+        # a GFP_NOWAIT allocation fails, need_resched() is true), drawn by the ``branches``
+        # rule; once used up, every branch takes the common side.
+        self.plan: list[bool] = []
+        self.taken = 0
+
+    def choose(self, kind: str, label: str) -> bool:
+        if not self.plan:
+            return False
+        taken = self.plan.pop(0)
+        self.taken += taken
+        return taken
 
     def point(self, label, reads, writes, wait, adds) -> None:
         if wait is not None and not wait():
@@ -186,13 +198,14 @@ class StatefulModel(RuleBasedStateMachine):
     #: The machine: x86 flush semantics, Linux 6.18, the kernel's mmu_gather capacities; the
     #: subclasses below vary them.
     ARCH = "x86"
+    VENDOR = "intel"
     ERA = "6.18"
     TUNABLES: dict = {}
 
     def __init__(self):
         super().__init__()
         sched.uninstall()
-        self.sys = System(cpus=2, arch=self.ARCH, era=self.ERA,
+        self.sys = System(cpus=2, arch=self.ARCH, era=self.ERA, vendor=self.VENDOR,
                           tunables=Tunables(**self.TUNABLES))
         self.rt = CheckingRuntime(self.sys.machine)
         sched.install(self.rt)
@@ -305,6 +318,13 @@ class StatefulModel(RuleBasedStateMachine):
                 pr.shadow[a] = ("pfile", contents, offset // P + i, None)
 
     # --- munmap ------------------------------------------------------------------------------
+    @rule(plan=st.lists(st.booleans(), min_size=1, max_size=6))
+    def branches(self, plan):
+        """The next branches the kernel does not control (impl/sched.py may_fail): which
+        of them take the failing side (a GFP_NOWAIT batch allocation fails,
+        need_resched() breaks zap_pte_range mid-table)."""
+        self.rt.plan = list(plan)
+
     @rule(pi=st.integers(0, MAX_PROCS - 1), cpu=st.integers(0, 1),
           first=st.integers(-2, WINDOW_PAGES + 1), npages=st.integers(1, WINDOW_PAGES),
           mapped=st.sampled_from([True, True, False]), pick=st.integers(0, 63),
@@ -649,6 +669,13 @@ class StatefulArm64(StatefulModel):
     TUNABLES = SMALL_BATCHES
 
 
+class StatefulAmd(StatefulModel):
+    """AMD's INVLPG (EFER.TCE: only the paging-structure entries on the path to the
+    address are dropped), with small batches so that table batches fill and flush."""
+    VENDOR = "amd"
+    TUNABLES = SMALL_BATCHES
+
+
 class StatefulEra5x(StatefulModel):
     """exit_mmap in its pre-6.1 shape (Machine.era "5.x": no mmap_lock around the teardown)."""
     ERA = "5.x"
@@ -668,6 +695,10 @@ class TestStatefulSmallBatches(StatefulSmallBatches.TestCase):
 
 
 class TestStatefulArm64(StatefulArm64.TestCase):
+    settings = _settings(50, 50)
+
+
+class TestStatefulAmd(StatefulAmd.TestCase):
     settings = _settings(50, 50)
 
 
