@@ -96,7 +96,7 @@ def cmd_explore(args) -> int:
     from .explore import RandomSearch, iterative_context_bounding
     from .prove import judge
     from .scenario import load
-    from .trace import build_trace, render_text
+    from .trace import counterexample_trace, render_text
 
     without = []
     for c in args.without or []:
@@ -148,8 +148,8 @@ def cmd_explore(args) -> int:
     best = result.best()
     trace = None
     if best is not None:
-        trace = build_trace(best.scenario(sc), best.schedule, best.violation.group,
-                            command=reproduce_command(args, without))
+        trace = counterexample_trace(sc, best,
+                                     command=reproduce_command(args, without))
         if args.trace_out:
             trace.save(args.trace_out)
         if args.html:

@@ -157,11 +157,11 @@ def scenario_obligations(paths=None) -> list[Obligation]:
                 res = explore_scenario(s, opts.bound, opts.timeout)
                 out = judge(s, res, name, time.monotonic() - t0)
                 if out.status != UNKNOWN and opts.trace_dir and res.best() is not None:
-                    from .trace import build_trace
+                    from .trace import counterexample_trace
                     import os
                     best = res.best()
-                    tr = build_trace(best.scenario(s), best.schedule, best.violation.group,
-                                     command=_explore_command(s, fixes, opts))
+                    tr = counterexample_trace(s, best,
+                                              command=_explore_command(s, fixes, opts))
                     safe = name.replace(":", "_").replace(" ", "_").replace(",", "_")
                     path = os.path.join(opts.trace_dir, safe + ".json")
                     tr.save(path)

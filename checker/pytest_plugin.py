@@ -295,12 +295,12 @@ class ScenarioItem(pytest.Item):
         for a ``not_exists`` / ``forall`` condition, an execution reaching an outcome it
         forbids. An expected violation or outcome that a complete search never reached has
         no trace to show."""
-        from unmapcheck.checker.trace import build_trace, render_text
+        from unmapcheck.checker.trace import build_trace, counterexample_trace, render_text
         sc = self.scenario
         best = result.best()
         if sc.expect_never and best is not None:
-            trace = build_trace(best.scenario(sc), best.schedule, best.violation.group,
-                                command=self._command(opts))
+            trace = counterexample_trace(sc, best,
+                                         command=self._command(opts))
             return "\n" + render_text(trace.to_json())
         schedule = self._outcome_witness(result)
         if schedule is not None:

@@ -52,7 +52,7 @@ class ScenarioError(Exception):
 
 
 SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "fork", "exec",
-               "exit")
+               "exit", "gup_fast")
 USER_OPS = ("load", "store")
 ACTORS = ("oom_reaper", "writeback", "migrate")
 POPULATE = ("none", "read", "write")
@@ -991,9 +991,12 @@ _OP_FIELDS = {
     "mlock": {"addr", "len"},
     "munlock": {"addr", "len"},
     "fork": set(), "exec": set(), "exit": set(),
+    "gup_fast": {"addr", "pages", "write"},
     "load": {"addr"},
     "store": {"addr", "value"},
 }
+# The op fields a program may leave out (mmap's file and offset, gup_fast's write).
+_OP_OPTIONAL = frozenset({"offset", "file", "write"})
 
 
 def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str]) -> Op:
@@ -1023,9 +1026,13 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str]) -> Op:
             args[k] = v
         elif k == "value":
             args[k] = _int(ctx, fw, k, v, 0, 255)
+        elif k == "pages":
+            args[k] = _int(ctx, fw, k, v, 1, 512)
+        elif k == "write":
+            args[k] = _bool(ctx, fw, k, v)
         else:                                   # addr, len, offset: unsigned long
             args[k] = _int(ctx, fw, k, v, 0, ULONG_MAX)
-    for need in sorted(_OP_FIELDS[kind] - {"offset", "file"}):
+    for need in sorted(_OP_FIELDS[kind] - _OP_OPTIONAL):
         if need not in args:
             raise ctx.fail(f"{where}.{need}", f"{kind} needs {need}", "op")
     return Op(kind, args, where, ctx.locate(where, "op"))

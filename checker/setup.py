@@ -153,6 +153,8 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
         return proc.exec(cpu=cpu)
     if k == "exit":
         return proc.exit(cpu=cpu)
+    if k == "gup_fast":
+        return proc.gup_fast_only(a["addr"], a["pages"], a.get("write", False), cpu=cpu)
     if k == "load":
         return proc.load(a["addr"], cpu=cpu)
     if k == "store":

@@ -304,6 +304,12 @@ def build_trace(scenario: Scenario, schedule: list[int], violation_group: Option
                  [list(p) for p in sorted(scenario.inject)])
 
 
+def counterexample_trace(scenario: Scenario, cex, command: str = "") -> Trace:
+    """The trace of an explorer counterexample: its schedule re-run under its own injection
+    plan (the branch outcomes it chose), stopped at the violation it found."""
+    return build_trace(cex.scenario(scenario), cex.schedule, cex.violation.group, command=command)
+
+
 def _results_at(ex: Execution, i: int) -> list[str]:
     """The ops that returned during step *i* (step 0 also takes any that returned before the
     first step), each as "op(args) = result"."""
@@ -695,6 +701,9 @@ def scenario_of(doc: dict, path: str) -> Scenario:
 def _scenario(r: dict, path: str) -> Scenario:
     try:
         sc = parse(r["scenario"]["text"], r["scenario"]["path"] or path)
+        if r["arch"] is not None and r["arch"] != sc.arch:
+            raise _trace_error(f"{path}: arch: the trace says {r['arch']!r}, its embedded "
+                               f"scenario runs on {sc.arch!r}")
         return sc.with_fixes_off(r["fixes_off"]).with_inject(r["inject"])
     except ScenarioError as e:
         raise _trace_error(f"{path}: scenario.text: the embedded scenario: {e}") from None

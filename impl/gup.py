@@ -19,7 +19,7 @@ from .constants import (EFAULT, EINVAL, ENOMEM, PAGE_MASK, PAGE_SIZE,
                         VM_HUGETLB, VM_IO, VM_LOCKONFAULT, VM_MAYREAD,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE)
 from .locks import mmap_assert_locked, mmap_read_lock, mmap_read_unlock
-from .page import Page, folio_get
+from .page import Page, folio_get, folio_put, folio_try_get
 from .pgtable import pte_offset_map_lock, pte_unmap_unlock, ptep_get, walk_to_pmd
 from .pte import pte_present, pte_write
 from .sched import KernelBug
@@ -274,3 +274,108 @@ def _find_vma_intersection(mm, start: int, end: int):
 def mm_populate(mm, addr: int, length: int) -> None:
     """include/linux/mm.h mm_populate(): __mm_populate(addr, len, 1) (errors ignored)."""
     __mm_populate(mm, addr, length, 1)
+
+
+# --- GUP-fast: the lockless walk (mm/gup.c, v6.18) -------------------------------------------
+FOLL_FAST_ONLY = 0x80000                # mm/internal.h (the model's bit: distinct from the rest)
+
+
+def gup_fast_pte_range(pmdp, addr: int, end: int, flags: int, pages: list) -> bool:
+    """mm/gup.c gup_fast_pte_range(): with interrupts off, map the PTE table (an RCU
+    section of its own) and, for each PTE, take a reference on its folio
+    (try_grab_folio_fast: folio_try_get) and then re-read the pmd and the PTE: if either
+    changed (a zap, a table freed and reused), drop the reference and stop; the caller
+    falls back or returns what it got. A none, special (the zero page), non-present or,
+    for FOLL_WRITE, read-only PTE stops the walk too.
+
+    Simplified: the kernel maps the table from the pmd value gup_fast_pmd_range() read
+    (pte_offset_map(&pmd, addr)); the model re-reads the pmd there, which can only make
+    the walk stop earlier (never reach a table the kernel's would not)."""
+    from .pgtable import pte_offset_map, pte_unmap
+    from .pte import pte_special
+    ptem = ptep = pte_offset_map(pmdp, addr)
+    if ptep is None:
+        return False
+    pmd = _pmd_value(pmdp)
+    ret = False
+    while True:
+        pte = ptep_get(ptep)                          # ptep_get_lockless()
+        if not pte_present(pte) or pte_special(pte) or pte.protnone:
+            break
+        if flags & FOLL_WRITE and not pte_write(pte):
+            break
+        folio = ptep.table.zone.pfn_to_page(pte.pfn)
+        if not folio_try_get(folio):                  # try_grab_folio_fast()
+            break
+        if _pmd_value(pmdp) != pmd or ptep_get(ptep) != pte:
+            folio_put(folio)                          # gup_put_folio()
+            break
+        pages.append(folio)
+        ptep = ptep + 1
+        addr += PAGE_SIZE
+        if addr == end:
+            ret = True
+            break
+    pte_unmap(ptem)
+    return ret
+
+
+def _pmd_value(pmdp):
+    """pmdp_get_lockless()."""
+    from .pgtable import pmdp_get
+    return pmdp_get(pmdp)
+
+
+def gup_fast_pgd_range(mm, addr: int, end: int, flags: int, pages: list) -> None:
+    """mm/gup.c gup_fast_pgd_range() -> gup_fast_p4d_range -> gup_fast_pud_range ->
+    gup_fast_pmd_range: READ_ONCE each level (no lock, no mmap_lock), stop at a none entry,
+    then the PTE range of each pmd. No huge entries in the model."""
+    from .constants import PMD_SIZE
+    from .pgtable import pgd_offset, pgdp_get, pmd_offset, pud_offset, pudp_get
+    from .rcu import rcu_reached_table
+    machine = mm.machine
+    while addr < end:
+        pgdp = pgd_offset(mm, addr)
+        pgd = pgdp_get(pgdp)
+        if pgd is None:
+            return
+        rcu_reached_table(machine, pgd.pfn, pgd.gen)
+        pudp = pud_offset(pgdp, pgd, addr)
+        pud = pudp_get(pudp)
+        if pud is None:
+            return
+        rcu_reached_table(machine, pud.pfn, pud.gen)
+        pmdp = pmd_offset(pudp, pud, addr)
+        pmd = _pmd_value(pmdp)
+        if pmd is None:
+            return
+        next_ = min((addr | (PMD_SIZE - 1)) + 1, end)
+        if not gup_fast_pte_range(pmdp, addr, next_, flags, pages):
+            return
+        addr = next_
+
+
+def gup_fast(mm, start: int, end: int, gup_flags: int, pages: list) -> int:
+    """mm/gup.c gup_fast(): the lockless walk with interrupts disabled. "Disabling
+    interrupts allows us to block the freeing of page tables ... either via IPI
+    (tlb_remove_table_sync_one) or via RCU (MMU_GATHER_RCU_TABLE_FREE)": an IRQs-off
+    region is an RCU read-side section (impl/rcu.py). Returns the number of pages got."""
+    from .rcu import local_irq_restore, local_irq_save
+    machine = mm.machine
+    local_irq_save(machine)
+    gup_fast_pgd_range(mm, start, end, gup_flags, pages)
+    local_irq_restore(machine)
+    return len(pages)
+
+
+def get_user_pages_fast_only(mm, start: int, nr_pages: int, gup_flags: int,
+                             pages: list) -> int:
+    """mm/gup.c get_user_pages_fast_only() -> gup_fast_fallback(..., FOLL_GET |
+    FOLL_FAST_ONLY): GUP-fast with no slow-path fallback (KVM's and perf's use): the number
+    of pages whose references were taken, from *start*, stopping at the first that cannot
+    be got locklessly."""
+    start &= PAGE_MASK
+    end = start + nr_pages * PAGE_SIZE
+    if nr_pages <= 0 or end <= start:
+        return 0
+    return gup_fast(mm, start, end, gup_flags | FOLL_GET | FOLL_FAST_ONLY, pages)

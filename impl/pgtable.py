@@ -103,8 +103,18 @@ class EntryPtr:
         return f"{LEVEL_NAMES[self.table.level]}[{self.table.pfn}:{self.idx}]"
 
 
+def _freed_table_read(ptr: EntryPtr, label: str) -> sched.KernelBug:
+    # A page-table page may be reached after it was freed only by a walker that the RCU
+    # rules failed to protect (spec/invariants.py PT_LIFETIME.reader reports the free); the
+    # read itself is a use-after-free, not a read of empty entries.
+    return sched.KernelBug(f"{label}: use-after-free: {LEVEL_NAMES[ptr.table.level]} table "
+                           f"page {ptr.table.pfn} was freed")
+
+
 def _read(ptr: EntryPtr, label: str):
     sched.point(label, reads=(ptr.obj,))
+    if ptr.table.table is None:
+        raise _freed_table_read(ptr, label)
     return ptr.table.table.get(ptr.idx)
 
 
@@ -120,9 +130,9 @@ def ptep_get(ptep: EntryPtr) -> pte_t:
     """include/linux/pgtable.h ptep_get(): READ_ONCE of a PTE."""
     sched.point("ptep_get", reads=(ptep.obj,))
     entries = ptep.table.table
-    # A lockless walker may read a table that was freed under it (the kernel frees page
-    # tables under RCU so that such a read is harmless): it reads as none.
-    return entries.get(ptep.idx, PTE_NONE) if entries is not None else PTE_NONE
+    if entries is None:
+        raise _freed_table_read(ptep, "ptep_get")
+    return entries.get(ptep.idx, PTE_NONE)
 
 
 def pmdp_get(pmdp: EntryPtr) -> Optional[TableEntry]:

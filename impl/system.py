@@ -228,6 +228,23 @@ class Process:
         ret = sys_mlock2(self.task.mm, addr, length, flags)
         return self._leave(ctx, ret)
 
+    def gup_fast_only(self, addr: int, nr_pages: int, write: bool = False,
+                      cpu: int = 0) -> int:
+        """A kernel user of GUP-fast on this process's memory (a driver pinning a user
+        buffer without mmap_lock, as KVM and perf do): get_user_pages_fast_only(), then
+        put_page() on each page got. Returns the number of pages got. Not a system call of
+        its own: the kernel reaches it from several (the model enters the kernel as
+        "gup_fast")."""
+        from .gup import FOLL_WRITE, get_user_pages_fast_only
+        from .page import folio_put
+        ctx = self._enter("gup_fast", cpu)
+        pages: list = []
+        n = get_user_pages_fast_only(self.task.mm, addr, nr_pages, FOLL_WRITE if write else 0,
+                                     pages)
+        for page in pages:
+            folio_put(page)
+        return self._leave(ctx, n)
+
     def munlock(self, addr: int, length: int, cpu: int = 0) -> int:
         """mm/mlock.c SYSCALL_DEFINE2(munlock)."""
         from .mlock import sys_munlock

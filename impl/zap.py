@@ -43,11 +43,11 @@ from .mmu_gather import (__tlb_remove_folio_pages, pte_free_tlb, tlb_delay_rmap,
                          tlb_remove_tlb_entry, tlb_start_vma, tlb_gather_mmu, tlb_finish_mmu,
                          mmu_gather)
 from .page import PG_locked, Page, folio_set_dirty, folio_test_anon, page_mapcount
-from .pgtable import (EntryPtr, entry_table, mm_dec_nr_table, p4d_addr_end, p4d_offset,
+from .pgtable import (EntryPtr, mm_dec_nr_table, p4d_addr_end, p4d_offset,
                       pgd_addr_end, pgd_offset, pgdp_get, pmd_addr_end, pmd_offset, pmdp_get,
                       pte_clear_not_present_full, pte_offset_map_lock, pte_offset_map_rw_nolock,
                       pte_unmap, pte_unmap_unlock,
-                      ptep_get, ptep_get_and_clear_full, pte_index, pud_addr_end, pud_offset,
+                      ptep_get, ptep_get_and_clear_full, pud_addr_end, pud_offset,
                       pudp_get, _write, LEVEL_PTE)
 from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
 from . import rmap

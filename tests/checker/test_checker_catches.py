@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from unmapcheck.checker.explore import iterative_context_bounding
 from unmapcheck.checker.scenario import load, parse
-from unmapcheck.checker.trace import build_trace
+from unmapcheck.checker.trace import counterexample_trace
 from unmapcheck.impl import mmu_gather, rmap, vma, zap
 from unmapcheck.proofs import SCENARIO_DIR
 
@@ -58,7 +58,7 @@ def _explore(sc, bound=1):
     res = iterative_context_bounding(sc, bound, stop_at_first=True)
     assert res.counterexamples, "the broken implementation was not caught"
     best = res.best()
-    trace = build_trace(sc, best.schedule, best.violation.group).to_json()
+    trace = counterexample_trace(sc, best).to_json()
     assert trace["violation"]["group"] == best.violation.group
     return res, trace
 

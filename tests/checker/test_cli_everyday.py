@@ -79,11 +79,11 @@ def test_replay_json_envelope(tmp_path, capsys):
 def test_text_trace_wraps_instead_of_cutting():
     from unmapcheck.checker.explore import iterative_context_bounding
     from unmapcheck.checker.scenario import load
-    from unmapcheck.checker.trace import build_trace, render_text
+    from unmapcheck.checker.trace import counterexample_trace, render_text
     sc = load(SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml").with_fixes_off(
         ["99baac21e458"])
     best = iterative_context_bounding(sc, 1).best()
-    doc = build_trace(sc, best.schedule, best.violation.group).to_json()
+    doc = counterexample_trace(sc, best).to_json()
     changes = [c for s in doc["steps"] for c in s["changes"] if c[0] != "pages"]
     for width in (60, 200):
         text = render_text(doc, width=width)

@@ -12,7 +12,7 @@ import pytest
 
 from unmapcheck.checker.prove import PROVED, explore_scenario, judge
 from unmapcheck.checker.scenario import load
-from unmapcheck.checker.trace import build_trace, replay
+from unmapcheck.checker.trace import counterexample_trace, replay
 from unmapcheck.proofs import scenario_paths
 
 CASES = []
@@ -35,7 +35,7 @@ def test_scenario_as_expected(path, fixes):
         return
     # A counterexample: its trace names the expected invariant and replays.
     best = min((res.counterexamples[g] for g in sc.expect_sometimes), key=lambda c: c.rank())
-    trace = build_trace(sc, best.schedule, best.violation.group).to_json()
+    trace = counterexample_trace(sc, best).to_json()
     assert trace["violation"]["group"] in sc.expect_sometimes
     assert trace["steps"] and len(trace["states"]) == len(trace["steps"]) + 1
     assert replay(trace, "<memory>").reproduced

@@ -11,7 +11,7 @@ from unmapcheck.checker.cli import main
 from unmapcheck.checker.explore import iterative_context_bounding
 from unmapcheck.checker.prove import FAILED, PROVED, judge
 from unmapcheck.checker.scenario import ScenarioError, load, parse
-from unmapcheck.checker.trace import build_trace, render_text
+from unmapcheck.checker.trace import counterexample_trace, render_text
 from unmapcheck.proofs import SCENARIO_DIR
 
 S99 = SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml"
@@ -46,7 +46,7 @@ def test_the_trace_shows_each_result_at_its_step():
     sc = load(S99).with_fixes_off(["99baac21e458"])
     res = iterative_context_bounding(sc, 1)
     best = res.best()
-    doc = build_trace(sc, best.schedule, best.violation.group).to_json()
+    doc = counterexample_trace(sc, best).to_json()
     results = [(s["index"], r) for s in doc["steps"] for r in s.get("results", [])]
     assert any("madvise(" in r and r.endswith("= 0") for _, r in results)
     last = doc["steps"][-1]
@@ -96,7 +96,7 @@ def test_the_html_report_shows_the_results(tmp_path):
     from unmapcheck.checker.report import render_html
     sc = load(S99).with_fixes_off(["99baac21e458"])
     best = iterative_context_bounding(sc, 1).best()
-    doc = build_trace(sc, best.schedule, best.violation.group).to_json()
+    doc = counterexample_trace(sc, best).to_json()
     html = render_html(doc)
     assert '<ul class="ret">' in html
     assert "madvise(addr=0x7f0000000000, len=0x1000, MADV_DONTNEED) = 0" in html

@@ -220,7 +220,7 @@ def test_op_keys_match(op):
     assert _props(defn) == S._OP_FIELDS[op] | {"op"}
     assert defn["properties"]["op"] == {"const": op, "description": defn["properties"]["op"]
                                         ["description"]}
-    assert set(defn["required"]) == {"op"} | (S._OP_FIELDS[op] - {"offset", "file"})
+    assert set(defn["required"]) == {"op"} | (S._OP_FIELDS[op] - S._OP_OPTIONAL)
     assert defn["additionalProperties"] is False
 
 

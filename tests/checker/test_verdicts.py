@@ -8,7 +8,7 @@ import pytest
 from unmapcheck.checker.explore import iterative_context_bounding
 from unmapcheck.checker.runtime import Execution
 from unmapcheck.checker.scenario import load, parse
-from unmapcheck.checker.trace import build_trace
+from unmapcheck.checker.trace import counterexample_trace
 from unmapcheck.impl import fork, madvise, mmap, zap
 from unmapcheck.impl.pte import PTE_NONE
 from unmapcheck.impl.bug import WARN
@@ -192,6 +192,6 @@ def test_every_kernel_complaint_is_reported_with_a_trace(monkeypatch, name):
     names = {c.violation.name for c in res.counterexamples.values()}
     found = [c for c in res.counterexamples.values() if c.violation.name == name]
     assert found, f"{name} not reported; got {names}"
-    trace = build_trace(sc, found[0].schedule, found[0].violation.group).to_json()
+    trace = counterexample_trace(sc, found[0]).to_json()
     assert trace["violation"]["invariant"] == name
     assert trace["steps"]

@@ -1,0 +1,132 @@
+"""unmapcheck mutate: mutants of impl/ run against prove on a temporary copy of the package.
+
+Kept fast: one obligation that kills the known-bad mutant (bounded:mmu_gather, a few
+seconds), and a laid-out copy with a tiny extra module for the equivalent mutant."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from unmapcheck.checker import mutate as M
+from unmapcheck.checker.cli import main
+
+KILLER = "bounded:mmu_gather"          # unmapcheck prove --list: the mmu_gather protocol
+
+
+def _run(argv, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_deleting_the_flush_of_tlb_flush_mmu_is_killed_and_the_tree_is_untouched(capsys):
+    impl = M.package_dirs()["unmapcheck.impl"]
+    before = _tree_hash(impl)
+    rc, out, err = _run(["mutate", "tlb_flush_mmu", "-k", "delete_tlb_flush",
+                         "--obligations", KILLER, "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["schema"] == "unmapcheck-mutate" and doc["version"] == 1
+    [m] = doc["mutants"]
+    assert m["id"] == "mmu_gather.tlb_flush_mmu.delete_tlb_flush.1"
+    assert (m["file"], m["function"], m["operator"]) == \
+        ("impl/mmu_gather.py", "tlb_flush_mmu", "delete_tlb_flush")
+    assert (m["before"], m["after"]) == ("tlb_flush_mmu_tlbonly(tlb)", "pass")
+    assert m["status"] == "KILLED" and m["killer"] == KILLER, m
+    assert doc["obligations"]["names"] == [KILLER]
+    assert doc["summary"] == dict(doc["summary"], total=1, killed=1, survived=0,
+                                  equivalent=0, incompetent=0, timeout=0, score=1.0)
+    assert _tree_hash(impl) == before          # the mutant was written to a copy only
+
+
+EQUIV_MODULE = '''"""Only for the mutation tests: nothing calls these."""
+from .mmu_gather import tlb_flush_mmu
+
+
+def tlb_flush_dead(tlb):
+    return None
+    tlb_flush_mmu(tlb)
+
+
+def tlb_flush_live(tlb):
+    tlb_flush_mmu(tlb)
+'''
+
+
+def test_an_equivalent_mutant_is_listed_apart_and_not_scored(tmp_path):
+    M.copy_package(tmp_path, M.package_dirs())
+    (tmp_path / "unmapcheck" / "impl" / "zz_mutate_probe.py").write_text(EQUIV_MODULE)
+    before = _tree_hash(tmp_path)
+    pkg = M.Package(tmp_path)
+    mutants = M.select(pkg, ["impl/zz_mutate_probe.py"], "delete_tlb_flush")
+    by_fn = {m.function: m for m in mutants}
+    assert sorted(by_fn) == ["tlb_flush_dead", "tlb_flush_live"]
+    # deleting a call after the return changes the source, not the byte-code
+    assert by_fn["tlb_flush_dead"].equivalent == "same byte-code as the original"
+    assert by_fn["tlb_flush_live"].equivalent is None
+    M.run_mutants(pkg, mutants, "impl:pgd_addr_end", jobs=1, timeout=120)
+    assert by_fn["tlb_flush_dead"].status == M.EQUIVALENT
+    assert by_fn["tlb_flush_dead"].seconds == 0            # never run
+    # no obligation calls it: survived, not assumed equivalent
+    assert by_fn["tlb_flush_live"].status == M.SURVIVED
+    s = M.summarise(mutants)
+    assert (s.total, s.equivalent, s.survived, s.killed) == (2, 1, 1, 0)
+    assert s.score == 0.0                    # 0 killed of the 1 that counts, not of 2
+    table = M.render_table(mutants, run=True)
+    assert "EQUIVALENT" in table and "SURVIVED" in table
+    assert "tlb_flush_mmu(tlb)  ->  pass" in table
+    assert _tree_hash(tmp_path) == before    # the laid-out tree too: runs use their own copy
+
+
+def test_unknown_function_or_path_is_one_line_exit_2(capsys):
+    for argv, needle in [(["mutate", "no_such_kernel_function"], "no_such_kernel_function"),
+                         (["mutate", "impl/no_such_file.py"], "no_such_file.py"),
+                         (["mutate", "tlb_flush_mmu", "-k", "zzz-no-mutant"], "zzz-no-mutant"),
+                         (["mutate", "tlb_flush_mmu", "--obligations", "zzz-none"], "zzz-none"),
+                         (["mutate", "--fail-under", "2"], "--fail-under")]:
+        rc, out, err = _run(argv, capsys)
+        assert rc == 2, (argv, rc, err)
+        assert err.count("\n") == 1 and err.startswith("unmapcheck") and needle in err, err
+        assert "Traceback" not in err
+
+
+def test_list_is_deterministic_and_sorted(capsys):
+    runs = [_run(["mutate", "impl/mmu_gather.py", "--list"], capsys) for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0][0] == 0
+    text = runs[0][1]
+    assert "mmu_gather.tlb_flush_mmu.delete_tlb_flush.1" in text
+    assert "tlb_flush_mmu_tlbonly(tlb); tlb_flush_mmu_free(tlb)  ->  " \
+        "tlb_flush_mmu_free(tlb); tlb_flush_mmu_tlbonly(tlb)" in text
+    rc, out, _ = _run(["mutate", "impl/mmu_gather.py", "--list", "--json"], capsys)
+    ms = json.loads(out)["mutants"]
+    assert [(m["file"], m["line"], m["operator"]) for m in ms] == \
+        sorted((m["file"], m["line"], m["operator"]) for m in ms)
+    assert len({m["id"] for m in ms}) == len(ms)
+    assert {m["operator"] for m in ms} <= set(M.OPERATORS)
+    # a seeded sample: the same every time, a subset, in the listing's order
+    samples = [json.loads(_run(["mutate", "impl/mmu_gather.py", "--list", "--json",
+                                "--max-mutants", "5", "--seed", "7"], capsys)[1])["mutants"]
+               for _ in range(2)]
+    ids = [m["id"] for m in ms]
+    picked = [m["id"] for m in samples[0]]
+    assert picked == [m["id"] for m in samples[1]] and len(picked) == 5
+    assert picked == [i for i in ids if i in picked]
+
+
+def test_each_operator_finds_its_sites_in_impl():
+    pkg = M.Package()
+    found = {m.operator for m in pkg.mutants()}
+    assert found == set(M.OPERATORS), set(M.OPERATORS) - found
