@@ -36,7 +36,8 @@ from .pgtable import LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, level_index
 from .pte import PRESENT, pte_t
 
 TLB_FLUSH_ALL = ULONG_MAX
-ARCHES = ("x86", "arm64")
+#: x86-64, arm64, and powerpc Book3S-64 with the radix MMU (impl/radix_tlb.py).
+ARCHES = ("x86", "arm64", "ppc64")
 #: x86 vendors, for INVLPG's effect on the paging-structure caches (see invlpg()).
 VENDORS = ("intel", "amd")
 #: arch/x86/mm/tlb.c tlb_single_page_flush_ceiling: above this many INVLPGs, a full flush.
@@ -307,6 +308,9 @@ def flush_tlb_range(machine, mm, start: int, end: int) -> None:
     leaf flush of the range; the callers do not free tables)."""
     if machine.arch == "arm64":
         arm64_flush_tlb_range(machine, mm, start, end, last_level=False)
+    elif machine.arch == "ppc64":
+        from .radix_tlb import radix__flush_tlb_range
+        radix__flush_tlb_range(machine, mm, start, end)
     else:
         flush_tlb_mm_range(machine, mm, start, end, PAGE_SHIFT, False)
 
@@ -318,5 +322,8 @@ def flush_tlb_page(machine, mm, addr: int) -> None:
 def flush_tlb_mm(machine, mm) -> None:
     if machine.arch == "arm64":
         arm64_flush_tlb_mm(machine, mm)
+    elif machine.arch == "ppc64":
+        from .radix_tlb import radix__flush_tlb_mm
+        radix__flush_tlb_mm(machine, mm)
     else:
         flush_tlb_mm_range(machine, mm, 0, TLB_FLUSH_ALL, PAGE_SHIFT, True)

@@ -71,6 +71,17 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
         "without tlb_table_invalidate(): a full table batch, or a table freed on its own when "
         "the batch page cannot be allocated, is freed while paging-structure caches still "
         "point at it"),
+    # Committed 2020-02-03, after v5.5 was released (2020-01-26): first in v5.6-rc1 (the
+    # issue that asked for it said v5.5), backported to 5.4.y and 4.19.y. Fixes a46cc7a90fd8
+    # ("powerpc/mm/radix: Improve TLB/PWC flushes", v4.14), which deferred radix's PWC flush
+    # to the gather's tlb_flush() while HAVE_RCU_TABLE_NO_INVALIDATE compiled
+    # tlb_table_invalidate() out on powerpc.
+    Fix("0ed1325967ab", "mm/mmu_gather: invalidate TLB correctly on batch allocation failure "
+        "and flush", "v5.6",
+        "tlb_needs_table_invalidate() is false on powerpc (HAVE_RCU_TABLE_NO_INVALIDATE), "
+        "radix included: a full table batch, or a table freed on its own when the batch page "
+        "cannot be allocated, is freed before the gather's PWC flush, so the radix page-walk "
+        "cache still points at it (ppc64 only)"),
 )}
 
 # Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);

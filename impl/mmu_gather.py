@@ -118,6 +118,7 @@ def tlb_flush(tlb: mmu_gather) -> None:
     when tables were freed ("the ASID allocator won't reallocate our ASID without
     invalidating the entire TLB") and otherwise does nothing; a range flush is last-level
     only unless tables were freed. Bug 687cb0884a71 depends on that early return.
+    ppc64 (arch/powerpc/include/asm/book3s/64/tlbflush.h): radix__tlb_flush().
     """
     machine = tlb.mm.machine
     if machine.arch == "arm64":
@@ -127,6 +128,10 @@ def tlb_flush(tlb: mmu_gather) -> None:
                 arm64_flush_tlb_mm(machine, tlb.mm)
             return
         arm64_flush_tlb_range(machine, tlb.mm, tlb.start, tlb.end, last_level)
+        return
+    if machine.arch == "ppc64":
+        from .radix_tlb import radix__tlb_flush
+        radix__tlb_flush(tlb)
         return
     start, end = 0, TLB_FLUSH_ALL
     if not tlb.fullmm and not tlb.need_flush_all:
@@ -151,18 +156,25 @@ def tlb_update_vma_flags(tlb: mmu_gather, vma) -> None:
 
 
 def tlb_start_vma(tlb: mmu_gather, vma) -> None:
-    """Nothing for a fullmm gather; flush_cache_range() is a no-op on x86 and arm64."""
+    """Nothing for a fullmm gather; flush_cache_range() is a no-op on x86, arm64 and
+    powerpc Book3S-64."""
     if tlb.fullmm:
         return
     tlb_update_vma_flags(tlb, vma)
 
 
 def tlb_end_vma(tlb: mmu_gather, vma) -> None:
-    """Flush at VMA boundaries so the range does not grow over the gap between VMAs
-    (CONFIG_MMU_GATHER_MERGE_VMAS is not set on x86 or arm64)."""
-    if tlb.fullmm:
+    """include/asm-generic/tlb.h tlb_end_vma(): flush at VMA boundaries so the range does
+    not grow over the gap between VMAs, unless CONFIG_MMU_GATHER_MERGE_VMAS (selected by
+    powerpc, not by x86 or arm64) lets the range span several VMAs."""
+    if tlb.fullmm or config_mmu_gather_merge_vmas(tlb.mm.machine):
         return
     tlb_flush_mmu_tlbonly(tlb)
+
+
+def config_mmu_gather_merge_vmas(machine) -> bool:
+    """IS_ENABLED(CONFIG_MMU_GATHER_MERGE_VMAS): arch/powerpc/Kconfig selects it."""
+    return machine.arch == "ppc64"
 
 
 def tlb_free_vmas(tlb: mmu_gather) -> None:
@@ -305,10 +317,17 @@ def tlb_batch_list_free(tlb: mmu_gather) -> None:
     del tlb.batches[1:]
 
 
-def tlb_needs_table_invalidate() -> bool:
+def tlb_needs_table_invalidate(machine) -> bool:
     """include/asm-generic/tlb.h: true unless an architecture's hardware does not walk the
-    Linux page tables (sparc; powerpc hash): x86 and arm64 must invalidate walk caches
-    before a table is freed."""
+    Linux page tables (sparc64; powerpc hash): x86 and arm64 must invalidate walk caches
+    before a table is freed; arch/powerpc/include/asm/tlb.h defines it as radix_enabled().
+
+    Fix toggle 0ed1325967ab off (before v5.6, CONFIG_HAVE_RCU_TABLE_NO_INVALIDATE, selected
+    by powerpc and sparc64): no invalidate on powerpc at all, radix included, although the
+    radix MMU walks the Linux page tables and caches them in its page-walk cache."""
+    if machine.arch == "ppc64":
+        from .radix_tlb import radix_enabled
+        return machine.fixes.on("0ed1325967ab") and radix_enabled(machine)
     return True
 
 
@@ -324,7 +343,7 @@ def tlb_table_invalidate(tlb: mmu_gather) -> None:
     tlb_flush_mmu())."""
     if not tlb.mm.machine.fixes.on("d86564a2f085"):
         return
-    if tlb_needs_table_invalidate():
+    if tlb_needs_table_invalidate(tlb.mm.machine):
         tlb_flush_mmu_tlbonly(tlb)
 
 

@@ -154,8 +154,9 @@ def pte_needs_flush(machine, oldpte: pte_t, newpte: pte_t) -> bool:
     """arch/x86/include/asm/tlbflush.h pte_needs_flush() on x86: a flush is needed when a
     permission or state bit is taken away (present, write, dirty, accessed) or the pfn
     changes, not when one is added; an entry the MMU could not use (not present, or
-    protnone: _PAGE_PRESENT clear) needs none. Other architectures (arm64) use the generic
-    "always"."""
+    protnone: _PAGE_PRESENT clear) needs none. arm64 uses the generic "always"; so does the
+    model's ppc64, a simplification that only adds flushes (book3s64's pte_needs_flush()
+    skips pure permission upgrades too)."""
     if machine.arch != "x86":
         return True
     # !PRESENT -> *: no need for flush (a protnone entry is not _PAGE_PRESENT).

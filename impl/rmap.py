@@ -1211,7 +1211,10 @@ def arch_tlbbatch_should_defer(mm) -> bool:
 
 
 def should_defer_flush(mm, flags: int) -> bool:
-    """mm/rmap.c should_defer_flush()."""
+    """mm/rmap.c should_defer_flush(): always false without
+    CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH (x86 and arm64 select it; powerpc does not)."""
+    if mm.machine.arch == "ppc64":
+        return False
     if not flags & TTU_BATCH_FLUSH:
         return False
     return arch_tlbbatch_should_defer(mm)

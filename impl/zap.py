@@ -251,13 +251,13 @@ def config_pt_reclaim(machine) -> bool:
 
     6.18: ``PT_RECLAIM`` depends on ``ARCH_SUPPORTS_PT_RECLAIM && MMU && SMP``, and only
     arch/x86/Kconfig selects ARCH_SUPPORTS_PT_RECLAIM (``if X86_64``): on for the model's
-    "x86" (x86-64), off for "arm64". 7.0: 9c8c02df3f87 ("mm: make PT_RECLAIM depends on
+    "x86" (x86-64), off for "arm64" and "ppc64". 7.0: 9c8c02df3f87 ("mm: make PT_RECLAIM depends on
     MMU_GATHER_RCU_TABLE_FREE") makes it ``def_bool y`` depending on
-    MMU_GATHER_RCU_TABLE_FREE, which x86 and arm64 both select: on for both. The "5.x" era
+    MMU_GATHER_RCU_TABLE_FREE, which x86, arm64 and powerpc all select: on for all. The "5.x" era
     models only exit_mmap's older shape and follows 6.18 here (the real 5.x kernels had no
     PT_RECLAIM at all: it came in 6.14)."""
     if machine.era == "7.0":
-        return machine.arch in ("x86", "arm64")     # select MMU_GATHER_RCU_TABLE_FREE
+        return machine.arch in ("x86", "arm64", "ppc64")  # select MMU_GATHER_RCU_TABLE_FREE
     return machine.arch == "x86"                    # select ARCH_SUPPORTS_PT_RECLAIM if X86_64
 
 

@@ -676,6 +676,13 @@ class StatefulAmd(StatefulModel):
     TUNABLES = SMALL_BATCHES
 
 
+class StatefulPpc64(StatefulModel):
+    """powerpc radix's flushes: TLB-only flushes keep the page-walk cache, which only a
+    PID-wide RIC_FLUSH_PWC/ALL drops; the gather merges VMAs; no batched unmap flush."""
+    ARCH = "ppc64"
+    TUNABLES = SMALL_BATCHES
+
+
 class StatefulEra5x(StatefulModel):
     """exit_mmap in its pre-6.1 shape (Machine.era "5.x": no mmap_lock around the teardown)."""
     ERA = "5.x"
@@ -699,6 +706,10 @@ class TestStatefulArm64(StatefulArm64.TestCase):
 
 
 class TestStatefulAmd(StatefulAmd.TestCase):
+    settings = _settings(50, 50)
+
+
+class TestStatefulPpc64(StatefulPpc64.TestCase):
     settings = _settings(50, 50)
 
 
