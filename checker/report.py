@@ -40,7 +40,7 @@ from .trace import SCHEMA, SCHEMA_VERSION, validate, write_atomic
 STATE_TITLES = {
     "vmas": "VMAs", "ptes": "PTEs", "tlb": "TLB", "walk_cache": "paging-structure cache",
     "pages": "struct page", "rss": "rss counters", "tlb_flush_pending": "tlb_flush_pending",
-    "locks": "locks held",
+    "locks": "locks held", "tlbstate": "cpu_tlbstate (x86)", "tlb_gen": "mm->context.tlb_gen",
 }
 PER_CPU_VARS = ("tlb", "walk_cache")
 N_COLOURS = 6  # CPU colours in the style sheet: cpu0 .. cpu5, then they repeat

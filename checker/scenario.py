@@ -52,7 +52,7 @@ class ScenarioError(Exception):
 
 
 SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "fork", "exec",
-               "exit", "gup_fast")
+               "exit", "gup_fast", "context_switch")
 USER_OPS = ("load", "store")
 ACTORS = ("oom_reaper", "writeback", "migrate")
 POPULATE = ("none", "read", "write")
@@ -823,7 +823,8 @@ class _Loader:
                 ops = _list(ctx, f"{w}.program", "program", t.get("program", []),
                             "an array of ops like [ { op = \"load\", addr = 0x1000 } ]")
                 for j, op in enumerate(ops):
-                    program.append(_op(ctx, f"{w}.program[{j}]", op, self.cpus, file_names))
+                    program.append(_op(ctx, f"{w}.program[{j}]", op, self.cpus, file_names,
+                                       set(procs)))
             elif actor == "writeback":
                 file = t.get("file")
                 if file is None:
@@ -992,6 +993,7 @@ _OP_FIELDS = {
     "munlock": {"addr", "len"},
     "fork": set(), "exec": set(), "exit": set(),
     "gup_fast": {"addr", "pages", "write"},
+    "context_switch": {"to"},
     "load": {"addr"},
     "store": {"addr", "value"},
 }
@@ -999,7 +1001,12 @@ _OP_FIELDS = {
 _OP_OPTIONAL = frozenset({"offset", "file", "write"})
 
 
-def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str]) -> Op:
+#: context_switch's ``to`` for a kernel thread (enter_lazy_tlb).
+KERNEL_THREAD = "kernel"
+
+
+def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str],
+        process_names: set[str]) -> Op:
     if not isinstance(op, dict):
         raise ctx.fail(where, f"expected an inline table like {{ op = \"load\", addr = "
                        f"0x1000 }}, got {_kind(op)}", "program")
@@ -1030,6 +1037,11 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str]) -> Op:
             args[k] = _int(ctx, fw, k, v, 1, 512)
         elif k == "write":
             args[k] = _bool(ctx, fw, k, v)
+        elif k == "to":
+            if not isinstance(v, str) or (v != KERNEL_THREAD and v not in process_names):
+                raise ctx.fail(fw, f"expected a process name or {KERNEL_THREAD!r} (a kernel "
+                               f"thread), got {_show(v)}", k)
+            args[k] = v
         else:                                   # addr, len, offset: unsigned long
             args[k] = _int(ctx, fw, k, v, 0, ULONG_MAX)
     for need in sorted(_OP_FIELDS[kind] - _OP_OPTIONAL):

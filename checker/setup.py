@@ -17,7 +17,7 @@ from unmapcheck.impl.machine import Tunables
 from unmapcheck.impl.sched import KernelBug, NotModelled
 from unmapcheck.impl.system import SigBus, SigSegv, System
 
-from .scenario import Scenario, ScenarioError, _one_line
+from .scenario import KERNEL_THREAD, Scenario, ScenarioError, _one_line
 
 
 class SetupError(ScenarioError):
@@ -153,6 +153,10 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
         return proc.exec(cpu=cpu)
     if k == "exit":
         return proc.exit(cpu=cpu)
+    if k == "context_switch":
+        to = None if a["to"] == KERNEL_THREAD else env["procs"][a["to"]]
+        proc.context_switch(to, cpu=cpu)
+        return None
     if k == "gup_fast":
         return proc.gup_fast_only(a["addr"], a["pages"], a.get("write", False), cpu=cpu)
     if k == "load":

@@ -89,8 +89,33 @@ def snapshot(machine) -> dict[str, dict]:
         flags = ",".join(page_flag_names(page))
         pages[f"pfn {page.pfn}"] = (f"{page.kind} ref {page._refcount} map "
                                     f"{page._mapcount + 1}" + (f" [{flags}]" if flags else ""))
-    return {"vmas": vmas, "ptes": ptes, "tlb": tlb, "walk_cache": pwc, "pages": pages,
-            "rss": rss, "tlb_flush_pending": pending, "locks": locks}
+    out = {"vmas": vmas, "ptes": ptes, "tlb": tlb, "walk_cache": pwc, "pages": pages,
+           "rss": rss, "tlb_flush_pending": pending, "locks": locks}
+    if machine.arch == "x86":
+        out["tlbstate"], out["tlb_gen"] = _x86_tlb_state(machine)
+    return out
+
+
+def _x86_tlb_state(machine) -> tuple[dict, dict]:
+    """cpu_tlbstate per CPU (what other CPUs read of loaded_mm, when a store to it is still
+    buffered) and each live mm's tlb_gen (impl/x86_tlb.py)."""
+    def name(mm) -> str:
+        return "init_mm" if mm is None else repr(mm) if not hasattr(mm, "id") else f"mm{mm.id}"
+    states = {}
+    for cpu in machine.cpus:
+        ts = cpu.tlbstate
+        text = f"loaded_mm {name(ts.loaded_mm)}"
+        if ts.published_mm is not ts.loaded_mm:
+            text += f" (others read {name(ts.published_mm)})"
+        if ts.is_lazy:
+            text += " lazy"
+        if ts.cr3 is not ts.loaded_mm:
+            text += f" cr3 {name(ts.cr3)}"
+        if ts.ctxs:
+            text += " tlb_gen " + " ".join(f"mm{m}:{g}" for m, g in sorted(ts.ctxs.items()))
+        states[f"cpu{cpu.id}"] = text
+    gens = {f"mm{mm.id}": str(mm.tlb_gen) for mm in machine.mms if not mm.freed}
+    return states, gens
 
 
 def diff(before: dict, after: dict) -> list[list]:

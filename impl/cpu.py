@@ -9,9 +9,10 @@ What it models:
   the deepest cached entry, so a freed table that is still cached is still walked;
 * the walk sets the accessed bit, and a store through a clean writable entry re-walks to set
   the dirty bit in the PTE (the hardware A/D updates are atomic RMWs on the PTE);
-* TLB invalidation as each architecture does it (arch/x86/mm/tlb.c flush_tlb_mm_range;
-  arch/arm64/include/asm/tlbflush.h __flush_tlb_range, flush_tlb_mm, and arm64's tlb_flush()
-  in asm/tlb.h), sent to every CPU in mm_cpumask as a synchronous IPI.
+* TLB invalidation as each architecture does it: x86's shootdown (lazy TLB, tlb_gen, the
+  flush on each CPU as its own step) is impl/x86_tlb.py, powerpc radix's impl/radix_tlb.py;
+  arm64's (asm/tlbflush.h __flush_tlb_range, flush_tlb_mm, and tlb_flush() in asm/tlb.h) is
+  here, broadcast to every CPU of mm_cpumask as one step.
 
 Steps and atomicity: one user instruction is several scheduling points (the TLB lookup, each
 level of a walk, the fill, the data access), so that a PTE clear on another CPU can land
@@ -24,8 +25,8 @@ Simplifications: no speculative or prefetching walks (a TLB entry is made only b
 x86's INVLPG follows the vendor (Machine.vendor): on Intel it drops the whole
 paging-structure cache of the PCID (as the SDM specifies, which is why walk-cache bugs show on
 arm64 and AMD and not on Intel), on AMD with EFER.TCE only the entries on the path to the
-address; no lazy-TLB mode (a CPU stays in
-mm_cpumask once it ran the mm); no TLB capacity limit.
+address; on arm64 and ppc64 a CPU stays in mm_cpumask once it ran the mm (their
+invalidations are broadcast); no TLB capacity limit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 from . import sched
 from .constants import PAGE_SHIFT, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, ULONG_MAX
 from .pgtable import LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, level_index
+from .x86_tlb import TlbState
 from .pte import PRESENT, pte_t
 
 TLB_FLUSH_ALL = ULONG_MAX
@@ -78,6 +80,8 @@ class Cpu:
         self.pwc: dict[tuple[int, int, int], tuple[int, int]] = {}
         self.active_mm = None
         self.busy = False
+        # x86's cpu_tlbstate (impl/x86_tlb.py); unused on arm64 and ppc64.
+        self.tlbstate = TlbState()
 
     @property
     def obj(self) -> tuple:
@@ -101,10 +105,31 @@ class Fault(Exception):
 
 
 def switch_mm(cpu: Cpu, mm) -> None:
-    """arch/x86/mm/tlb.c switch_mm_irqs_off(): run *mm* on *cpu*; the CPU joins mm_cpumask."""
+    """switch_mm(prev, next, tsk): run *mm* on *cpu*. x86: arch/x86/mm/tlb.c
+    switch_mm_irqs_off() with its steps (impl/x86_tlb.py). arm64 and ppc64: the CPU joins
+    mm_cpumask and runs the mm's ASID/PID (their entries are tagged with it and their
+    invalidations are broadcast, so a switch flushes nothing)."""
+    if mm.machine.arch == "x86":
+        from .x86_tlb import switch_mm_irqs_off
+        switch_mm_irqs_off(mm.machine, cpu, mm)
+        return
     sched.point("switch_mm", writes=(cpu.obj, ("cpumask", mm.id)))
     cpu.active_mm = mm
     mm.cpumask.add(cpu.id)
+
+
+def runs_mm(cpu: Cpu, mm) -> bool:
+    """*cpu* runs *mm* for a user task: it is the active mm and (x86) not held lazily."""
+    return cpu.active_mm is mm and not cpu.tlbstate.is_lazy
+
+
+def context_switch_to_kernel_thread(machine, cpu: Cpu) -> None:
+    """kernel/sched/core.c context_switch() to a kernel thread: enter_lazy_tlb(). x86 keeps
+    the user mm loaded and marks the CPU lazy (impl/x86_tlb.py); on arm64 and ppc64 the model
+    does nothing (their enter_lazy_tlb() has no effect on invalidation)."""
+    if machine.arch == "x86":
+        from .x86_tlb import enter_lazy_tlb
+        enter_lazy_tlb(machine, cpu)
 
 
 def _walk(cpu: Cpu, mm, addr: int):
@@ -257,40 +282,32 @@ def invlpg(machine, cpu: Cpu, mm_id: int, addr: int) -> None:
         cpu.pwc = {k: v for k, v in cpu.pwc.items() if k[0] != mm_id}
 
 
-def flush_tlb_mm_range(machine, mm, start: int, end: int, stride_shift: int,
-                       freed_tables: bool) -> None:
-    """arch/x86/mm/tlb.c flush_tlb_mm_range() -> get_flush_tlb_info() -> flush_tlb_func()
-    on every CPU of mm_cpumask (v6.18): more than tlb_single_page_flush_ceiling strides is a
-    full flush (CR3 write / INVPCID: everything of the PCID, walk caches included),
-    otherwise one INVLPG per stride from *start* (the vendor's INVLPG: :func:`invlpg`).
-
-    Simplified (the TLB shootdown issue): one step for the local and the remote flushes, no
-    lazy-TLB CPUs, no tlb_gen, no INVLPGB; ``freed_tables`` only matters to lazy CPUs in
-    6.18 and is reported with the event."""
-    if end != TLB_FLUSH_ALL and (end - start) >> stride_shift > TLB_SINGLE_PAGE_FLUSH_CEILING:
-        start, end = 0, TLB_FLUSH_ALL
-    targets = _targets(machine, mm)
-    _ipi(machine, mm, "flush_tlb_mm_range", targets)
-    for cpu in targets:
-        if end == TLB_FLUSH_ALL:
-            _drop_all(cpu, mm.id)
-        else:
-            addr = start
-            while addr < end:
-                invlpg(machine, cpu, mm.id, addr)
-                addr += 1 << stride_shift
-    sched.event("tlb_flush", mm=mm, start=start, end=end, freed_tables=freed_tables)
+#: arch/arm64/include/asm/tlbflush.h MAX_DVM_OPS (PTRS_PER_PTE): without FEAT_TLBIRANGE, a
+#: range of this many strides or more is flushed by ASID instead ("to avoid soft lock-ups").
+ARM64_MAX_DVM_OPS = 512
 
 
-def arm64_flush_tlb_range(machine, mm, start: int, end: int, last_level: bool) -> None:
-    """arch/arm64/include/asm/tlbflush.h __flush_tlb_range(): TLBI VALE1IS (last level only:
-    the walk cache keeps its entries) or TLBI VAE1IS (all levels for each address)."""
+def arm64_flush_tlb_range(machine, mm, start: int, end: int, last_level: bool,
+                          stride: int = 1 << PAGE_SHIFT) -> None:
+    """arch/arm64/include/asm/tlbflush.h __flush_tlb_range() -> __flush_tlb_range_nosync()
+    (6.18): the range rounded out to the stride; __flush_tlb_range_limit_excess() turns a
+    range of MAX_DVM_OPS strides or more into flush_tlb_mm(); otherwise DSB ISHST, one TLBI
+    per stride address, VALE1IS (its last-level entry only: the walk cache keeps its
+    entries) or VAE1IS (every level used to translate that address), and the DSB ISH that
+    completes them (the step's atomicity). The model's CPUs have no FEAT_TLBIRANGE (range
+    TLBIs invalidate the same entries, with fewer instructions and a higher limit)."""
+    first = start // stride * stride
+    last = -(-end // stride) * stride
+    if last - first >= ARM64_MAX_DVM_OPS * stride:
+        arm64_flush_tlb_mm(machine, mm)
+        return
     targets = _targets(machine, mm)
     _ipi(machine, mm, "__flush_tlb_range", targets)
     for cpu in targets:
-        _drop_leaf(cpu, mm.id, start, end)
-        if not last_level:
-            _drop_walk(cpu, mm.id, start, end)
+        for addr in range(first, last, stride):
+            _drop_leaf(cpu, mm.id, addr, addr + (1 << PAGE_SHIFT))
+            if not last_level:
+                _drop_walk(cpu, mm.id, addr, addr + 1)
     sched.event("tlb_flush", mm=mm, start=start, end=end, freed_tables=not last_level)
 
 
@@ -312,7 +329,11 @@ def flush_tlb_range(machine, mm, start: int, end: int) -> None:
         from .radix_tlb import radix__flush_tlb_range
         radix__flush_tlb_range(machine, mm, start, end)
     else:
-        flush_tlb_mm_range(machine, mm, start, end, PAGE_SHIFT, False)
+        # arch/x86/include/asm/tlbflush.h flush_tlb_range(): freed_tables true since
+        # 3ef938c35035 (v6.15-rc1, CVE-2025-22045: khugepaged zaps PMDs that point to page
+        # tables with it; the model has no khugepaged, so no caller here frees a table).
+        from .x86_tlb import flush_tlb_mm_range
+        flush_tlb_mm_range(machine, mm, start, end, PAGE_SHIFT, True)
 
 
 def flush_tlb_page(machine, mm, addr: int) -> None:
@@ -326,4 +347,5 @@ def flush_tlb_mm(machine, mm) -> None:
         from .radix_tlb import radix__flush_tlb_mm
         radix__flush_tlb_mm(machine, mm)
     else:
+        from .x86_tlb import flush_tlb_mm_range
         flush_tlb_mm_range(machine, mm, 0, TLB_FLUSH_ALL, PAGE_SHIFT, True)

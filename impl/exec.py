@@ -8,8 +8,8 @@ Simplifications: no exec_update_lock (nothing in the model reads another task's 
 /proc or ptrace), no membarrier, no mm_cid, no lru_gen, no core dumps (mmap_read_lock
 cannot fail), no signal->maxrss, no mm owner (mm_update_next_owner); task_lock() is not
 needed because nothing else reads ``tsk->mm`` of another task. The old mm stays in the
-CPU's mm_cpumask (no lazy-TLB mode in the model), as after a real switch_mm it would until
-the next flush.
+CPU's mm_cpumask, as after a real switch_mm (x86 clears the bit at a later flush that
+finds the CPU on another mm).
 """
 
 from __future__ import annotations

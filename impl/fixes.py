@@ -82,6 +82,20 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
         "radix included: a full table batch, or a table freed on its own when the batch page "
         "cannot be allocated, is freed before the gather's PWC flush, so the radix page-walk "
         "cache still points at it (ppc64 only)"),
+    # CVE-2025-37964; Fixes: 6db2526c1d69 ("x86/mm/tlb: Only trim the mm_cpumask once a
+    # second", v6.14). Stable: 6.14.7, 6.12.29, 6.6.91, 6.1.139, 5.15.183.
+    Fix("fea4e317f9e7", "x86/mm: Eliminate window where TLB flushes may be inadvertently "
+        "skipped", "v6.15",
+        "should_flush_tlb() skips a CPU whose loaded_mm is LOADED_MM_SWITCHING: a CPU that "
+        "read the mm's tlb_gen before the flush incremented it loads CR3 without flushing "
+        "and runs the mm with stale TLB entries (x86)"),
+    # CVE-2025-40174 (affected 6.14 to 6.17.4); Fixes: 209954cbc7d0 ("x86/mm/tlb: Update
+    # mm_cpumask lazily", v6.14); in v6.18-rc2. Reported by Stephen Dolan.
+    Fix("83b0177a6c48", "x86/mm: Fix SMP ordering in switch_mm_irqs_off()", "v6.18",
+        "switch_mm_irqs_off() has no smp_mb() between storing loaded_mm = "
+        "LOADED_MM_SWITCHING and reading tlb_gen when its cpumask bit is already set: the "
+        "store can wait in the store buffer while a flush reads the old loaded_mm and skips "
+        "the CPU, which then loads CR3 without flushing (x86-TSO store buffering)"),
 )}
 
 # Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);

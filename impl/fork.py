@@ -146,7 +146,8 @@ def __mmdrop(mm) -> None:
     mms = getattr(mm.machine, "mms", None)
     if mms is not None and mm in mms:
         mms.remove(mm)
-    # cleanup_lazy_tlbs(mm): no lazy-TLB mode in the model.
+    # cleanup_lazy_tlbs(mm): nothing (MMU_LAZY_TLB_SHOOTDOWN is powerpc's; x86 lazy CPUs
+    # were moved to init_mm by exit_mmap's flush, which freed the page tables).
     mm_free_pgd(mm)
     # destroy_context / mmu_notifier_subscriptions_destroy: nothing.
     check_mm(mm)

@@ -245,6 +245,8 @@ class mm_struct:
         # mm->tlb_flush_batched (mm/rmap.c, deferred flushes of reclaim and migration).
         self.tlb_flush_batched = 0
         self.cpumask: set[int] = set()
+        # mm->context.tlb_gen (x86: impl/x86_tlb.py); the model's ctx_id is self.id.
+        self.tlb_gen = 0
         self.mm_users = 1
         self.mm_count = 1
         self.flags = 0

@@ -31,7 +31,8 @@ from __future__ import annotations
 from . import sched
 from .constants import PAGE_SHIFT, PAGE_SIZE, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT, TASK_SIZE, \
     ULONG_MAX, VM_EXEC, VM_HUGETLB, VM_MIXEDMAP, VM_PFNMAP
-from .cpu import TLB_FLUSH_ALL, arm64_flush_tlb_mm, arm64_flush_tlb_range, flush_tlb_mm_range
+from .cpu import TLB_FLUSH_ALL, arm64_flush_tlb_mm, arm64_flush_tlb_range
+from .x86_tlb import flush_tlb_mm_range
 from .mm_types import dec_tlb_flush_pending, inc_tlb_flush_pending, mm_tlb_flush_nested
 from .page import Page, folio_put
 from .rcu import call_rcu, tlb_remove_table_sync_one
@@ -127,7 +128,8 @@ def tlb_flush(tlb: mmu_gather) -> None:
             if not last_level:
                 arm64_flush_tlb_mm(machine, tlb.mm)
             return
-        arm64_flush_tlb_range(machine, tlb.mm, tlb.start, tlb.end, last_level)
+        arm64_flush_tlb_range(machine, tlb.mm, tlb.start, tlb.end, last_level,
+                              1 << tlb_get_unmap_shift(tlb))
         return
     if machine.arch == "ppc64":
         from .radix_tlb import radix__tlb_flush

@@ -150,8 +150,8 @@ class Process:
         ctx.start_tick = self.machine.ticks
         ctx.operated = []
         cpu_obj = self.machine.cpus[cpu]
-        if cpu_obj.active_mm is not self.task.mm:
-            from .cpu import switch_mm
+        from .cpu import runs_mm, switch_mm
+        if not runs_mm(cpu_obj, self.task.mm):
             switch_mm(cpu_obj, self.task.mm)
         return ctx
 
@@ -245,6 +245,23 @@ class Process:
             folio_put(page)
         return self._leave(ctx, n)
 
+    def context_switch(self, to: Optional["Process"], cpu: int = 0) -> None:
+        """kernel/sched/core.c context_switch(): the CPU this thread runs on switches to a
+        thread of process *to* (switch_mm: the CPU loads its mm), or to a kernel thread when
+        *to* is None (enter_lazy_tlb: on x86 the old mm stays loaded, lazily). The thread's
+        next operation switches back. Not a system call: the thread is preempted where it
+        is (the model enters the kernel as "context_switch")."""
+        from .cpu import context_switch_to_kernel_thread, switch_mm
+        ctx = self._enter("context_switch", cpu)
+        cpu_obj = self.machine.cpus[cpu]
+        if to is None:
+            context_switch_to_kernel_thread(self.machine, cpu_obj)
+        elif to.task.mm is None:
+            raise ValueError(f"process {to.pid} has exited")
+        else:
+            switch_mm(cpu_obj, to.task.mm)
+        ctx.syscall = ""
+
     def munlock(self, addr: int, length: int, cpu: int = 0) -> int:
         """mm/mlock.c SYSCALL_DEFINE2(munlock)."""
         from .mlock import sys_munlock
@@ -281,6 +298,10 @@ class Process:
         for c in self.machine.cpus:
             if c.active_mm is mm:
                 c.active_mm = None
+        # exit_mm(): enter_lazy_tlb(mm, current) before mmput(): the CPU keeps the dying mm
+        # loaded, lazily, until exit_mmap's flush (it freed tables) moves it to init_mm.
+        from .cpu import context_switch_to_kernel_thread
+        context_switch_to_kernel_thread(self.machine, self.machine.cpus[ctx.cpu])
         mmput(mm)
         self.task.exited = True
         sched.event("return_to_user", syscall="exit", cpu=ctx.cpu, mm=mm, start=0, end=0,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import sched
 from .constants import TASK_SIZE, VM_WRITE
-from .cpu import Fault, mmu_access_data, mmu_translate, switch_mm
+from .cpu import Fault, mmu_access_data, mmu_translate, runs_mm, switch_mm
 from .fault import (FAULT_FLAG_DEFAULT, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_TRIED,
                     FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR,
                     VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_OOM, VM_FAULT_RETRY,
@@ -242,7 +242,7 @@ def user_access(task, cpu, addr: int, write: bool, value: int = 0):
     if write and not 0 <= value <= 0xFF:
         raise ValueError(f"a store writes one byte; {value!r} does not fit")
     mm = task.mm
-    if cpu.active_mm is not mm:
+    if not runs_mm(cpu, mm):
         switch_mm(cpu, mm)
     if fault_in_kernel_space(addr):
         # The kernel half is mapped supervisor-only (or the address is non-canonical): a user

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from unmapcheck.impl.constants import PAGE_SHIFT
 from unmapcheck.impl.pgtable import iter_ptes, lookup_pte
 from unmapcheck.impl.pte import MIGRATION, PRESENT, PTE_NONE, SWAP, pte_t
+from unmapcheck.impl.x86_tlb import translation_usable
 
 from .logic import CONCRETE
 
@@ -103,17 +104,27 @@ class ConcreteView:
         return self._ptl_held
 
     def tlb_entries(self) -> list:
+        """The TLB entries a CPU can use without a further flush. On x86 a CPU keeps the
+        entries of an mm it no longer runs (PCID) or holds lazily, and flushes them when it
+        switches back if it has not caught up with the mm's tlb_gen; until then they cannot
+        be used, and a flush may skip them (impl/x86_tlb.py translation_usable)."""
+        m = self.machine
         out = []
-        for cpu in self.machine.cpus:
+        for cpu in m.cpus:
             for (mm_id, vpn), entry in cpu.tlb.items():
-                out.append(_Tlb(cpu.id, mm_id, vpn, entry))
+                if translation_usable(m, cpu, mm_id, leaf=True):
+                    out.append(_Tlb(cpu.id, mm_id, vpn, entry))
         return out
 
     def pwc_entries(self) -> list:
+        """The paging-structure-cache entries a walk can use without a further flush (a lazy
+        x86 CPU's too: speculative walks need no user task)."""
+        m = self.machine
         out = []
-        for cpu in self.machine.cpus:
+        for cpu in m.cpus:
             for key, val in cpu.pwc.items():
-                out.append(_Pwc(cpu.id, key, val))
+                if translation_usable(m, cpu, key[0], leaf=False):
+                    out.append(_Pwc(cpu.id, key, val))
         return out
 
     def table_readers(self, pfn: int, gen: int) -> list:

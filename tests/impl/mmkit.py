@@ -24,6 +24,7 @@ from unmapcheck.impl.page import page_mapcount
 from unmapcheck.impl.pgtable import iter_ptes, iter_tables, lookup_pte
 from unmapcheck.impl.pte import PTE_NONE, PRESENT
 from unmapcheck.impl.task import task_struct
+from unmapcheck.impl.x86_tlb import translation_usable
 from schedkit import Recorder  # noqa: F401  (re-exported for the tests)
 
 #: A PMD-aligned base address for the test mappings.
@@ -123,8 +124,13 @@ class Env:
         return list((mm or self.mm).rss_stat)
 
     def tlb_has(self, cpu: int, addr: int, mm=None) -> bool:
+        """CPU *cpu* can use a translation of *addr* (an x86 CPU keeps the entries of an mm
+        it switched away from under its PCID, unusable until a flushing switch back:
+        impl/x86_tlb.py translation_usable)."""
         mm = mm or self.mm
-        return (mm.id, addr >> 12) in self.cpus[cpu].tlb
+        c = self.cpus[cpu]
+        return (mm.id, addr >> 12) in c.tlb and \
+            translation_usable(self.machine, c, mm.id, leaf=True)
 
     def allocated(self) -> int:
         return self.machine.zone.nr_allocated()

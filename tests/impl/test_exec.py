@@ -32,7 +32,8 @@ def test_exec_drops_the_old_mm():
     assert not f.f_mapping.i_pages[0].free and f.f_mapping.i_mmap == []
     assert not env.tlb_has(0, page(0), old) and not env.tlb_has(1, page(0), old)
     assert old.mmap_lock.state() == "unlocked"
-    assert rec.labels.index("down_read") < rec.labels.index("switch_mm") < \
+    switch = next(i for i, label in enumerate(rec.labels) if "LOADED_MM_SWITCHING" in label)
+    assert rec.labels.index("down_read") < switch < \
         rec.labels.index("up_read")             # the switch under mmap_read_lock(old_mm)
     assert env.machine.dmesg == []
     # Allocated now: the zero page, the memfd's two cache pages, the new mm's pgd.

@@ -64,6 +64,7 @@ from unmapcheck.impl import (MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
                              System)
 from unmapcheck.impl import sched
 from unmapcheck.impl.machine import Tunables
+from unmapcheck.impl.x86_tlb import translation_usable
 from unmapcheck.spec import check as CHECK
 from unmapcheck.spec.view import ConcreteView
 
@@ -97,6 +98,15 @@ def page_align(n: int) -> int:
 
 
 # --- the checking runtime -----------------------------------------------------------------------
+def usable_entries(m, c) -> tuple[list, list]:
+    """CPU *c*'s TLB and walk-cache keys that it can use without a further flush. x86 keeps
+    a dead mm's entries, and those of an mm it skipped, under their PCID (no flush reaches a
+    CPU that runs another mm); they are flushed before use or never used again
+    (impl/x86_tlb.py translation_usable)."""
+    return ([k for k in c.tlb if translation_usable(m, c, k[0], leaf=True)],
+            [k for k in c.pwc if translation_usable(m, c, k[0], leaf=False)])
+
+
 class CheckingRuntime:
     """A sequential runtime for impl/sched.py: a point only checks that a blocking step could
     proceed (as with no runtime installed); an event is checked against the invariants the
@@ -318,6 +328,16 @@ class StatefulModel(RuleBasedStateMachine):
                 pr.shadow[a] = ("pfile", contents, offset // P + i, None)
 
     # --- munmap ------------------------------------------------------------------------------
+    @rule(pi=st.integers(0, MAX_PROCS - 1), cpu=st.integers(0, 1),
+          to=st.integers(-1, MAX_PROCS - 1))
+    def context_switch(self, pi, cpu, to):
+        """The CPU running process *pi* switches to another process's thread (*to*), or to a
+        kernel thread (-1: x86 lazy TLB mode); the next call of a process on that CPU
+        switches back (x86: switch_mm_irqs_off's tlb_gen catch-up)."""
+        pr = self.proc(pi)
+        other = None if to < 0 else self.proc(to).p
+        self.call(pr, cpu, pr.p.context_switch, other, cpu)
+
     @rule(plan=st.lists(st.booleans(), min_size=1, max_size=6))
     def branches(self, plan):
         """The next branches the kernel does not control (impl/sched.py may_fail): which
@@ -576,8 +596,9 @@ class StatefulModel(RuleBasedStateMachine):
         live = {pr.p.mm.id for pr in self.procs}
         assert {mm.id for mm in ConcreteView(m).mms()} == live
         for c in m.cpus:
-            assert {k[0] for k in c.tlb} <= live, f"CPU{c.id} has TLB entries of a dead mm"
-            assert {k[0] for k in c.pwc} <= live, f"CPU{c.id} walk cache has a dead mm"
+            tlb, pwc = usable_entries(m, c)
+            assert {k[0] for k in tlb} <= live, f"CPU{c.id} has TLB entries of a dead mm"
+            assert {k[0] for k in pwc} <= live, f"CPU{c.id} walk cache has a dead mm"
         for pr in self.procs:
             self.check_layout(pr)
             self.check_vm_counters(pr)
@@ -640,7 +661,8 @@ class StatefulModel(RuleBasedStateMachine):
         assert not m.dmesg, "\n".join(m.dmesg)
         assert not m.mms, f"mms left after every process exited: {m.mms}"
         for c in m.cpus:
-            assert not c.tlb and not c.pwc, f"CPU{c.id} still caches {c.tlb} {c.pwc}"
+            tlb, pwc = usable_entries(m, c)
+            assert not tlb and not pwc, f"CPU{c.id} still caches {tlb} {pwc}"
         assert not m.swap_map, f"swap slots left: {m.swap_map}"
         for page in m.zone.mem_map:
             if page.free or page.pfn == 0:
