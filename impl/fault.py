@@ -15,8 +15,9 @@ Simplifications common to the module:
   every folio is order 0 (nr_pages is always 1);
 * no userfaultfd, no NUMA balancing (no protnone PTEs, no do_numa_page), no KSM, no
   device-private/exclusive entries, no PTE markers, no hwpoison, no memcg, no mmu notifiers;
-* per-VMA locks (lock_vma_under_rcu, FAULT_FLAG_VMA_LOCK) are not modelled: every fault runs
-  under mmap_read_lock, which excludes munmap/mprotect writers at least as strongly;
+* a user fault runs under the VMA's read lock alone when lock_vma_under_rcu gets it
+  (FAULT_FLAG_VMA_LOCK, impl/mmap_lock.py), else under mmap_read_lock; every file of the
+  model has ->map_pages (filemap_map_pages), so vmf_can_call_fault() never asks for a retry;
 * vma->vm_ops and vma->vm_page_prot are not fields of the model's VMA: vm_ops is derived from
   vm_file (filemap.vma_vm_ops) and the only bit of vm_page_prot the fault path needs -- is
   mk_pte() writable -- from vm_flags and the file (:func:`vm_page_prot_write`);
@@ -40,7 +41,8 @@ from .constants import (MM_ANONPAGES, MM_SWAPENTS, MMF_UNSTABLE, PAGE_MASK, PTRS
                         VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from .filemap import folio_mark_dirty, folio_test_lru, __folio_mark_uptodate, vma_vm_ops
-from .locks import SpinLock, mmap_read_lock, mmap_read_unlock, spin_lock
+from .locks import SpinLock, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, spin_lock
+from .mmap_lock import vma_end_read
 from .mm_types import (add_mm_counter, dec_mm_counter, find_vma, inc_mm_counter,
                        linear_page_index, mm_counter_file, mm_flags_test, vma_is_anonymous,
                        vma_pages)
@@ -239,15 +241,23 @@ def folio_prealloc(mm, vma, addr: int, need_zero: bool) -> Page:
 
 
 def vmf_anon_prepare(vmf) -> int:
-    """mm/memory.c __vmf_anon_prepare(): make sure the VMA has an anon_vma before an
-    anonymous page is added to it. (No per-VMA lock, so no VM_FAULT_RETRY path.)"""
+    """mm/internal.h vmf_anon_prepare() -> mm/memory.c __vmf_anon_prepare(): make sure the
+    VMA has an anon_vma before an anonymous page is added to it. Under the VMA's read lock
+    alone (FAULT_FLAG_VMA_LOCK), preparing one needs mmap_read_trylock (it may look at the
+    neighbours: find_mergeable_anon_vma); without it, VM_FAULT_RETRY with the VMA lock
+    dropped, and the fault falls back to mmap_lock."""
     vma = vmf.vma
     sched.point("READ vma->anon_vma", reads=(vma.obj,))
     if vma.anon_vma is not None:
         return 0
-    if rmap.anon_vma_prepare(vma):
-        return VM_FAULT_OOM
-    return 0
+    vma_locked = bool(vmf.flags & FAULT_FLAG_VMA_LOCK)
+    if vma_locked and not mmap_read_trylock(vma.vm_mm):
+        vma_end_read(vma)
+        return VM_FAULT_RETRY
+    ret = VM_FAULT_OOM if rmap.anon_vma_prepare(vma) else 0
+    if vma_locked:
+        mmap_read_unlock(vma.vm_mm)
+    return ret
 
 
 def mlock_new_folio(folio: Page) -> None:
@@ -301,7 +311,7 @@ def pte_unmap_same(vmf) -> bool:
 # --- mm/memory.c: the fault handlers ------------------------------------------------------------
 def handle_mm_fault(vma, address: int, flags: int, regs=None) -> int:
     """Resolve a fault at *address* in *vma*; returns a vm_fault_t. The caller holds
-    mmap_read_lock(vma->vm_mm). Models mm/memory.c handle_mm_fault(): no hugetlb, no memcg
+    mmap_read_lock(vma->vm_mm), or the VMA's read lock (FAULT_FLAG_VMA_LOCK). Models mm/memory.c handle_mm_fault(): no hugetlb, no memcg
     OOM handling, no LRU-gen hooks, no VM_DROPPABLE; mm_account_fault is not modelled."""
     ret = sanitize_fault_flags(vma, flags)
     if ret:
@@ -640,7 +650,7 @@ def do_cow_fault(vmf) -> int:
     new anonymous page and map that (the page cache keeps the original).
     Models mm/memory.c do_cow_fault()."""
     vma = vmf.vma
-    ret = vmf_anon_prepare(vmf)                         # (vmf_can_call_fault: no VMA lock)
+    ret = vmf_anon_prepare(vmf)                         # (vmf_can_call_fault: ->map_pages)
     if ret:
         return ret
 

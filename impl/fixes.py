@@ -96,6 +96,13 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
         "LOADED_MM_SWITCHING and reading tlb_gen when its cpumask bit is already set: the "
         "store can wait in the store buffer while a flush reads the old loaded_mm and skips "
         "the CPU, which then loads CR3 without flushing (x86-TSO store buffering)"),
+    # Fixes: 0bff0aaea03e ("x86/mm: try VMA lock-based page fault handling first", v6.4);
+    # applied by Linus on 2023-07-08 (v6.5-rc1), stable 6.4.3. Reported by Jiri Slaby,
+    # Holger Hoffstaette, Jacob Young (bugzilla 217624).
+    Fix("fb49c455323f", "fork: lock VMAs of the parent process when forking", "v6.5",
+        "dup_mmap() does not write-lock the parent's VMAs: a parent thread's page fault under "
+        "the per-VMA lock runs while fork copies the VMA, write-protects its PTEs and shares "
+        "its pages, before fork's flush_tlb_mm(oldmm)"),
 )}
 
 # Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);

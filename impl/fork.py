@@ -37,7 +37,7 @@ from .constants import (EINTR, EIO, ENOMEM, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SI
                         RSS_COUNTER_NAMES, VM_DONTCOPY, VM_LOCKED_MASK, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_SHARED, VM_WIPEONFORK)
 from .cpu import flush_tlb_mm
 from .locks import (mmap_write_lock, mmap_write_lock_killable, mmap_write_unlock, might_sleep)
-from .mm_types import (MapleTree, VmaIterator, add_mm_rss_vec, get_mm_counter, get_mm_rss,
+from .mm_types import (vma_mark_attached, vma_start_write, MapleTree, VmaIterator, add_mm_rss_vec, get_mm_counter, get_mm_rss,
                        mm_counter, mm_counter_file, mm_struct, vm_area_struct, vm_flags_clear,
                        vma_pages)
 from .page import folio_get, folio_test_anon
@@ -290,7 +290,7 @@ def vma_iter_bulk_store(vmi: VmaIterator, old: vm_area_struct, tmp: vm_area_stru
     parent's VMA that __mt_dup copied) with *tmp*."""
     vmi.clear(old)
     vmi.store(tmp)
-    tmp.detached = False                         # vma_mark_attached
+    vma_mark_attached(tmp)
 
 
 def dup_mmap(mm, oldmm) -> int:
@@ -323,7 +323,8 @@ def dup_mmap(mm, oldmm) -> int:
         mpnt = vmi.vma_next()
         if mpnt is None:
             break
-        # vma_start_write(mpnt): per-VMA locks are not modelled.
+        if mm.machine.fixes.on("fb49c455323f"):
+            vma_start_write(mpnt)
         if mpnt.vm_flags & VM_DONTCOPY:
             from .mmap import vm_stat_account
             vmi.clear(mpnt)                      # vma_iter_clear_gfp(&vmi, start, end)

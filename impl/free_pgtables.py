@@ -144,17 +144,22 @@ def free_pgtables(tlb: mmu_gather, vmi, vma, floor: int, ceiling: int,
     """Free the page tables under the VMAs from *vma* on (as *vmi* finds them below
     *ceiling*), gathering VMAs closer than a PMD into one call, after unlinking each from
     the reverse maps."""
+    from .mm_types import vma_start_write
     from .mmu_gather import tlb_free_vmas
     from .rmap import unlink_anon_vmas, unlink_file_vma
     tlb_free_vmas(tlb)
     while vma is not None:
         addr = vma.vm_start
         next_vma = vmi.vma_find((ceiling - 1) & MASK64)
+        if mm_wr_locked:
+            vma_start_write(vma)
         unlink_anon_vmas(vma)
         unlink_file_vma(vma)
         while next_vma is not None and next_vma.vm_start <= vma.vm_end + PMD_SIZE:
             vma = next_vma
             next_vma = vmi.vma_find((ceiling - 1) & MASK64)
+            if mm_wr_locked:
+                vma_start_write(vma)
             unlink_anon_vmas(vma)
             unlink_file_vma(vma)
         free_pgd_range(tlb, addr, vma.vm_end, floor,

@@ -191,20 +191,40 @@ def mmap_read_unlock(mm) -> None:
 
 
 def mmap_write_lock(mm) -> None:
+    """include/linux/mmap_lock.h mmap_write_lock(): then mm_lock_seqcount_begin()."""
     down_write(mm.mmap_lock)
+    _seq_begin(mm)
 
 
 def mmap_write_lock_killable(mm) -> int:
     down_write(mm.mmap_lock)
+    _seq_begin(mm)
     return 0
 
 
 def mmap_write_unlock(mm) -> None:
+    """include/linux/mmap_lock.h mmap_write_unlock(): vma_end_write_all(), then up_write."""
+    _seq_end(mm)
     up_write(mm.mmap_lock)
 
 
 def mmap_write_downgrade(mm) -> None:
+    """include/linux/mmap_lock.h mmap_write_downgrade(): vma_end_write_all() first, so a
+    downgrade ends every VMA write lock."""
+    _seq_end(mm)
     downgrade_write(mm.mmap_lock)
+
+
+def _seq_begin(mm) -> None:
+    from .mmap_lock import mm_lock_seqcount_begin, per_vma_locks
+    if per_vma_locks(mm):
+        mm_lock_seqcount_begin(mm)
+
+
+def _seq_end(mm) -> None:
+    from .mmap_lock import per_vma_locks, vma_end_write_all
+    if per_vma_locks(mm):
+        vma_end_write_all(mm)
 
 
 def mmap_assert_write_locked(mm) -> None:

@@ -27,9 +27,8 @@ MADV_HWPOISON / MADV_SOFT_OFFLINE are -EINVAL there (CONFIG_MEMORY_FAILURE is of
 model follows.
 
 Simplifications common to the module:
-* per-VMA locks are not modelled: MADV_DONTNEED/FREE's MADVISE_VMA_READ_LOCK mode always
-  falls back to mmap_read_lock (lock_vma_under_rcu "fails"), as the kernel does whenever the
-  range spans more than one VMA;
+* MADV_DONTNEED/FREE's MADVISE_VMA_READ_LOCK mode read-locks the one VMA the range lies in
+  (impl/mmap_lock.py) and falls back to mmap_read_lock when the range spans more than one;
 * no userfaultfd (userfaultfd_remove() is true: the lock is never dropped), no mseal
   (can_madvise_modify() is true), no mmu notifiers, no anon_vma names, no KSM daemon, no THP;
 * the advices whose effect the model does not have raise :class:`NotSupported` (naming the
@@ -58,9 +57,10 @@ from .constants import (EACCES, EAGAIN, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, MA
                         VM_MAYSHARE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP,
                         VM_RAND_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK,
                         VM_MAYWRITE)
+from .mmap_lock import lock_vma_under_rcu, per_vma_locks, vma_end_read
 from .locks import (mmap_read_lock, mmap_read_unlock, mmap_write_lock_killable,
                     mmap_write_unlock)
-from .mm_types import (add_mm_counter, find_vma, find_vma_prev, vm_flags_reset,
+from .mm_types import (vma_start_write, add_mm_counter, find_vma, find_vma_prev, vm_flags_reset,
                        vma_is_anonymous, VmaIterator)
 from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_gather_mmu,
                          tlb_remove_tlb_entries, tlb_start_vma)
@@ -177,8 +177,8 @@ def madvise_update_vma(new_flags: int, madv_behavior: madvise_behavior) -> int:
     if IS_ERR(vma):
         return vma
     madv_behavior.vma = vma
-    # vm_flags is protected by the mmap_lock held in write mode (vma_start_write: no
-    # per-VMA locks in the model).
+    # vm_flags is protected by the mmap_lock held in write mode.
+    vma_start_write(vma)
     vm_flags_reset(vma, new_flags)
     # (khugepaged_enter_vma for VM_HUGEPAGE: no khugepaged)
     return 0
@@ -652,15 +652,22 @@ def madvise_behavior_valid(behavior: int) -> bool:
 
 
 def try_vma_read_lock(madv_behavior: madvise_behavior) -> bool:
-    """mm/madvise.c try_vma_read_lock(): per-VMA locks are not modelled, so
-    lock_vma_under_rcu() never succeeds and the walk falls back to mmap_read_lock."""
+    """mm/madvise.c try_vma_read_lock(): read-lock the VMA at the start of the range
+    (lock_vma_under_rcu); the range must lie within that one VMA (a remote mm and a
+    userfaultfd-armed VMA also fall back, never in the model). Otherwise fall back to
+    mmap_read_lock and the ordinary walk."""
     mm = madv_behavior.mm
-    vma = None                                  # lock_vma_under_rcu(mm, range.start)
-    if vma is None:
-        mmap_read_lock(mm)                      # take_mmap_read_lock:
-        madv_behavior.lock_mode = MADVISE_MMAP_READ_LOCK
-        return False
-    return True
+    vma = lock_vma_under_rcu(mm, madv_behavior.range.start) if per_vma_locks(mm) else None
+    if vma is not None:
+        # Must span only a single VMA; uffd and remote processes are unsupported.
+        if madv_behavior.range.end > vma.vm_end:
+            vma_end_read(vma)
+        else:
+            madv_behavior.vma = vma
+            return True
+    mmap_read_lock(mm)                          # take_mmap_read_lock:
+    madv_behavior.lock_mode = MADVISE_MMAP_READ_LOCK
+    return False
 
 
 def madvise_walk_vmas(madv_behavior: madvise_behavior) -> int:
@@ -675,7 +682,7 @@ def madvise_walk_vmas(madv_behavior: madvise_behavior) -> int:
 
     if madv_behavior.lock_mode == MADVISE_VMA_READ_LOCK and try_vma_read_lock(madv_behavior):
         error = madvise_vma_behavior(madv_behavior)
-        # vma_end_read(madv_behavior->vma)
+        vma_end_read(madv_behavior.vma)
         return error
 
     vma, prev = find_vma_prev(mm, rng.start)

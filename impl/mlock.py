@@ -38,7 +38,7 @@ from .constants import (EAGAIN, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, MCL_CURREN
                         ULONG_MAX, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKED_MASK,
                         VM_LOCKONFAULT, VM_SPECIAL)
 from .locks import (mmap_write_lock_killable, mmap_write_unlock)
-from .mm_types import VmaIterator, vm_flags_clear, vm_flags_reset
+from .mm_types import VmaIterator, vm_flags_clear, vm_flags_reset, vma_start_write
 from .page import (PG_mlocked, PG_unevictable, Page, folio_clear_flag, folio_put,
                    folio_set_flag)
 from .pagewalk import ACTION_AGAIN, PGWALK_WRLOCK_VERIFY, mm_walk_ops, walk_page_range_vma
@@ -119,7 +119,7 @@ def mlock_vma_pages_range(vma, start: int, end: int, newflags: int) -> None:
     for write)."""
     if newflags & VM_LOCKED:
         newflags |= VM_IO
-    # vma_start_write(vma): no per-VMA locks
+    vma_start_write(vma)
     vm_flags_reset(vma, newflags)                 # vm_flags_reset_once
     # lru_add_drain(): no LRU batches
     walk_page_range_vma(vma, start, end,
@@ -155,6 +155,7 @@ def mlock_fixup(vmi, vma, prev: list, start: int, end: int, newflags: int) -> in
     # vm_flags is protected by the mmap_lock held in write mode.
     if newflags & oldflags & VM_LOCKED:
         # No work to do, and mlocking twice would be wrong
+        vma_start_write(vma)
         vm_flags_reset(vma, newflags)
     else:
         mlock_vma_pages_range(vma, start, end, newflags)

@@ -30,7 +30,8 @@ class vm_area_struct:
     ``vm_file`` the mapped file (an :class:`~unmapcheck.impl.filemap.File`) or None."""
 
     __slots__ = ("id", "vm_start", "vm_end", "vm_mm", "vm_flags", "vm_pgoff", "vm_file",
-                 "anon_vma", "anon_vma_chain", "detached", "walkers", "zappers")
+                 "anon_vma", "anon_vma_chain", "detached", "walkers", "zappers",
+                 "vm_refcnt", "vm_lock_seq")
 
     def __init__(self, mm: "mm_struct", start: int, end: int, flags: int, pgoff: int = 0,
                  file=None):
@@ -45,6 +46,11 @@ class vm_area_struct:
         # vma->anon_vma_chain (the same_vma list), as the AnonVmas it links, newest first.
         self.anon_vma_chain: list = []
         self.detached = False
+        # The per-VMA lock (impl/mmap_lock.py): 0 detached, 1 attached, +1 per reader,
+        # +VMA_LOCK_OFFSET while a writer waits; write-locked iff vm_lock_seq is the mm's
+        # mm_lock_seq (vma_lock_init: UINT_MAX).
+        self.vm_refcnt = 1
+        self.vm_lock_seq = (1 << 32) - 1
         # Model-only witnesses of the walker-stability invariant (N5, bug 27ae357fa82b):
         # how many page walkers (munlock) and zappers are inside this VMA right now.
         self.walkers = 0
@@ -245,6 +251,8 @@ class mm_struct:
         # mm->tlb_flush_batched (mm/rmap.c, deferred flushes of reclaim and migration).
         self.tlb_flush_batched = 0
         self.cpumask: set[int] = set()
+        # mm->mm_lock_seq (impl/mmap_lock.py): odd while mmap_lock is held for write.
+        self.mm_lock_seq = 0
         # mm->context.tlb_gen (x86: impl/x86_tlb.py); the model's ctx_id is self.id.
         self.tlb_gen = 0
         self.mm_users = 1
@@ -365,18 +373,55 @@ def vm_flags_read(vma: vm_area_struct) -> int:
 
 
 def vm_flags_set(vma: vm_area_struct, flags: int) -> None:
+    """include/linux/mm.h vm_flags_set(): write-locks the VMA first."""
+    _vma_start_write(vma)
     sched.point("vm_flags_set", writes=(vma.obj,))
     vma.vm_flags |= flags
 
 
 def vm_flags_clear(vma: vm_area_struct, flags: int) -> None:
+    """include/linux/mm.h vm_flags_clear(): write-locks the VMA first."""
+    _vma_start_write(vma)
     sched.point("vm_flags_clear", writes=(vma.obj,))
     vma.vm_flags &= ~flags
 
 
 def vm_flags_reset(vma: vm_area_struct, flags: int) -> None:
+    """include/linux/mm.h vm_flags_reset() / vm_flags_reset_once(): the caller has
+    write-locked the VMA (vma_assert_write_locked)."""
+    from .mmap_lock import per_vma_locks, vma_assert_write_locked
+    if per_vma_locks(vma.vm_mm) and not vma.detached:
+        vma_assert_write_locked(vma)
     sched.point("vm_flags_reset", writes=(vma.obj,))
     vma.vm_flags = flags
+
+
+def vma_mark_attached(vma: vm_area_struct) -> None:
+    """include/linux/mmap_lock.h vma_mark_attached() (refcount_set_release(&vm_refcnt, 1)),
+    part of the tree store that attaches the VMA."""
+    vma.vm_refcnt = 1
+    vma.detached = False
+
+
+def vma_mark_detached(vma: vm_area_struct) -> None:
+    """mm/mmap_lock.c vma_mark_detached() (impl/mmap_lock.py); before 6.4 only the flag."""
+    from .mmap_lock import per_vma_locks, vma_mark_detached as _detach
+    if per_vma_locks(vma.vm_mm):
+        _detach(vma)
+    else:
+        vma.vm_refcnt = 0
+        vma.detached = True
+
+
+def vma_start_write(vma: vm_area_struct) -> None:
+    """include/linux/mmap_lock.h vma_start_write() (impl/mmap_lock.py); nothing before 6.4."""
+    _vma_start_write(vma)
+
+
+def _vma_start_write(vma: vm_area_struct) -> None:
+    from .mmap_lock import per_vma_locks, vma_start_write
+    if per_vma_locks(vma.vm_mm):
+        vma_start_write(vma)
 
 
 def for_each_vma(mm: mm_struct) -> Iterator[vm_area_struct]:

@@ -51,7 +51,8 @@ from .constants import (EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, ENOMEM,
                         VM_READ, VM_SHARED, VM_SYNC, VM_WIPEONFORK, VM_WRITE)
 from .locks import (mmap_read_lock, mmap_read_unlock, mmap_write_lock,
                     mmap_write_lock_killable, mmap_write_unlock)
-from .mm_types import VmaIterator, find_vma, mm_flags_set, mm_struct, vm_area_struct, vma_pages
+from .mm_types import (VmaIterator, find_vma, mm_flags_set, mm_struct, vm_area_struct,
+                       vma_mark_detached, vma_pages)
 from .sched import KernelBug
 from .gup import mm_populate
 from .vma import (do_vmi_munmap, is_data_mapping, is_exec_mapping, is_stack_mapping,
@@ -655,7 +656,7 @@ def exit_mmap_618(mm: mm_struct) -> None:
     while True:
         if vma.vm_flags & VM_ACCOUNT:
             nr_accounted += vma_pages(vma)
-        vma.detached = True                        # vma_mark_detached()
+        vma_mark_detached(vma)
         remove_vma(vma)
         count += 1
         vma = vmi.vma_next()

@@ -40,7 +40,7 @@ from .constants import (EACCES, EAGAIN, EINTR, EINVAL, ENOMEM, PAGE_MASK, PAGE_S
                         VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_NONE,
                         VM_NORESERVE, VM_READ, VM_SHARED, VM_WRITE)
 from .locks import mmap_write_lock_killable, mmap_write_unlock
-from .mm_types import VmaIterator, vm_flags_reset, vma_is_anonymous
+from .mm_types import VmaIterator, vm_flags_reset, vma_is_anonymous, vma_start_write
 from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_flush_pte_range,
                          tlb_gather_mmu, tlb_start_vma)
 from .page import folio_test_anon
@@ -395,7 +395,7 @@ def mprotect_fixup(vmi, tlb: mmu_gather, vma, pprev: list, start: int, end: int,
         return vma                                # goto fail: vm_unacct_memory(charged)
     pprev[0] = vma
     # vm_flags and vm_page_prot are protected by the mmap_lock held in write mode.
-    # vma_start_write(vma): no per-VMA locks.
+    vma_start_write(vma)
     vm_flags_reset(vma, newflags)                 # vm_flags_reset_once
     if vma_wants_manual_pte_write_upgrade(vma):
         mm_cp_flags |= MM_CP_TRY_CHANGE_WRITABLE

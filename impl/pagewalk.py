@@ -11,8 +11,8 @@ Simplifications common to the module:
 * only the callbacks the model's users set: ``pmd_entry`` (called for every present pmd; it
   may set ``walk.action``) and ``pte_entry`` (called for every PTE under the PTL); no
   ``pte_hole``, ``test_walk``, ``pre_vma``/``post_vma``, ``install_pte``;
-* the walk-lock checks (process_mm_walk_lock / process_vma_walk_lock) assert that mmap_lock
-  is held; per-VMA locks are not modelled, so PGWALK_VMA_RDLOCK_VERIFY is the same check.
+* the walk-lock checks (process_mm_walk_lock / process_vma_walk_lock) as 6.18 has them: a
+  PGWALK_VMA_RDLOCK_VERIFY walk (MADV_FREE under the VMA lock) needs only the VMA's lock.
 """
 
 from __future__ import annotations
@@ -65,11 +65,27 @@ class mm_walk:
 
 def process_mm_walk_lock(mm, walk_lock: int) -> None:
     """mm/pagewalk.c process_mm_walk_lock(): the caller holds mmap_lock (for write when
-    PGWALK_WRLOCK*)."""
-    if walk_lock == PGWALK_RDLOCK or walk_lock == PGWALK_VMA_RDLOCK_VERIFY:
+    PGWALK_WRLOCK*); a PGWALK_VMA_RDLOCK_VERIFY walk may hold only the VMA's read lock."""
+    if walk_lock == PGWALK_RDLOCK:
         mmap_assert_locked(mm)
-    else:
+    elif walk_lock != PGWALK_VMA_RDLOCK_VERIFY:
         mmap_assert_write_locked(mm)
+
+
+def process_vma_walk_lock(vma, walk_lock: int) -> None:
+    """mm/pagewalk.c process_vma_walk_lock(): PGWALK_WRLOCK write-locks the VMA,
+    PGWALK_WRLOCK_VERIFY asserts it is, PGWALK_VMA_RDLOCK_VERIFY asserts the VMA is locked
+    (read-locked by this walk, or write-locked under mmap_lock)."""
+    from .mmap_lock import per_vma_locks, vma_assert_locked, vma_assert_write_locked
+    from .mm_types import vma_start_write
+    if not per_vma_locks(vma.vm_mm):
+        return
+    if walk_lock == PGWALK_WRLOCK:
+        vma_start_write(vma)
+    elif walk_lock == PGWALK_WRLOCK_VERIFY:
+        vma_assert_write_locked(vma)
+    elif walk_lock == PGWALK_VMA_RDLOCK_VERIFY:
+        vma_assert_locked(vma)
 
 
 def walk_pte_range_inner(pte: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
@@ -202,5 +218,5 @@ def walk_page_range_vma(vma, start: int, end: int, ops: mm_walk_ops, private=Non
     if start >= end or start < vma.vm_start or end > vma.vm_end:
         return -EINVAL
     process_mm_walk_lock(walk.mm, ops.walk_lock)
-    # process_vma_walk_lock(): per-VMA locks are not modelled.
+    process_vma_walk_lock(vma, ops.walk_lock)
     return __walk_page_range(start, end, walk)

@@ -105,8 +105,9 @@ class EntryPtr:
 
 def _freed_table_read(ptr: EntryPtr, label: str) -> sched.KernelBug:
     # A page-table page may be reached after it was freed only by a walker that the RCU
-    # rules failed to protect (spec/invariants.py PT_LIFETIME.reader reports the free); the
-    # read itself is a use-after-free, not a read of empty entries.
+    # rules failed to protect (spec/invariants.py PT_LIFETIME.reader reports the free), or
+    # one whose VMA lock failed to exclude the free; the access itself is a use-after-free,
+    # not a read of empty entries.
     return sched.KernelBug(f"{label}: use-after-free: {LEVEL_NAMES[ptr.table.level]} table "
                            f"page {ptr.table.pfn} was freed")
 
@@ -120,6 +121,8 @@ def _read(ptr: EntryPtr, label: str):
 
 def _write(ptr: EntryPtr, value, label: str) -> None:
     sched.point(label, writes=(ptr.obj,))
+    if ptr.table.table is None:
+        raise _freed_table_read(ptr, label)
     if value is None or value is PTE_NONE:
         ptr.table.table.pop(ptr.idx, None)
     else:
@@ -274,6 +277,10 @@ def pte_offset_map_rw_nolock(mm, pmd: EntryPtr, addr: int):
 
 
 def pte_lockptr(mm, ptep: EntryPtr) -> SpinLock:
+    # A frame that is no longer a PTE table (freed, or freed and reused) reached through a
+    # stale pmd: a use-after-free.
+    if ptep.table.table is None or ptep.table.ptl is None:
+        raise _freed_table_read(ptep, "pte_lockptr")
     return ptep.table.ptl
 
 

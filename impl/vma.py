@@ -48,7 +48,7 @@ from .constants import (EINVAL, ENOMEM, FIRST_USER_ADDRESS, PAGE_MASK, PAGE_SHIF
                         VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from .locks import (might_sleep, mmap_assert_write_locked, mmap_read_unlock,
                     mmap_write_downgrade)
-from .mm_types import (MapleTree, VmaIterator, mm_struct, vm_area_struct, vm_flags_clear,
+from .mm_types import (vma_mark_attached, vma_mark_detached, vma_start_write, MapleTree, VmaIterator, mm_struct, vm_area_struct, vm_flags_clear,
                        vma_is_anonymous, vma_pages)
 from .sched import KernelBug
 
@@ -114,6 +114,7 @@ def vm_area_alloc(mm: mm_struct) -> vm_area_struct:
     (vma_init: no vm_ops, no flags, range 0-0)."""
     vma = vm_area_struct(mm, 0, 0, 0)
     vma.detached = True
+    vma.vm_refcnt = 0
     return vma
 
 
@@ -126,6 +127,7 @@ def vm_area_dup(orig: vm_area_struct) -> vm_area_struct:
                          orig.vm_pgoff, orig.vm_file)
     new.anon_vma = orig.anon_vma
     new.detached = True
+    new.vm_refcnt = 0
     return new
 
 
@@ -133,6 +135,7 @@ def vm_area_free(vma: vm_area_struct) -> None:
     """Models mm/vma_init.c vm_area_free(): the model keeps the object (a stale pointer to it
     stays readable) and marks it detached."""
     vma.detached = True
+    vma.vm_refcnt = 0
 
 
 def vma_set_range(vma: vm_area_struct, start: int, end: int, pgoff: int) -> None:
@@ -170,7 +173,7 @@ def vma_iter_store_new(vmi: VmaIterator, vma: vm_area_struct) -> None:
         if v is not vma and v.vm_start < vma.vm_end and v.vm_end > vma.vm_start:
             tree.erase(v)
     tree.store(vma)
-    vma.detached = False
+    vma_mark_attached(vma)
     vmi.vma_iter_set(vma.vm_end)
 
 
@@ -345,7 +348,7 @@ def vma_complete(vp: struct_vma_prepare, vmi: VmaIterator, mm: mm_struct) -> Non
                 new=[_vma_fields(v) for v in (vp.vma, vp.adj_next, vp.insert) if v is not None])
     remove = vp.remove
     while remove is not None:                      # again:
-        remove.detached = True                      # vma_mark_detached()
+        vma_mark_detached(remove)
         # if (vp->file) fput(vp->file): no file reference counts in the model.
         if remove.anon_vma is not None:
             unlink_anon_vmas(remove)
@@ -610,10 +613,12 @@ def vma_merge_existing_range(vmg: vma_merge_struct) -> Optional[vm_area_struct]:
         merge_right = False
         merge_both = False
 
-    # vma_start_write(middle) (and prev/next below): no per-VMA locks in the model.
+    vma_start_write(middle)
     if merge_right:
+        vma_start_write(nxt)
         vmg.target = nxt
     if merge_left:
+        vma_start_write(prev)
         vmg.target = prev
 
     if merge_both:
@@ -740,6 +745,7 @@ def vma_expand(vmg: vma_merge_struct) -> int:
     nxt = vmg.next
 
     mmap_assert_write_locked(vmg.mm)
+    vma_start_write(target)
     if nxt is not None and target is not nxt and vmg.end == nxt.vm_end:
         remove_next = True
         # VM_WARN_ON_VMG(!can_merge_remove_vma(next))
@@ -753,6 +759,7 @@ def vma_expand(vmg: vma_merge_struct) -> int:
     if target.vm_start < vmg.start or target.vm_end > vmg.end:
         raise KernelBug("VM_WARN_ON_VMG: vma_expand only expands")
     if remove_next:
+        vma_start_write(nxt)
         vmg._remove_next = True
     if commit_merge(vmg):
         if anon_dup is not None:
@@ -770,6 +777,7 @@ def vma_shrink(vmi: VmaIterator, vma: vm_area_struct, start: int, end: int,
     vma_shrink() (used by exec's shift_arg_pages); returns 0."""
     if vma.vm_start != start and vma.vm_end != end:
         raise KernelBug("WARN_ON: vma_shrink moves both ends")
+    vma_start_write(vma)
     vp = struct_vma_prepare()
     init_vma_prep(vp, vma)
     vma_prepare(vp)
@@ -835,6 +843,8 @@ def __split_vma(vmi: VmaIterator, vma: vm_area_struct, addr: int, new_below: int
         vm_area_free(new)
         return err
     # if (new->vm_file) get_file(new->vm_file); new->vm_ops->open(): not modelled.
+    vma_start_write(vma)
+    vma_start_write(new)
     vp = struct_vma_prepare()
     init_vma_prep(vp, vma)
     vp.insert = new
@@ -934,6 +944,7 @@ def vma_link_file(vma: vm_area_struct, hold_rmap_lock: bool = False) -> None:
 def vma_link(mm: mm_struct, vma: vm_area_struct) -> int:
     """Insert a new VMA into the tree and its file's i_mmap. Models mm/vma.c vma_link()."""
     vmi = VmaIterator(mm.mm_mt, vma.vm_start)
+    vma_start_write(vma)
     vma_iter_store_new(vmi, vma)
     vma_link_file(vma)
     mm.map_count += 1
@@ -1051,7 +1062,7 @@ def reattach_vmas(mas_detach: VmaIterator) -> None:
     """Undo a gather: mark the detached VMAs attached again (they never left the main tree).
     Models mm/vma.c reattach_vmas()."""
     for vma in list(mas_detach.tree.vmas):
-        vma.detached = False
+        vma_mark_attached(vma)
     mas_detach.tree.vmas.clear()
     mas_detach.tree.starts.clear()
 
@@ -1095,9 +1106,10 @@ def vms_gather_munmap_vmas(vms: vma_munmap_struct, mas_detach: VmaIterator) -> i
                 reattach_vmas(mas_detach)                    # end_split_failed
                 return error
         vma_iter_set(vmi, nxt.vm_end)
+        vma_start_write(nxt)
         vms.vma_count += 1
         mas_detach.tree.store(nxt)                           # mas_store_gfp(mas_detach, next)
-        nxt.detached = True                                  # vma_mark_detached(next)
+        vma_mark_detached(nxt)
         nrpages = vma_pages(nxt)
         vms.nr_pages += nrpages
         if nxt.vm_flags & VM_LOCKED:
@@ -1412,7 +1424,9 @@ def __mmap_new_vma(map_: mmap_state):
     if error:
         vm_area_free(vma)
         return error, None
-    # update_ksm_flags(): no KSM.
+    # update_ksm_flags(): no KSM. "Lock the VMA since it is modified after insertion into
+    # VMA tree" (33313a747e81, 1c7873e33645).
+    vma_start_write(vma)
     vma_iter_store_new(vmi, vma)
     map_.mm.map_count += 1
     vma_link_file(vma, map_.hold_file_rmap_lock)
@@ -1556,7 +1570,9 @@ def expand_downwards(vma: vm_area_struct, address: int) -> int:
     # The VMA needs an anon_vma before it can grow (its lock covers the update).
     if anon_vma_prepare(vma):
         return -ENOMEM
-    # (vma_start_write: no per-VMA locks.) The anon_vma lock covers the interval update.
+    # "Lock the VMA before expanding to prevent concurrent page faults" (c137381f71ae).
+    vma_start_write(vma)
+    # The anon_vma lock covers the interval update.
     anon_vma_lock_write(vma.anon_vma)
     error = 0
     # Another fault may have grown it meanwhile.

@@ -25,11 +25,13 @@ from . import sched
 from .constants import TASK_SIZE, VM_WRITE
 from .cpu import Fault, mmu_access_data, mmu_translate, runs_mm, switch_mm
 from .fault import (FAULT_FLAG_DEFAULT, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_TRIED,
-                    FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR,
+                    FAULT_FLAG_USER, FAULT_FLAG_VMA_LOCK, FAULT_FLAG_WRITE, VM_FAULT_COMPLETED,
+                    VM_FAULT_ERROR,
                     VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_OOM, VM_FAULT_RETRY,
                     VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, handle_mm_fault, lock_mm_and_find_vma,
                     vma_is_accessible)
 from .locks import mmap_read_unlock
+from .mmap_lock import lock_vma_under_rcu, per_vma_locks, vma_end_read
 from .sched import KernelBug
 
 # arch/x86/include/asm/trap_pf.h: enum x86_pf_error_code
@@ -121,9 +123,12 @@ def bad_area_nosemaphore(regs, error_code: int, address: int) -> None:
 
 
 def __bad_area(regs, error_code: int, address: int, mm, vma, si_code: int) -> None:
-    """arch/x86/mm/fault.c __bad_area(): drop mmap_lock (if the caller holds it), signal."""
+    """arch/x86/mm/fault.c __bad_area(): drop mmap_lock (if the caller holds it; *mm* None:
+    the per-VMA path, which drops the VMA's read lock), signal."""
     if mm is not None:
         mmap_read_unlock(mm)
+    elif vma is not None:
+        vma_end_read(vma)
     __bad_area_nosemaphore(regs, error_code, address, si_code)
 
 
@@ -153,8 +158,9 @@ def do_user_addr_fault(task, error_code: int, address: int) -> None:
     mmap_read_lock, check the access against it, run handle_mm_fault, retry on
     VM_FAULT_RETRY, and turn errors into signals. Returns normally when the instruction
     should be restarted. Models arch/x86/mm/fault.c do_user_addr_fault() with ``regs``
-    replaced by the task (user mode, interrupts on); the per-VMA-lock attempt
-    (lock_vma_under_rcu) is not modelled, so it goes straight to ``lock_mmap:``."""
+    replaced by the task (user mode, interrupts on). Since 6.4 a user fault first tries the
+    VMA's read lock alone (lock_vma_under_rcu, FAULT_FLAG_VMA_LOCK: impl/mmap_lock.py), once;
+    when that fails or the fault asks for a retry, it falls back to ``lock_mmap:``."""
     regs = task
     mm = task.mm
     flags = FAULT_FLAG_DEFAULT
@@ -172,7 +178,19 @@ def do_user_addr_fault(task, error_code: int, address: int) -> None:
     flags |= FAULT_FLAG_USER                            # user_mode(regs)
 
     # (is_vsyscall_vaddr: no vsyscall page)
-    # (lock_vma_under_rcu: per-VMA locks are not modelled; goto lock_mmap)
+    if per_vma_locks(mm):                               # (FAULT_FLAG_USER: always here)
+        vma = lock_vma_under_rcu(mm, address)
+        if vma is not None:
+            if access_error(error_code, vma):
+                bad_area_access_error(regs, error_code, address, None, vma)
+                return
+            fault = handle_mm_fault(vma, address, flags | FAULT_FLAG_VMA_LOCK, regs)
+            if not fault & (VM_FAULT_RETRY | VM_FAULT_COMPLETED):
+                vma_end_read(vma)
+            if not fault & VM_FAULT_RETRY:
+                _fault_done(regs, error_code, address, fault)
+                return
+            # (VM_FAULT_MAJOR: FAULT_FLAG_TRIED; fault_signal_pending: none) lock_mmap:
     while True:                                         # retry:
         vma = lock_mm_and_find_vma(mm, address, regs)
         if vma is None:
@@ -199,7 +217,11 @@ def do_user_addr_fault(task, error_code: int, address: int) -> None:
         break
 
     mmap_read_unlock(mm)
-    # done:
+    _fault_done(regs, error_code, address, fault)
+
+
+def _fault_done(regs, error_code: int, address: int, fault: int) -> None:
+    """do_user_addr_fault()'s ``done:`` tail: turn a VM_FAULT_ERROR into a signal."""
     if not fault & VM_FAULT_ERROR:
         return
 

@@ -751,8 +751,11 @@ def _gather_ops(m, mm, vma, base, pmd, fullmm, seq, checker) -> Optional[str]:
         elif op == "tlbonly":
             G.tlb_flush_mmu_tlbonly(tlb)
         elif op == "free_pgtables":
+            # mm_wr_locked false: the harness holds no mmap_lock (as munmap's downgraded
+            # path, whose VMAs were write-locked and detached before); it only decides
+            # whether free_pgtables() write-locks each VMA.
             free_pgtables(tlb, VmaIterator(mm.mm_mt, vma.vm_end), vma, FIRST_USER_ADDRESS,
-                          USER_PGTABLES_CEILING, True)
+                          USER_PGTABLES_CEILING, False)
         else:
             G.tlb_finish_mmu(tlb)
         checker.point(f"end of {op}")

@@ -58,11 +58,13 @@ def _run_alone(text: str) -> Execution:
 
 
 # --- I1.return judges what a call operated on ------------------------------------------------
-def test_dontneed_enomem_is_not_blamed_for_a_vma_another_munmap_detached():
-    # The corpus scenario at bound 3 (the bound where the false alarm appeared): madvise
-    # returns -ENOMEM for the part T1's munmap already detached, whose flush is pending.
+@pytest.mark.parametrize("bound", [2, pytest.param(3, marks=pytest.mark.slow)])
+def test_dontneed_enomem_is_not_blamed_for_a_vma_another_munmap_detached(bound):
+    # The corpus scenario: madvise returns -ENOMEM for the part T1's munmap already detached,
+    # whose flush is pending. The false alarm first appeared at bound 3 (slow: ~90 s since the
+    # per-VMA lock steps); bound 2 already reaches the -ENOMEM interleavings.
     sc = load(OVERLAP)
-    res = iterative_context_bounding(sc, 3, stop_at_first=False)
+    res = iterative_context_bounding(sc, bound, stop_at_first=False)
     assert res.stats.complete
     assert not res.counterexamples, res.best().violation.message
     returns = {dict(k)["T0"][0] for k in res.outcome_counts}

@@ -25,8 +25,9 @@ LOCKED = VM_LOCKED
 
 
 class Env:
-    def __init__(self, cpus: int = 2, fault_around_pages: int = 16):
-        self.machine = Machine(cpus=cpus, tunables=Tunables(fault_around_pages=fault_around_pages))
+    def __init__(self, cpus: int = 2, fault_around_pages: int = 16, era: str = "6.18"):
+        self.machine = Machine(cpus=cpus, era=era,
+                               tunables=Tunables(fault_around_pages=fault_around_pages))
         self.mm = mm_struct(self.machine)
         self.task = task_struct(self.machine, self.mm)
         self.cpu = self.machine.cpus

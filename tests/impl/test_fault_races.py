@@ -127,8 +127,10 @@ def test_cow_of_a_private_file_page_races_a_read():
 
 def test_blocked_fault_is_reported_as_deadlock_not_hung():
     env = Env()
-    env.vma(BASE, 1, RW)
+    vma = env.vma(BASE, 1, RW)
     env.mm.mmap_lock.writer = "munmap"          # a writer that never releases mmap_lock
+    env.mm.mm_lock_seq += 1                     # ... and has write-locked the VMA
+    vma.vm_lock_seq = env.mm.mm_lock_seq
     bodies = [lambda: user_access(env.task, env.cpu[1], BASE, False)]
     with pytest.raises(sched.Deadlock):
         GreenletRuntime(bodies, random_policy(random.Random(0)), prefix="T").run()

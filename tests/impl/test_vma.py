@@ -17,7 +17,7 @@ from unmapcheck.impl.constants import (MAP_FIXED, MAP_SHARED, MAP_STACK, PROT_RE
                                        VM_WRITE)
 from unmapcheck.impl.filemap import generic_perform_write
 from unmapcheck.impl.locks import mmap_write_lock, mmap_write_unlock
-from unmapcheck.impl.mm_types import VmaIterator, find_vma_prev, linear_page_index, vm_flags_reset
+from unmapcheck.impl.mm_types import VmaIterator, find_vma_prev, linear_page_index, vm_flags_reset, vma_start_write
 from unmapcheck.impl.rmap import anon_vma_chain
 from unmapcheck.impl.sched import KernelBug
 from unmapcheck.impl import vma as V
@@ -60,6 +60,7 @@ def modify_flags(env, start, end, new_prot):
         vmi = VmaIterator(mm.mm_mt, start)
         ret = V.vma_modify_flags(vmi, prev, vma, start, end, newflags)
         assert not V.IS_ERR(ret), ret
+        vma_start_write(ret)                     # as mprotect_fixup() does
         vm_flags_reset(ret, newflags)
         return ret
     finally:
