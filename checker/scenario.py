@@ -598,7 +598,7 @@ class _Loader:
                            f"{arch!r}", "vendor")
         choices = []
         for i, k in enumerate(_list(ctx, "scenario.choices", "choices", top.get("choices", []),
-                                    "a list of branch kinds like [\"alloc\", \"resched\"]")):
+                                    "a list of branch kinds like [\"alloc\", \"enomem\", \"resched\"]")):
             k = _choice(ctx, f"scenario.choices[{i}]", "choices", k, CHOICE_KINDS, "choice kind")
             if k in choices:
                 raise ctx.fail(f"scenario.choices[{i}]", f"{k!r} is listed twice", "choices")

@@ -103,6 +103,13 @@ FIXES: dict[str, Fix] = {f.commit: f for f in (
         "dup_mmap() does not write-lock the parent's VMAs: a parent thread's page fault under "
         "the per-VMA lock runs while fork copies the VMA, write-protects its PTEs and shares "
         "its pages, before fork's flush_tlb_mm(oldmm)"),
+    # Jann Horn, 2023-07-21; merged for v6.5-rc4 (mm-hotfixes), stable 6.4.8. Fixes
+    # 5e31275cc997 ("mm: add per-VMA lock and helper functions to control it", v6.4).
+    Fix("d8ab9f7b644a", "mm: lock VMA in dup_anon_vma() before setting ->anon_vma", "v6.5",
+        "a merge sets its target's anon_vma (dup_anon_vma) before write-locking the target "
+        "(v6.4: vma_prepare() did, after): a fault under the target's VMA lock maps a page "
+        "with that anon_vma, and when anon_vma_clone() then fails with -ENOMEM the target is "
+        "tied to nothing, so the anon_vma can be freed while the page is still mapped"),
 )}
 
 # Kernel eras: "6.18" is the default; "5.x" selects exit_mmap's pre-6.1 shape (27ae357fa82b);

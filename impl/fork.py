@@ -50,7 +50,7 @@ from .locks import spin_lock
 from .pte import (is_migration_entry, is_writable_migration_entry, make_migration_entry,
                   non_swap_entry, pte_mkclean, pte_mkold, pte_none, pte_present, pte_t,
                   pte_wrprotect, pte_write, swp_entry_to_pte, swp_offset)
-from .sched import KernelBug
+from .sched import KernelBug, NotModelled
 
 FIX_MIGRATION_RSS = "9f9f1acd713d"
 
@@ -340,7 +340,11 @@ def dup_mmap(mm, oldmm) -> int:
             # VM_WIPEONFORK gets a clean slate in the child.
             tmp.anon_vma = None
         elif anon_vma_fork(tmp, mpnt):
-            raise KernelBug("anon_vma_fork failed: allocation never fails in the model")
+            # goto fail_nomem_anon_vma_fork: 6.18 marks the failure point in the child's
+            # tree with XA_ZERO_ENTRY, sets MMF_OOM_SKIP/MMF_UNSTABLE and lets exit_mmap stop
+            # there. That path is not in the model: say so rather than do something else.
+            raise NotModelled("dup_mmap's failure path (anon_vma_fork -ENOMEM: XA_ZERO_ENTRY "
+                              "in the child's tree) is not modelled")
         vm_flags_clear(tmp, VM_LOCKED_MASK)
         # (hugetlb_dup_vma_private: no hugetlb)
         # Link the vma into the MT. After using __mt_dup(), it cannot fail.

@@ -41,7 +41,7 @@ import bisect
 from typing import Any, Callable, Optional
 
 from . import sched
-from .constants import (EBUSY, EFAULT, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_READ,
+from .constants import (EBUSY, EFAULT, ENOMEM, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_READ,
                         VM_SHARED, VM_WRITE)
 from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
                     spin_unlock, up_read, up_write)
@@ -56,7 +56,7 @@ from .pte import (MIGRATION, is_migration_entry, is_writable_migration_entry,
                   make_migration_entry, pfn_pte, pte_dirty, pte_mkclean, pte_mkdirty, pte_mkold,
                   pte_mkwrite, pte_none, pte_present, pte_pfn, pte_t, pte_write, pte_wrprotect,
                   pte_young)
-from .sched import KernelBug
+from .sched import KernelBug, may_fail
 
 # include/linux/rmap.h: rmap_t flags.
 RMAP_NONE = 0
@@ -292,11 +292,29 @@ def anon_vma_clone(dst, src) -> int:
     """Attach *dst* to every anon_vma *src* is attached to (split_vma, copy_vma, and the first
     half of anon_vma_fork).
 
-    Models mm/rmap.c anon_vma_clone(), including the reuse of an anon_vma that has no VMA
-    and at most one child (for fork). Returns 0 (no allocation failure in the model)."""
+    Models mm/rmap.c anon_vma_clone() of 6.18, including the reuse of an anon_vma that has
+    no VMA and at most one child (for fork). Returns 0 or -ENOMEM.
+
+    Each anon_vma_chain is first allocated with GFP_NOWAIT under the root's lock; when that
+    fails (choice kind "alloc") the lock is dropped and the chain allocated with GFP_KERNEL,
+    which fails only where the scenario says so (choice kind "enomem": an order-0 GFP_KERNEL
+    allocation fails for an OOM victim or under fault injection). On that failure
+    (enomem_failure) dst->anon_vma goes back to NULL and dst is unlinked from what it was
+    linked to so far: callers do not use dst->anon_vma after a failed clone."""
     root = None
     for anon_vma in list(reversed(anon_vma_chain(src))):
-        # anon_vma_chain_alloc(GFP_NOWAIT) cannot fail in the model.
+        if may_fail("alloc", "anon_vma_clone: anon_vma_chain_alloc(GFP_NOWAIT)"):
+            if root is not None:            # unlock_anon_vma_root(root); root = NULL
+                up_write(root.rwsem)
+                root = None
+            might_sleep("anon_vma_chain_alloc(GFP_KERNEL)")
+            if may_fail("enomem", "anon_vma_clone: anon_vma_chain_alloc(GFP_KERNEL)"):
+                # enomem_failure: dst->anon_vma is dropped first, or unlink_anon_vmas()
+                # would decrement its num_active_vmas, which this clone never incremented.
+                sched.point("WRITE vma->anon_vma", writes=(dst.obj,))
+                dst.anon_vma = None
+                unlink_anon_vmas(dst)
+                return -ENOMEM
         if root is not anon_vma.root:       # lock_anon_vma_root()
             if root is not None:
                 up_write(root.rwsem)
@@ -320,7 +338,8 @@ def anon_vma_fork(vma, pvma) -> int:
     """Attach the child's new *vma* to the parent's anon_vmas and give it an anon_vma of its
     own, a child of the parent's (fork's dup_mmap).
 
-    Models mm/rmap.c anon_vma_fork(). Returns 0."""
+    Models mm/rmap.c anon_vma_fork(). Returns 0, or -ENOMEM when anon_vma_clone() fails
+    (anon_vma_alloc() itself does not fail in the model)."""
     # Don't bother if the parent process has no anon_vma here.
     if pvma.anon_vma is None:
         return 0

@@ -135,9 +135,11 @@ def point(label: str, reads: Iterable[Obj] = (), writes: Iterable[Obj] = (),
 
 
 #: The kinds of nondeterministic branch a scenario can switch on (``[choices]``): an
-#: allocation that may fail (GFP_NOWAIT: tlb_next_batch, the table batch) and need_resched()
-#: (zap_pte_range breaks off mid-table).
-CHOICE_KINDS = ("alloc", "resched")
+#: allocation that may fail (GFP_NOWAIT: tlb_next_batch, the table batch, anon_vma_clone's
+#: first try), an order-0 GFP_KERNEL allocation that fails ("enomem": the page allocator
+#: retries those, so they fail for an OOM victim or under fault injection; anon_vma_clone's
+#: retry), and need_resched() (zap_pte_range breaks off mid-table).
+CHOICE_KINDS = ("alloc", "enomem", "resched")
 
 
 def may_fail(kind: str, label: str) -> bool:

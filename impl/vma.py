@@ -22,7 +22,8 @@ Simplifications common to the module:
 * the side tree of a munmap (mt_detach) is a MapleTree keyed by address, not by the index
   0..vma_count-1 the kernel uses; its walks therefore bound by address (vms.end, unmap_end)
   where the kernel bounds by vma_count - 1; the order of the walk is the same;
-* no per-VMA locks (vma_start_write, vma_mark_attached only flip ``detached``), no mempolicy,
+* the per-VMA locks are impl/mmap_lock.py's (vma_start_write, vma_mark_attached/detached as
+  6.18 has them); no mempolicy,
   no userfaultfd, no anon_vma_name, no uprobes, no THP (vma_adjust_trans_huge), no hugetlb,
   no mseal, no KSM, no memory-cgroup or overcommit accounting (vm_unacct_memory and
   security_vm_enough_memory_mm are no-ops), no vm_ops (->close, ->may_split, ->open: the
@@ -48,6 +49,7 @@ from .constants import (EINVAL, ENOMEM, FIRST_USER_ADDRESS, PAGE_MASK, PAGE_SHIF
                         VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from .locks import (might_sleep, mmap_assert_write_locked, mmap_read_unlock,
                     mmap_write_downgrade)
+from .mmap_lock import vma_assert_write_locked
 from .mm_types import (vma_mark_attached, vma_mark_detached, vma_start_write, MapleTree, VmaIterator, mm_struct, vm_area_struct, vm_flags_clear,
                        vma_is_anonymous, vma_pages)
 from .sched import KernelBug
@@ -62,6 +64,7 @@ STACK_GUARD_GAP = 256 << PAGE_SHIFT
 VMA_MERGE_START, VMA_MERGE_ERROR_NOMEM, VMA_MERGE_NOMERGE, VMA_MERGE_SUCCESS = range(4)
 
 FIX_VMA_MERGE_CASE3 = "7e7757876f25"
+FIX_DUP_ANON_VMA_LOCK = "d8ab9f7b644a"
 
 
 def IS_ERR(x) -> bool:
@@ -494,9 +497,16 @@ def can_merge_remove_vma(vma: vm_area_struct) -> bool:
 
 def dup_anon_vma(dst: vm_area_struct, src: vm_area_struct):
     """When the merge target has no anon_vma but the source has, give the target the
-    source's. Models mm/vma.c dup_anon_vma(); returns (0, dup)."""
+    source's. Models mm/vma.c dup_anon_vma(); returns (0, dup) or (-ENOMEM, None).
+
+    6.18 asserts the target write-locked (its callers lock it first: see
+    :func:`_lock_merge_target`), so no fault under the per-VMA lock can see the anon_vma
+    before anon_vma_clone() has tied the target to it, or after a failed clone has set it
+    back to NULL."""
     from .rmap import anon_vma_clone
     if src.anon_vma is not None and dst.anon_vma is None:
+        if dst.vm_mm.machine.fixes.on(FIX_DUP_ANON_VMA_LOCK):
+            vma_assert_write_locked(dst)
         sched.point("WRITE vma->anon_vma", writes=(dst.obj,))
         dst.anon_vma = src.anon_vma
         ret = anon_vma_clone(dst, src)
@@ -520,6 +530,18 @@ def vmg_adjust_set_range(vmg: vma_merge_struct) -> None:
     vma_set_range(adjust, vmg.end, adjust.vm_end, pgoff & ULONG_MAX)
 
 
+def _lock_merge_target(vma: vm_area_struct) -> None:
+    """vma_start_write() of a merge's target, before dup_anon_vma() may set its anon_vma
+    (6.18's vma_expand() and vma_merge_existing_range()).
+
+    Fix toggle d8ab9f7b644a ("mm: lock VMA in dup_anon_vma() before setting ->anon_vma",
+    v6.5-rc4) off: v6.4 to v6.5-rc3 write-locked the target only in vma_prepare(), after
+    dup_anon_vma() (:func:`commit_merge` does that then, with the VMAs the merge removes
+    or adjusts), and not at all when the clone failed."""
+    if vma.vm_mm.machine.fixes.on(FIX_DUP_ANON_VMA_LOCK):
+        vma_start_write(vma)
+
+
 def commit_merge(vmg: vma_merge_struct) -> int:
     """Carry out a merge: lock, set the target's (and the adjusted VMA's) range, store, and
     free the removed VMAs. Models mm/vma.c commit_merge(); returns 0."""
@@ -533,6 +555,11 @@ def commit_merge(vmg: vma_merge_struct) -> int:
         vma_iter_set(vmg.vmi, vmg.start)             # vma_iter_config(vmi, start, end)
     init_multi_vma_prep(vp, vma, vmg)
     # vma_iter_prealloc(): allocation does not fail in the model.
+    if not vmg.mm.machine.fixes.on(FIX_DUP_ANON_VMA_LOCK):
+        # v6.4 vma_prepare() write-locked every VMA it was given.
+        for v in (vp.vma, vp.adj_next, vp.remove, vp.remove2):
+            if v is not None:
+                vma_start_write(v)
     vma_prepare(vp)
     # vma_adjust_trans_huge(): no THP.
     vma_set_range(vma, vmg.start, vmg.end, vmg.pgoff)
@@ -615,10 +642,10 @@ def vma_merge_existing_range(vmg: vma_merge_struct) -> Optional[vm_area_struct]:
 
     vma_start_write(middle)
     if merge_right:
-        vma_start_write(nxt)
+        _lock_merge_target(nxt)
         vmg.target = nxt
     if merge_left:
-        vma_start_write(prev)
+        _lock_merge_target(prev)
         vmg.target = prev
 
     if merge_both:
@@ -745,7 +772,7 @@ def vma_expand(vmg: vma_merge_struct) -> int:
     nxt = vmg.next
 
     mmap_assert_write_locked(vmg.mm)
-    vma_start_write(target)
+    _lock_merge_target(target)
     if nxt is not None and target is not nxt and vmg.end == nxt.vm_end:
         remove_next = True
         # VM_WARN_ON_VMG(!can_merge_remove_vma(next))
@@ -1000,7 +1027,9 @@ def copy_vma(vmap: list, addr: int, length: int, pgoff: int):
         return new_vma, need_rmap_locks
     new_vma = vm_area_dup(vma)
     vma_set_range(new_vma, addr, addr + length, pgoff)
-    anon_vma_clone(new_vma, vma)
+    if anon_vma_clone(new_vma, vma):
+        vm_area_free(new_vma)                    # out_free_mempol -> out_free_vma
+        return None, False
     # get_file / ->open: not modelled.
     vma_link(mm, new_vma)
     return new_vma, False
@@ -1544,8 +1573,7 @@ def expand_downwards(vma: vm_area_struct, address: int) -> int:
     """Grow a VM_GROWSDOWN VMA down to the page of *address* (the caller holds mmap_lock for
     write): refused (-ENOMEM) when an accessible VMA that is not itself a stack ends less
     than stack_guard_gap below the new start, or the limits say no. Models mm/vma.c
-    expand_downwards() of 6.18 (no per-VMA locks: vma_start_write is a comment; the maple
-    preallocation does not fail)."""
+    expand_downwards() of 6.18 (the maple preallocation does not fail)."""
     from .mmap import vm_stat_account
     from .rmap import anon_vma_lock_write, anon_vma_prepare, anon_vma_unlock_write
     mm = vma.vm_mm

@@ -64,6 +64,7 @@ GROUPS: dict[str, str] = {
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
     "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",
+    "RMAP": "a mapped anonymous page's anon_vma is alive",
     "KERNEL": "the kernel does not complain (WARN, page-table leak, bad pgtables_bytes)",
 }
 
@@ -477,6 +478,27 @@ def _pt_lifetime_reader():
             lambda S, who, ev: (f"page-table page pfn {ev['pfn']} is freed while {who} is "
                                 f"inside a read-side section that reached it: its walk will "
                                 f"read a page that is no longer this page table"))
+
+
+@invariant("RMAP.anon_vma", "no PTE maps an anonymous page whose anon_vma has been freed",
+           when="quiescent")
+def _rmap_anon_vma():
+    # folio->mapping holds no reference: the anon_vma lives as long as a VMA that can map
+    # the page is chained to it. A mapped page whose anon_vma is freed is a use-after-free
+    # waiting for the next rmap walk (folio_lock_anon_vma_read from reclaim, migration,
+    # KSM); quiescent, because between a zap's PTE clear and its rmap removal the page is
+    # still counted as mapped.
+    def domain(S, ev):
+        return [p for p in (S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes())
+                if S.pte_present(p) and S.frame_anon(S.frame(S.pte_pfn(p)))]
+
+    def body(S, B, p, ev):
+        return B.Not(S.frame_anon_vma_freed(S.frame(S.pte_pfn(p))))
+
+    return (domain, body, lambda S, p, ev: (
+        f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, but "
+        f"its anon_vma (folio->mapping) has been freed: no VMA chained to it maps the page, "
+        f"and the next rmap walk of the page reads freed memory"))
 
 
 # --- the kernel's own complaints ---------------------------------------------------------------

@@ -170,6 +170,12 @@ class ConcreteView:
         return f is not None and f.mapping is not None and f.mapping.is_anon
 
     @staticmethod
+    def frame_anon_vma_freed(f) -> bool:
+        """An anonymous page whose anon_vma (folio->mapping) has been freed."""
+        return bool(f is not None and f.mapping is not None and f.mapping.is_anon
+                    and getattr(f.mapping, "freed", False))
+
+    @staticmethod
     def frame_pagecache(f) -> bool:
         return f is not None and f.mapping is not None and not f.mapping.is_anon
 
