@@ -489,11 +489,12 @@ def _rmap_anon_vma():
     # KSM); quiescent, because between a zap's PTE clear and its rmap removal the page is
     # still counted as mapped.
     def domain(S, ev):
-        return [p for p in (S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes())
-                if S.pte_present(p) and S.frame_anon(S.frame(S.pte_pfn(p)))]
+        return S.select(S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
+                        lambda S, B, p: S.pte_present(p))
 
     def body(S, B, p, ev):
-        return B.Not(S.frame_anon_vma_freed(S.frame(S.pte_pfn(p))))
+        f = S.frame(S.pte_pfn(p))
+        return B.Not(B.And(S.frame_anon(f), S.frame_anon_vma_freed(f)))
 
     return (domain, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, but "

@@ -495,6 +495,11 @@ class SymbolicView:
     def frame_anon(self, f):
         return self.s.frame_field(f.idx, "anon", z3.BoolVal(False))
 
+    def frame_anon_vma_freed(self, f):
+        # The abstract state has no anon_vma lifetime: never freed (RMAP.anon_vma is
+        # judged on concrete states only).
+        return z3.BoolVal(False)
+
     def frame_pagecache(self, f):
         return self.s.frame_field(f.idx, "pagecache", z3.BoolVal(False))
 
