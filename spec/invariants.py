@@ -489,12 +489,10 @@ def _rmap_anon_vma():
     # KSM); quiescent, because between a zap's PTE clear and its rmap removal the page is
     # still counted as mapped.
     def domain(S, ev):
-        return S.select(S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
-                        lambda S, B, p: S.pte_present(p))
+        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
 
     def body(S, B, p, ev):
-        f = S.frame(S.pte_pfn(p))
-        return B.Not(B.And(S.frame_anon(f), S.frame_anon_vma_freed(f)))
+        return B.Not(S.pte_maps_freed_anon_vma(p))
 
     return (domain, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, but "

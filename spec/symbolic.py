@@ -495,7 +495,7 @@ class SymbolicView:
     def frame_anon(self, f):
         return self.s.frame_field(f.idx, "anon", z3.BoolVal(False))
 
-    def frame_anon_vma_freed(self, f):
+    def pte_maps_freed_anon_vma(self, p):
         # The abstract state has no anon_vma lifetime: never freed (RMAP.anon_vma is
         # judged on concrete states only).
         return z3.BoolVal(False)

@@ -169,9 +169,12 @@ class ConcreteView:
     def frame_anon(f) -> bool:
         return f is not None and f.mapping is not None and f.mapping.is_anon
 
-    @staticmethod
-    def frame_anon_vma_freed(f) -> bool:
-        """An anonymous page whose anon_vma (folio->mapping) has been freed."""
+    def pte_maps_freed_anon_vma(self, p) -> bool:
+        """A present PTE mapping an anonymous page whose anon_vma (folio->mapping) has
+        been freed."""
+        if not self.pte_present(p):
+            return False
+        f = self.frame(self.pte_pfn(p))
         return bool(f is not None and f.mapping is not None and f.mapping.is_anon
                     and getattr(f.mapping, "freed", False))
 
