@@ -765,7 +765,7 @@ def vma_merge_new_range(vmg: vma_merge_struct) -> Optional[vm_area_struct]:
 
 def vma_expand(vmg: vma_merge_struct) -> int:
     """Expand vmg.target to [vmg.start, vmg.end), removing vmg.next if the range ends at
-    next's end. Models mm/vma.c vma_expand(); returns 0 (or -ENOMEM, never in the model)."""
+    next's end. Models mm/vma.c vma_expand(); returns 0, or -ENOMEM when dup_anon_vma() fails."""
     anon_dup = None
     remove_next = False
     target = vmg.target
