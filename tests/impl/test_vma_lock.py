@@ -183,3 +183,31 @@ def test_madvise_dontneed_within_one_vma_takes_only_its_lock():
         assert p.madvise(BASE, 0x3000, MADV_DONTNEED) == 0
     assert "down_read" in two.labels
     assert all(v.vm_refcnt == 1 for v in p.mm.mm_mt.vmas)
+
+
+def test_exit_of_a_forked_mm_that_frees_the_shared_anon_vma_is_caught(monkeypatch):
+    """never-vma-locked-fault-vs-exit-of-forked-mm has teeth: an unlink_anon_vmas() that,
+    at the child's exit_mmap, frees the root anon_vma it shares with the parent (a put
+    without the reference count) leaves the parent's pages, which its VMA-locked fault is
+    using, tied to freed memory: RMAP.anon_vma, with a trace that replays."""
+    from unmapcheck.impl import rmap
+    from unmapcheck.proofs import SCENARIO_DIR
+    from unmapcheck.checker.scenario import load
+    original = rmap.unlink_anon_vmas
+
+    def unlink_freeing_the_root(vma):
+        roots = {id(av.root): av.root for av in rmap.anon_vma_chain(vma)}
+        original(vma)
+        for root in roots.values():
+            rmap.anon_vma_free(root)
+    monkeypatch.setattr(rmap, "unlink_anon_vmas", unlink_freeing_the_root)
+    sc = load(SCENARIO_DIR / "never-vma-locked-fault-vs-exit-of-forked-mm.toml")
+    res = iterative_context_bounding(sc, 2, stop_at_first=True)
+    assert res.counterexamples, "the freed shared anon_vma was not caught"
+    best = res.best()
+    assert best.violation.group == "RMAP", best.violation.message
+    assert "anon_vma (folio->mapping) has been freed" in best.violation.message
+    trace = counterexample_trace(sc, best).to_json()
+    assert replay(trace, "<memory>").reproduced
+    labels = [s["label"] for s in trace["steps"]]
+    assert any(label.startswith("anon_vma_interval_tree_remove") for label in labels)
