@@ -1,10 +1,10 @@
 """The ``unmapcheck`` command line.
 
-    unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list]
+    unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list] [-x]
                      [--coverage [FILE.json]]
     unmapcheck mutate [PATH|FUNCTION ...] [-k PATTERN] [--obligations PATTERN] [--jobs N]
                       [--timeout S] [--max-mutants N --seed S] [--fail-under SCORE]
-                      [--list] [--json]
+                      [--all-killers] [--list] [--json]
     unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K]
                        [--random N --seed S | --pct D --random N --seed S]
                        [--trace-out FILE] [--html FILE] [--outcomes] [--json]
@@ -52,6 +52,15 @@ def _positive_seconds(flag: str, value: Optional[float]) -> None:
     import math
     if value is not None and not (math.isfinite(value) and value > 0):
         raise UsageError(f"{flag} must be a finite number of seconds > 0, got {value!r}")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as taskset or a container's
+    cpuset sets it), the default of prove --jobs."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _int_range(flag: str, value: Optional[int], lo: int, hi: int) -> None:
@@ -364,6 +373,8 @@ def cmd_prove(args) -> int:
     _int_range("--bound", args.bound, 0, 64)
     _positive_seconds("--timeout", args.timeout)
     _int_range("--jobs", args.jobs, 1, 1024)
+    if args.jobs is None:
+        args.jobs = usable_cpus()
     _writable_output("--trace-dir", args.trace_dir, directory=True)
     _writable_output("--junit", args.junit)
     _writable_output("--coverage", args.coverage or None)
@@ -375,10 +386,12 @@ def cmd_prove(args) -> int:
     reporter = ProveReporter(len(obs), quiet=args.json)
     t0 = time.monotonic()
     try:
-        results = run_many(obs, opts, args.jobs, reporter.finished, reporter.started)
+        results = run_many(obs, opts, args.jobs, reporter.finished, reporter.started,
+                           fail_fast=args.fail_fast)
     finally:
         reporter.close()
     total = time.monotonic() - t0
+    not_run = len(obs) - len(results)
     failed = [r for r in results if r.status == FAILED]
     unknown = [r for r in results if r.status == UNKNOWN]
     found = [r for r in results if status_label(r) == "FOUND"]
@@ -391,7 +404,7 @@ def cmd_prove(args) -> int:
                                           for r in results],
                               "summary": {"total": len(results), "proved": proved,
                                           "found": len(found), "failed": len(failed),
-                                          "unknown": len(unknown),
+                                          "unknown": len(unknown), "not_run": not_run,
                                           "seconds": round(total, 3)}})
     else:
         if sys.stdout.isatty():
@@ -406,6 +419,9 @@ def cmd_prove(args) -> int:
         print(f"\n{len(results)} obligations: {proved} proved, {len(found)} found as expected "
               f"(a fix switched off), {len(failed)} failed, {len(unknown)} unknown "
               f"({total:.1f}s)")
+        if not_run:
+            print(f"--fail-fast: stopped at the first obligation not proved; {not_run} of "
+                  f"{len(obs)} obligations not run")
     if failed:
         return EXIT_FAIL
     if unknown:
@@ -431,6 +447,8 @@ def _prove_with_coverage(args) -> int:
         argv.append(f"--junit={os.path.abspath(args.junit)}")
     if args.k:
         argv.append(f"-k{args.k}")
+    if args.fail_fast:
+        argv.append("--fail-fast")
     argv += ["--", *args.names]
     code, out, report = run_prove_under_coverage(argv, args.jobs, capture=args.json)
     if report is None:                  # the child could not run the obligations
@@ -493,8 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "preemptions)")
     pr.add_argument("--timeout", type=float, help="seconds per obligation (default 60)")
     pr.add_argument("--json", action="store_true", help="machine-readable results")
-    pr.add_argument("--jobs", type=int, default=1, help="obligations run in parallel")
+    pr.add_argument("--jobs", type=int, help="obligations run in parallel (default: the "
+                    "CPUs this process may use)")
     pr.add_argument("--list", action="store_true", help="list the obligations and exit")
+    pr.add_argument("-x", "--fail-fast", action="store_true",
+                    help="stop at the first obligation that is not proved (FAILED or "
+                    "UNKNOWN); the rest are reported as not run")
     pr.add_argument("--trace-dir", help="write a counterexample trace per scenario here")
     pr.add_argument("-k", metavar="PATTERN", help="only obligations whose name contains "
                     "PATTERN (a glob if it has * ? [)")
@@ -517,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only the obligations matching PATTERN, as prove -k does "
                     "(default: every obligation)")
     mu.add_argument("--jobs", type=int, default=1, help="mutants run in parallel")
+    mu.add_argument("--all-killers", action="store_true",
+                    help="run every obligation that reaches a mutant (default: stop at the "
+                    "first that kills it)")
     mu.add_argument("--timeout", type=float,
                     help="seconds per mutant (default: 5 x the unmutated run + 30)")
     mu.add_argument("--max-mutants", type=int, metavar="N",

@@ -542,6 +542,13 @@ def _signatures(files: list[Path]) -> dict[str, list[str]]:
     return sigs
 
 
+def _def_span(f) -> tuple[int, int]:
+    """The lines of a def as its code object's co_firstlineno sees it (from the first
+    decorator) to its last line: the code objects of nested defs, lambdas and
+    comprehensions start inside it."""
+    return (min([d.lineno for d in f.decorator_list] + [f.lineno]), f.end_lineno or f.lineno)
+
+
 def _show(stmt) -> str:
     """One line for a statement: its header for a compound one."""
     if isinstance(stmt, ast.If):
@@ -588,10 +595,12 @@ class Mutant:
     before: str
     after: str
     equivalent: Optional[str] = None      # why it is equivalent (detected statically)
+    span: tuple[int, int] = (0, 0)        # the lines of the mutated def, decorators included
     status: Optional[str] = None
     killers: list[str] = field(default_factory=list)
     seconds: float = 0.0
     detail: str = ""
+    reached_by: Optional[int] = None      # how many obligations execute the function
 
     @property
     def where(self) -> str:
@@ -603,7 +612,8 @@ class Mutant:
              "equivalent": self.equivalent}
         if run:
             d.update(status=self.status, killer=self.killers[0] if self.killers else None,
-                     killers=self.killers, seconds=round(self.seconds, 3), detail=self.detail)
+                     killers=self.killers, seconds=round(self.seconds, 3), detail=self.detail,
+                     reached_by=self.reached_by)
         return d
 
 
@@ -679,7 +689,7 @@ class Package:
                                 e.undo()
                         out.append(Mutant(f"{stem}.{q}.{opname}.{k}", rel, mod,
                                           site.node.lineno, site.node.col_offset, q, opname, k,
-                                          before, after, equivalent))
+                                          before, after, equivalent, _def_span(f)))
         out.sort(key=lambda m: (m.file, m.line, m.operator, m.col, m.function, m.ordinal))
         return out
 
@@ -785,12 +795,32 @@ def sample(mutants: list[Mutant], n: Optional[int], seed: int) -> list[Mutant]:
 # The child: import the (mutated) module first, so a mutant that breaks the import is told
 # apart (exit 97); check that what was imported is the copy (exit 98: the mutant would not
 # be what runs); then prove --json.
+#
+# Two environment variables, set by the parent only:
+# * UNMAPCHECK_MUTATE_REACH=FILE (the baseline): record, per obligation, the code objects of
+#   impl/ it executed (a sys.settrace hook that sees only "call" events, greenlets included,
+#   and never traces lines), as (file relative to impl/, co_firstlineno) pairs, into FILE.
+#   What runs outside every obligation (imports, every impl/ and spec/ module imported up
+#   front so that no import-time code runs inside one; loading the obligations) is filed
+#   under "*": it can change what any obligation sees;
+# * UNMAPCHECK_MUTATE_ONLY=JSON list (a mutant): prove runs exactly these obligations, in
+#   this order (names are matched exactly, not as prove's prefixes).
 _RUNNER = """\
-import importlib, os, sys
+import importlib, json, os, pkgutil, sys
 root, module = os.path.realpath(sys.argv[1]), sys.argv[2]
+reach_file, codes = os.environ.get("UNMAPCHECK_MUTATE_REACH"), {"*": set()}
+current = [codes["*"]]
+if reach_file:
+    def on_call(frame, event, arg):
+        current[0].add(frame.f_code)
+    sys.settrace(on_call)
 try:
     mods = [importlib.import_module(m) for m in ("unmapcheck.impl", module) if m]
-    import unmapcheck.checker.prove
+    import unmapcheck.checker.prove as P
+    if reach_file:
+        for pkg in ("unmapcheck.impl", "unmapcheck.spec"):
+            for info in pkgutil.walk_packages(importlib.import_module(pkg).__path__, pkg + "."):
+                importlib.import_module(info.name)
 except BaseException as e:
     sys.stderr.write(f"import failed: {type(e).__name__}: {e}\\n")
     sys.exit(97)
@@ -798,10 +828,46 @@ for m in mods:
     if not os.path.realpath(m.__file__).startswith(root + os.sep):
         sys.stderr.write(f"{m.__name__} was imported from {m.__file__}, not the copy {root}\\n")
         sys.exit(98)
+only = os.environ.get("UNMAPCHECK_MUTATE_ONLY")
+if only is not None:
+    names, every = json.loads(only), P.all_obligations
+    def chosen():
+        by_name = {ob.name: ob for ob in every()}
+        return [by_name[n] for n in names]
+    P.all_obligations = chosen
+if reach_file:
+    run_obligation = P.run_obligation
+    def traced(ob, opts):
+        outside, current[0] = current[0], codes.setdefault(ob.name, set())
+        try:
+            return run_obligation(ob, opts)
+        finally:
+            current[0] = outside
+    P.run_obligation = traced
 from unmapcheck.checker.cli import main
-sys.exit(main(["prove", "--json", "--jobs=1", *sys.argv[3:]]))
+code = main(["prove", "--json", "--jobs=1", *sys.argv[3:]])
+if reach_file:
+    sys.settrace(None)
+    impl_root = os.path.dirname(os.path.realpath(mods[0].__file__)) + os.sep
+    real = {}
+    reach = {}
+    for name, seen in codes.items():
+        pairs = reach[name] = set()
+        for c in seen:
+            f = real.get(c.co_filename)
+            if f is None:
+                f = real[c.co_filename] = os.path.realpath(c.co_filename)
+            if f.startswith(impl_root):
+                pairs.add((f[len(impl_root):], c.co_firstlineno))
+    with open(reach_file, "w") as out:
+        json.dump({name: sorted(pairs) for name, pairs in reach.items()}, out)
+sys.exit(code)
 """
 EXIT_INCOMPETENT, EXIT_WRONG_COPY = 97, 98
+# The baseline's budget per obligation: its call hook makes it about three times slower than
+# prove, so prove's default 60 s would turn the longest scenarios UNKNOWN (the mutants run
+# untraced, with prove's default).
+BASELINE_OBLIGATION_TIMEOUT = 600
 
 
 @dataclass
@@ -831,32 +897,44 @@ class Runner:
             _kill(p)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def baseline(self) -> RunResult:
+    def baseline(self) -> tuple[RunResult, Optional[dict]]:
         """Lay out the first copy, run the unmutated obligations on it (which also writes
-        its byte-code caches), then clone it for the other jobs."""
+        its byte-code caches) recording what each executes, then clone it for the other
+        jobs. Returns the run and the reach map ({obligation: [(file, first line)]},
+        None when the run did not write it)."""
         base = self.tmp / "slot0"
         copy_package(base, self.pkg.dirs)
-        res = self.run(base, "", None, bytecode=True)
+        reach_file = self.tmp / "reach.json"
+        res = self.run(base, "", None,
+                       self.prove_args + [f"--timeout={BASELINE_OBLIGATION_TIMEOUT}"],
+                       bytecode=True, env={"UNMAPCHECK_MUTATE_REACH": str(reach_file)})
+        reach = None
+        try:
+            reach = json.loads(reach_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
         self.slots.put(base)
         for i in range(1, self.jobs):
             slot = self.tmp / f"slot{i}"
             shutil.copytree(base, slot)           # copy2: the caches stay valid
             self.slots.put(slot)
-        return res
+        return res, reach
 
-    def run(self, slot: Path, module: str, timeout: Optional[float],
-            bytecode: bool = False) -> RunResult:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(slot)] + ([env["PYTHONPATH"]]
-                                                           if env.get("PYTHONPATH") else []))
+    def run(self, slot: Path, module: str, timeout: Optional[float], prove_args: list[str],
+            bytecode: bool = False, env: Optional[dict] = None) -> RunResult:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(slot)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
         if not bytecode:
-            env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env.pop("UNMAPCHECK_DEBUG", None)
+            full_env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for k in ("UNMAPCHECK_DEBUG", "UNMAPCHECK_MUTATE_REACH", "UNMAPCHECK_MUTATE_ONLY"):
+            full_env.pop(k, None)
+        full_env.update(env or {})
         t0 = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(slot), module,
-                                 *self.prove_args], cwd=slot, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                 *prove_args], cwd=slot, env=full_env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         with self.lock:
             self.running.add(proc)
         try:
@@ -872,7 +950,10 @@ class Runner:
                 self.running.discard(proc)
         return RunResult(code, out or "", err or "", time.monotonic() - t0)
 
-    def run_mutant(self, m: Mutant, source: str, timeout: float) -> RunResult:
+    def run_mutant(self, m: Mutant, source: str, timeout: float, names: list[str],
+                   fail_fast: bool) -> RunResult:
+        """prove on the mutant: exactly the obligations *names*, in that order, stopping
+        at the first one not proved when *fail_fast*."""
         slot = self.slots.get()
         try:
             path = slot.joinpath("unmapcheck", "impl", *m.file[len("impl/"):].split("/"))
@@ -881,11 +962,54 @@ class Runner:
                 cached = Path(importlib.util.cache_from_source(str(path)))
                 cached.unlink(missing_ok=True)
                 path.write_text(source, encoding="utf-8")
-                return self.run(slot, m.module, timeout)
+                return self.run(slot, m.module, timeout, ["--fail-fast"] if fail_fast else [],
+                                env={"UNMAPCHECK_MUTATE_ONLY": json.dumps(names)})
             finally:
                 path.write_bytes(original)
         finally:
             self.slots.put(slot)
+
+
+class Reach:
+    """Which obligations execute which functions of impl/, from the baseline run: an
+    obligation reaches a mutant's function when it executed a code object that starts
+    inside the function's lines (the def itself, or a nested def, lambda or comprehension),
+    or when that code ran outside every obligation (at import, while loading them).
+
+    Why a mutant needs only the obligations that reach its function: the mutation is inside
+    that function's body, so an obligation that never runs it behaves exactly as on the
+    unmutated copy (the obligations are independent of each other: prove --jobs runs them
+    in any order in any worker). They run cheapest first (by the baseline's seconds)."""
+
+    def __init__(self, reach: dict, seconds: dict[str, float]):
+        self.everywhere: dict[str, list[int]] = {}
+        self.by_obligation: dict[str, dict[str, list[int]]] = {}
+        for name, pairs in reach.items():
+            index: dict[str, list[int]] = {}
+            for f, line in pairs:
+                index.setdefault(f, []).append(line)
+            if name == "*":
+                self.everywhere = index
+            else:
+                self.by_obligation[name] = index
+        self.seconds = seconds
+
+    @staticmethod
+    def _hits(index: dict, rel: str, span: tuple[int, int]) -> bool:
+        return any(span[0] <= line <= span[1] for line in index.get(rel, ()))
+
+    def obligations(self, m: Mutant) -> tuple[list[str], bool]:
+        """(the obligations to run, cheapest first; whether the function also ran outside
+        them, in which case every obligation is run)."""
+        rel = m.file[len("impl/"):]
+        if self._hits(self.everywhere, rel, m.span):
+            names = list(self.seconds)
+            anywhere = True
+        else:
+            names = [n for n, index in self.by_obligation.items()
+                     if self._hits(index, rel, m.span)]
+            anywhere = False
+        return sorted(names, key=lambda n: (self.seconds.get(n, 0.0), n)), anywhere
 
 
 def _kill(proc) -> None:
@@ -970,9 +1094,12 @@ def summarise(mutants: list[Mutant]) -> Summary:
 
 
 def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str], jobs: int,
-                timeout: Optional[float], progress: Optional[Callable] = None) -> dict:
-    """Run the baseline, then every mutant that is not statically equivalent. Returns
-    {"baseline_seconds", "timeout"}; sets each mutant's status."""
+                timeout: Optional[float], progress: Optional[Callable] = None,
+                all_killers: bool = False) -> dict:
+    """Run the baseline, then every mutant that is not statically equivalent against the
+    obligations that reach its function (:class:`Reach`), stopping at the first killer
+    unless *all_killers*. Returns {"baseline_seconds", "timeout"}; sets each mutant's
+    status."""
     prove_args = [f"-k{obligations}"] if obligations else []
     todo = [m for m in mutants if m.equivalent is None]
     for m in mutants:
@@ -980,24 +1107,40 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
             m.status, m.detail = EQUIVALENT, m.equivalent
     runner = Runner(pkg, prove_args, max(1, min(jobs, len(todo) or 1)))
     try:
-        base = runner.baseline()
+        base, reach_map = runner.baseline()
         if base.code != 0:
             raise MutateError(_baseline_problem(base, obligations))
+        if reach_map is None:
+            raise MutateError("the unmutated run did not report what its obligations "
+                              "execute: " + (_last_line(base.stderr) or "no reach file"))
         if timeout is not None and timeout < base.seconds:
             # a TIMEOUT counts as killed: a budget every mutant runs past inflates the score
             raise MutateError(f"--timeout {timeout:g}s is shorter than the unmutated run "
                               f"({base.seconds:.1f}s): every mutant would time out")
         limit = timeout if timeout is not None else 5 * base.seconds + 30
-        sources = {}
+        reach = Reach(reach_map, {r["name"]: float(r.get("seconds", 0.0))
+                                  for r in _prove_results(base.stdout)})
+        sources, plans = {}, {}
         for m in todo:
+            names, _ = reach.obligations(m)
+            m.reached_by = len(names)
+            if not names:
+                m.status = SURVIVED
+                m.detail = (f"no obligation executes {m.function} (the unmutated run never "
+                            f"called it)")
+                if progress:
+                    progress(m)
+                continue
             try:
                 sources[m.id] = pkg.mutated_source(m)
+                plans[m.id] = names
             except SyntaxError as e:           # never expected: ast.unparse of a valid tree
                 m.status, m.detail = INCOMPETENT, f"unparse gave invalid code: {e}"
         todo = [m for m in todo if m.id in sources]
         from concurrent.futures import ThreadPoolExecutor, as_completed
         with ThreadPoolExecutor(max_workers=runner.jobs) as ex:
-            futures = {ex.submit(runner.run_mutant, m, sources[m.id], limit): m for m in todo}
+            futures = {ex.submit(runner.run_mutant, m, sources[m.id], limit, plans[m.id],
+                                 not all_killers): m for m in todo}
             try:
                 for fut in as_completed(futures):
                     m = futures[fut]
@@ -1114,7 +1257,8 @@ def run_cli(args) -> int:
         print(f"{len(mutants)} mutants ({len(mutants) - n} equivalent, not run); the "
               f"unmutated impl/ first", file=sys.stderr, flush=True)
     try:
-        info = run_mutants(pkg, mutants, args.obligations, args.jobs, args.timeout, progress)
+        info = run_mutants(pkg, mutants, args.obligations, args.jobs, args.timeout, progress,
+                           all_killers=args.all_killers)
     except MutateError as e:
         raise UsageError(str(e)) from None
     total = time.monotonic() - t0

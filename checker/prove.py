@@ -198,8 +198,13 @@ def symbolic_obligations() -> list[Obligation]:
     return list(OBLIGATIONS)
 
 
+def sequence_obligations() -> list[Obligation]:
+    from unmapcheck.proofs.sequences import obligations
+    return obligations()
+
+
 def all_obligations() -> list[Obligation]:
-    return symbolic_obligations() + scenario_obligations()
+    return symbolic_obligations() + sequence_obligations() + scenario_obligations()
 
 
 def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:
@@ -221,11 +226,20 @@ def _run_index(args: tuple) -> tuple[int, dict]:
     return i, run_obligation(_POOL_OBLIGATIONS[i], opts).as_dict()
 
 
+def stops_a_fail_fast_run(r: ObligationResult) -> bool:
+    """What ``prove --fail-fast`` stops at: an obligation that is not proved (FAILED, or
+    UNKNOWN: undecided is not proved either)."""
+    return r.status in (FAILED, UNKNOWN)
+
+
 def run_many(obs: list[Obligation], opts: Options, jobs: int,
              progress: Optional[Callable[[ObligationResult], Any]] = None,
-             started: Optional[Callable[[Obligation], Any]] = None) -> list[ObligationResult]:
+             started: Optional[Callable[[Obligation], Any]] = None,
+             fail_fast: bool = False) -> list[ObligationResult]:
     """Run *obs*; *started* is told when one starts (in-process runs only), *progress* when
-    one finishes."""
+    one finishes. With *fail_fast* the run stops at the first obligation that is not
+    proved: the result list then holds only what finished (in *obs*' order), the rest was
+    not run (a parallel run's workers are terminated)."""
     if jobs <= 1 or len(obs) <= 1:
         out = []
         for ob in obs:
@@ -235,6 +249,8 @@ def run_many(obs: list[Obligation], opts: Options, jobs: int,
             if progress:
                 progress(r)
             out.append(r)
+            if fail_fast and stops_a_fail_fast_run(r):
+                break
         return out
     import multiprocessing as mp
     global _POOL_OBLIGATIONS
@@ -248,7 +264,10 @@ def run_many(obs: list[Obligation], opts: Options, jobs: int,
             results[i] = r
             if progress:
                 progress(r)
-    return [results[i] for i in range(len(obs))]
+            if fail_fast and stops_a_fail_fast_run(r):
+                pool.terminate()
+                break
+    return [results[i] for i in range(len(obs)) if i in results]
 
 
 def found_as_expected(r: ObligationResult) -> bool:

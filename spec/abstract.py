@@ -446,7 +446,10 @@ def mprotect(pre: AbsState, ch: Choices, m: int, s, e, prot) -> Transition:
         inr = z3.And(s <= v, v < e)
         shared = z3.Or(*[z3.And(c, _has(r.flags, VM_SHARED)) for c, r in _vma_at(pre, m, v)])
         up = ch.bool(f"mkwrite.{v}")
-        anon = Spre.frame_anon(Spre.frame(p.pfn))
+        # can_change_pte_writable(): a private anonymous page only while it is exclusive
+        # (PageAnonExclusive; order-0 pages: mapcount 1)
+        anon = z3.And(Spre.frame_anon(Spre.frame(p.pfn)),
+                      Spre.mapcount(Spre.frame(p.pfn)) == 1)
         w = z3.If(new_w, z3.Or(p.write, z3.And(up, p.kind == PRESENT, z3.Not(p.special),
                                                z3.Or(anon, shared))), False)
         mapped = z3.Or(p.kind == PRESENT, p.kind == MIGRATION)
@@ -482,8 +485,10 @@ def fault(pre: AbsState, ch: Choices, m: int, v: int, write) -> Transition:
     rel += [z3.Implies(write, w), z3.Implies(w, vwrite),
             z3.Implies(pfn == 0, z3.And(z3.Not(write), anon_v, z3.Not(w))),
             z3.Implies(z3.And(p.kind == PRESENT, z3.Not(reuse)), write),      # COW
-            z3.Implies(z3.And(reuse, w, z3.Not(p.write)),
-                       z3.Or(Spre.frame_anon(Spre.frame(pfn)), shared_v)),    # write upgrade
+            z3.Implies(z3.And(reuse, w, z3.Not(p.write)),                      # write upgrade:
+                       z3.Or(z3.And(Spre.frame_anon(Spre.frame(pfn)),           # wp_page_reuse of
+                                    Spre.mapcount(Spre.frame(pfn)) == 1),       # an exclusive page
+                             shared_v)),
             pfn >= 0, pfn < pre.b.nframes]
     post.ptes[m, v] = new
     # Fault-around: a read fault in a file VMA may map page-cache pages around v.
@@ -628,6 +633,8 @@ def mmap(pre: AbsState, ch: Choices, m: int, s, e, flags, pgoff, anon) -> Transi
     _zap(pre, post, m, s, e)
     flags = flags if not isinstance(flags, int) else _bv(flags)
     anon = anon if not isinstance(anon, bool) else z3.BoolVal(anon)
+    # MAP_SHARED|MAP_ANONYMOUS is shmem (shmem_zero_setup): an anonymous VMA is private
+    rel.append(z3.Implies(anon, z3.Not(_has(flags, VM_SHARED))))
     new = _vrec(z3.BoolVal(True), s, e, pgoff, flags, anon)
     carved = post.vmas[m]
     # What stays mapped keeps its pgoff (the event covers the unmapping part; the new VMA
@@ -687,6 +694,18 @@ def well_formed(S: AbsState) -> list[tuple[str, Any]]:
                z3.Implies(p.kind == SWAP, z3.And(p.pfn == 0, z3.Not(p.write), z3.Not(p.dirty))),
                z3.Implies(p.kind != NONE, S.tables[m, v >> PTRS_SHIFT].valid)]
     out.append(("WF.ptes", z3.And(*pt)))
+    # An anonymous page is mapped only in private VMAs, and an anonymous VMA is private: a
+    # MAP_SHARED anonymous mapping is shmem (shmem_zero_setup: its pages are page-cache
+    # pages, vma_is_anonymous() is false), and no call makes a private VMA shared.
+    ap = []
+    for (m, v), p in S.ptes.items():
+        anon = z3.And(z3.Or(p.kind == PRESENT, p.kind == MIGRATION),
+                      S.frame_field(p.pfn, "anon", z3.BoolVal(False)))
+        ap.append(z3.Implies(anon, z3.And(*[z3.Implies(c, z3.Not(_has(r.flags, VM_SHARED)))
+                                            for c, r in _vma_at(S, m, v)])))
+    ap += [z3.Implies(z3.And(r.valid, r.anon), z3.Not(_has(r.flags, VM_SHARED)))
+           for m in S.vmas for r in S.vmas[m]]
+    out.append(("WF.anon_private", z3.And(*ap)))
     pins = []
     for i in range(1, b.nframes):
         f = S.frames[i]

@@ -64,7 +64,7 @@ GROUPS: dict[str, str] = {
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
     "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",
-    "RMAP": "a mapped anonymous page's anon_vma is alive",
+    "RMAP": "a mapped anonymous page's anon_vma is alive; a writable one is exclusive",
     "KERNEL": "the kernel does not complain (WARN, page-table leak, bad pgtables_bytes)",
 }
 
@@ -498,6 +498,34 @@ def _rmap_anon_vma():
         f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, but "
         f"its anon_vma (folio->mapping) has been freed: no VMA chained to it maps the page, "
         f"and the next rmap walk of the page reads freed memory"))
+
+
+@invariant("RMAP.anon_exclusive", "a writable PTE maps an anonymous page only when it is the "
+           "page's only mapping", when="quiescent")
+def _rmap_anon_exclusive():
+    # The COW rule (mm/memory.c, mm/rmap.c): an anonymous page may be mapped writable only
+    # while it is exclusive to one mapping (PageAnonExclusive: do_anonymous_page and a COW
+    # copy map a new page, wp_can_reuse_anon_folio reuses one only when no other reference
+    # is left); fork's copy_present_pte write-protects the parent's PTE before the child
+    # shares the page (folio_try_dup_anon_rmap_pte clears the exclusive bit). The model's
+    # pages are order-0 and KSM is not modelled, so "exclusive" is mapcount 1. Quiescent:
+    # inside fork the parent's PTE is still writable when the child's mapcount is taken
+    # (copy_present_pte does both under the parent's page-table lock).
+    def judged(S, B, p):
+        f = S.frame(S.pte_pfn(p))
+        return B.And(S.pte_present(p), B.Not(S.pte_special(p)), S.pte_write(p),
+                     S.frame_anon(f))
+
+    def domain(S, ev):
+        return S.select(S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(), judged)
+
+    def body(S, B, p, ev):
+        return S.mapcount(S.frame(S.pte_pfn(p))) == 1
+
+    return (domain, body, lambda S, p, ev: (
+        f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} writable at "
+        f"{_addr(p.vpn)} while the page has mapcount {S.mapcount(S.frame(S.pte_pfn(p)))}: "
+        f"a store through it changes what the other mappings read (COW broken)"))
 
 
 # --- the kernel's own complaints ---------------------------------------------------------------

@@ -61,10 +61,16 @@ def test_junit_output(tmp_path, capsys):
 
 
 def test_not_on_a_terminal_each_obligation_is_a_line(capsys):
-    assert main(["prove", "impl:pgd", "impl:pud"]) == 0
+    assert main(["prove", "impl:pgd", "impl:pud", "--jobs", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("[1/2] PROVED  impl:pgd_addr_end")
     assert out[1].startswith("[2/2] PROVED  impl:pud_addr_end")
+    # in parallel (the default: one job per usable CPU) a line per obligation as it ends
+    assert main(["prove", "impl:pgd", "impl:pud", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(line.split("(")[0].split("]", 1)[1].strip() for line in out[:2]) == \
+        ["PROVED  impl:pgd_addr_end", "PROVED  impl:pud_addr_end"]
+    assert {line.split("]")[0] for line in out[:2]} == {"[1/2", "[2/2"}
 
 
 def test_replay_json_envelope(tmp_path, capsys):

@@ -80,8 +80,10 @@ def test_an_equivalent_mutant_is_listed_apart_and_not_scored(tmp_path):
     M.run_mutants(pkg, mutants, "impl:pgd_addr_end", jobs=1, timeout=120)
     assert by_fn["tlb_flush_dead"].status == M.EQUIVALENT
     assert by_fn["tlb_flush_dead"].seconds == 0            # never run
-    # no obligation calls it: survived, not assumed equivalent
+    # no obligation calls it: survived without a run, not assumed equivalent
     assert by_fn["tlb_flush_live"].status == M.SURVIVED
+    assert by_fn["tlb_flush_live"].reached_by == 0
+    assert "no obligation executes tlb_flush_live" in by_fn["tlb_flush_live"].detail
     s = M.summarise(mutants)
     assert (s.total, s.equivalent, s.survived, s.killed) == (2, 1, 1, 0)
     assert s.score == 0.0                    # 0 killed of the 1 that counts, not of 2
@@ -130,3 +132,63 @@ def test_each_operator_finds_its_sites_in_impl():
     pkg = M.Package()
     found = {m.operator for m in pkg.mutants()}
     assert found == set(M.OPERATORS), set(M.OPERATORS) - found
+
+
+IMPORT_TIME_MODULE = '''"""Only for the mutation tests: a value computed at import."""
+
+
+def build_table(n):
+    if n > 0:
+        return 1
+    return 0
+
+
+TABLE = build_table(1)
+'''
+
+
+def test_a_function_run_at_import_reaches_every_obligation(tmp_path):
+    """build_table runs only when its module is imported, outside every obligation: what
+    it computes can change what any obligation sees, so its mutant runs against all of
+    them (and survives here: nothing reads TABLE), not skipped as unreached."""
+    M.copy_package(tmp_path, M.package_dirs())
+    (tmp_path / "unmapcheck" / "impl" / "zz_mutate_import.py").write_text(IMPORT_TIME_MODULE)
+    pkg = M.Package(tmp_path)
+    [m] = M.select(pkg, ["impl/zz_mutate_import.py"], "negate_condition")
+    M.run_mutants(pkg, [m], "impl:pgd_addr_end", jobs=1, timeout=120)
+    assert m.reached_by == 1 and m.status == M.SURVIVED, (m.reached_by, m.status, m.detail)
+    assert "as expected" in m.detail
+
+
+def test_a_mutant_runs_only_against_the_obligations_that_reach_it(capsys):
+    """Coverage-guided selection: tlb_finish_mmu runs (inside the explorer's greenlets) in
+    the two 7a30df49f63a obligations and not in impl:pgd_addr_end, so a mutant of it runs
+    against those two only; --fail-fast (the default) stops at the first that kills it,
+    --all-killers runs both. The fix's condition negated is wrong both ways: the nested
+    flush drops freed_tables with the fix on and keeps it with the fix off."""
+    argv = ["mutate", "tlb_finish_mmu", "-k", "negate_condition.2",
+            "--obligations", "[si]*:[7p][ag]*", "--json"]
+    both = ["scenario:7a30df49f63a-munmap-vs-dontneed-walkcache",
+            "scenario:7a30df49f63a-munmap-vs-dontneed-walkcache --without 7a30df49f63a"]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert sorted(doc["obligations"]["names"]) == ["impl:pgd_addr_end"] + both
+    [m] = doc["mutants"]
+    assert m["reached_by"] == 2, m
+    assert m["status"] == "KILLED" and len(m["killers"]) == 1 and m["killer"] in both, m
+    rc, out, err = _run(argv + ["--all-killers"], capsys)
+    [m] = json.loads(out)["mutants"]
+    assert m["status"] == "KILLED" and sorted(m["killers"]) == both, m
+
+
+def test_reach_picks_the_obligations_inside_the_function_cheapest_first():
+    reach = M.Reach({"*": [["late.py", 3]],
+                     "a": [["zap.py", 10], ["zap.py", 40]], "b": [["zap.py", 12]]},
+                    {"a": 2.0, "b": 1.0, "c": 0.5})
+    inner = M.Mutant("x", "impl/zap.py", "m", 11, 0, "f", "op", 1, "", "", span=(9, 20))
+    assert reach.obligations(inner) == (["b", "a"], False)       # cheapest first
+    at_import = M.Mutant("y", "impl/late.py", "m", 4, 0, "g", "op", 1, "", "", span=(3, 5))
+    assert reach.obligations(at_import) == (["c", "b", "a"], True)
+    elsewhere = M.Mutant("z", "impl/zap.py", "m", 30, 0, "h", "op", 1, "", "", span=(25, 35))
+    assert reach.obligations(elsewhere) == ([], False)

@@ -53,3 +53,50 @@ def test_list_and_run_count_the_same_obligations(capsys):
 def test_a_single_obligation_runs(name, capsys):
     assert main(["prove", name]) == 0
     assert "1 obligations: 1 proved" in capsys.readouterr().out
+
+
+_ONE_THREAD = """
+[scenario]
+name = "{name}"
+cpus = 1
+
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 1
+prot = "rw"
+
+[[thread]]
+name = "T0"
+process = "p"
+cpu = 0
+program = [ {{ op = "load", addr = 0x7f0000000000 }} ]
+
+[expect]
+{expect}
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_fail_fast_stops_at_the_first_obligation_not_proved(tmp_path, capsys, jobs):
+    """A folder of three scenarios, the first of which expects an outcome the kernel never
+    produces (an anonymous page reads 0, not 0x99): prove -x stops there and reports the
+    other two as not run; without -x all three run."""
+    import json
+    (tmp_path / "a.toml").write_text(_ONE_THREAD.format(name="a", expect='exists = "T0[0] == 0x99"'))
+    for n in "bc":
+        (tmp_path / f"{n}.toml").write_text(_ONE_THREAD.format(name=n, expect="never = true"))
+    assert main(["prove", str(tmp_path), "--json", "-x", f"--jobs={jobs}"]) == 1
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["failed"] == 1 and summary["total"] + summary["not_run"] == 3
+    if jobs == 1:
+        assert summary["total"] == 1 and summary["not_run"] == 2
+    assert main(["prove", str(tmp_path), "-x", f"--jobs={jobs}"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED scenario:a" in out
+    if jobs == 1:
+        assert "2 of 3 obligations not run" in out
+    assert main(["prove", str(tmp_path), "--json", f"--jobs={jobs}"]) == 1
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary == dict(summary, total=3, failed=1, proved=2, not_run=0)
