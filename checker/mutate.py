@@ -26,7 +26,8 @@ score = (killed + timeout) / (total - equivalent - incompetent).
 
 The unmutated copy runs first (the *baseline*): it must pass the chosen obligations (exit
 0), or nothing can be learnt from the mutants; its time sets the default per-mutant
-timeout (5 x baseline + 30 s). docs/mutate.md is the user's guide.
+timeout (2 x the baseline seconds of the obligations a mutant runs + 30 s). docs/mutate.md
+is the user's guide.
 """
 
 from __future__ import annotations
@@ -868,6 +869,7 @@ EXIT_INCOMPETENT, EXIT_WRONG_COPY = 97, 98
 # prove, so prove's default 60 s would turn the longest scenarios UNKNOWN (the mutants run
 # untraced, with prove's default).
 BASELINE_OBLIGATION_TIMEOUT = 600
+HOOK_SLOWDOWN = 3            # about: the baseline with its call hook against a plain prove
 
 
 @dataclass
@@ -1011,6 +1013,13 @@ class Reach:
             anywhere = False
         return sorted(names, key=lambda n: (self.seconds.get(n, 0.0), n)), anywhere
 
+    def time_limit(self, names: list[str]) -> float:
+        """The default budget of a mutant that runs *names*: twice what they took in the
+        baseline (whose call hook already makes it about three times slower than the
+        mutant's run) plus 30 s. A mutant that loops forever where impl/ has no scheduling
+        point is stopped there, as TIMEOUT, not after a whole prove's worth of time."""
+        return 2 * sum(self.seconds.get(n, 0.0) for n in names) + 30
+
 
 def _kill(proc) -> None:
     try:
@@ -1113,14 +1122,15 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
         if reach_map is None:
             raise MutateError("the unmutated run did not report what its obligations "
                               "execute: " + (_last_line(base.stderr) or "no reach file"))
-        if timeout is not None and timeout < base.seconds:
-            # a TIMEOUT counts as killed: a budget every mutant runs past inflates the score
-            raise MutateError(f"--timeout {timeout:g}s is shorter than the unmutated run "
-                              f"({base.seconds:.1f}s): every mutant would time out")
-        limit = timeout if timeout is not None else 5 * base.seconds + 30
         reach = Reach(reach_map, {r["name"]: float(r.get("seconds", 0.0))
                                   for r in _prove_results(base.stdout)})
-        sources, plans = {}, {}
+        slowest = max(reach.seconds.items(), key=lambda kv: kv[1], default=None)
+        if timeout is not None and slowest and timeout < slowest[1] / HOOK_SLOWDOWN:
+            # a TIMEOUT counts as killed: a budget the mutants run past inflates the score
+            raise MutateError(f"--timeout {timeout:g}s is shorter than {slowest[0]} takes "
+                              f"(about {slowest[1] / HOOK_SLOWDOWN:.1f}s): every mutant that "
+                              f"runs it would time out")
+        sources, plans, limits = {}, {}, {}
         for m in todo:
             names, _ = reach.obligations(m)
             m.reached_by = len(names)
@@ -1134,12 +1144,13 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
             try:
                 sources[m.id] = pkg.mutated_source(m)
                 plans[m.id] = names
+                limits[m.id] = timeout if timeout is not None else reach.time_limit(names)
             except SyntaxError as e:           # never expected: ast.unparse of a valid tree
                 m.status, m.detail = INCOMPETENT, f"unparse gave invalid code: {e}"
         todo = [m for m in todo if m.id in sources]
         from concurrent.futures import ThreadPoolExecutor, as_completed
         with ThreadPoolExecutor(max_workers=runner.jobs) as ex:
-            futures = {ex.submit(runner.run_mutant, m, sources[m.id], limit, plans[m.id],
+            futures = {ex.submit(runner.run_mutant, m, sources[m.id], limits[m.id], plans[m.id],
                                  not all_killers): m for m in todo}
             try:
                 for fut in as_completed(futures):
@@ -1152,7 +1163,8 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
                     f.cancel()
                 runner.close()
                 raise
-        return {"baseline_seconds": round(base.seconds, 3), "timeout": round(limit, 3)}
+        return {"baseline_seconds": round(base.seconds, 3),
+                "timeout": round(max(limits.values(), default=timeout or 0.0), 3)}
     finally:
         runner.close()
 
@@ -1277,7 +1289,7 @@ def run_cli(args) -> int:
               f"survived, {summary.timeout} timeout (killed by timeout), "
               f"{summary.equivalent} equivalent, {summary.incompetent} incompetent "
               f"({total:.1f}s; baseline {info['baseline_seconds']:.1f}s, timeout "
-              f"{info['timeout']:.1f}s per mutant)")
+              f"up to {info['timeout']:.1f}s per mutant)")
         if score is None:
             print("score: none (no mutant counts)")
         else:

@@ -192,3 +192,6 @@ def test_reach_picks_the_obligations_inside_the_function_cheapest_first():
     assert reach.obligations(at_import) == (["c", "b", "a"], True)
     elsewhere = M.Mutant("z", "impl/zap.py", "m", 30, 0, "h", "op", 1, "", "", span=(25, 35))
     assert reach.obligations(elsewhere) == ([], False)
+    # the default budget follows what the mutant runs, not a whole prove
+    assert reach.time_limit(["b", "a"]) == 2 * (1.0 + 2.0) + 30
+    assert reach.time_limit(["c"]) == 2 * 0.5 + 30
