@@ -7,9 +7,10 @@ one PTE table, across a PMD boundary, or covering a whole PTE table; anonymous, 
 shared file, shmem and mlocked; populated from the other CPU, so that its TLB holds
 translations every flush must reach), every sequence of at most K calls (K = 2, or
 ``prove --bound K``) drawn from an alphabet of munmap, mprotect, madvise (MADV_DONTNEED,
-MADV_FREE, MADV_COLD, a range that spans both mappings and the hole between them), mlock,
-munlock, mmap(MAP_FIXED) over a mapping, loads and stores to both mappings, fork, exec and
-exit (exit and exec only last: afterwards the addresses are gone), is run by one thread on
+MADV_FREE, MADV_COLD, MADV_WILLNEED, MADV_DONTFORK, a range that spans both mappings and the
+hole between them, MADV_REMOVE where A is shmem), mlock, munlock, mmap(MAP_FIXED) over a
+mapping and mmap with a hint, a GUP-fast write pin, loads and stores to both mappings, fork,
+exec and exit (exit and exec only last: afterwards the addresses are gone), is run by one thread on
 CPU0 through the explorer. The explorer evaluates every invariant of spec/invariants.py at
 every step (``step``), whenever the mm is quiescent, and at every event (each flush, each
 return to user space, exit_mmap's end, check_mm), exactly as for a corpus scenario: the
@@ -47,6 +48,8 @@ class Layout:
     b: int
     mappings: str          # the [[process.mapping]] (and [[file]]) tables, TOML
     files: str = ""
+    shmem: bool = False    # A is shmem: MADV_REMOVE punches a hole (the model punches none
+                           # in a regular file: fallocate is not modelled there)
 
 
 LAYOUTS = [
@@ -136,7 +139,7 @@ populate_cpu = 1
 name = "s"
 size = 8192
 shmem = true
-"""),
+""", shmem=True),
 ]
 
 
@@ -162,8 +165,14 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
              advice="MADV_DONTNEED"),
         call("mlock(A first page)", op="mlock", addr=a, len=PAGE),
         call("munlock(A..B)", op="munlock", addr=a, len=span),
+        call("madvise(A, MADV_WILLNEED)", op="madvise", addr=a, len=n,
+             advice="MADV_WILLNEED"),
+        call("madvise(A, MADV_DONTFORK)", op="madvise", addr=a, len=n, advice="MADV_DONTFORK"),
         call("mmap(A first page, MAP_FIXED)", op="mmap", addr=a, len=PAGE, prot="rw",
              flags="MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED"),
+        call("mmap(a hint below A)", op="mmap", addr=a - 16 * PAGE, len=PAGE, prot="rw",
+             flags="MAP_PRIVATE|MAP_ANONYMOUS"),
+        call("gup_fast(A, write)", op="gup_fast", addr=a, pages=1, write=True),
         call("load(A)", op="load", addr=a),
         call("store(A)", op="store", addr=a, value=0x51),
         call("load(B)", op="load", addr=b),
@@ -171,7 +180,8 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
         call("fork", op="fork"),
         call("exec", op="exec"),
         call("exit", op="exit"),
-    ]
+    ] + ([call("madvise(A, MADV_REMOVE)", op="madvise", addr=a, len=n, advice="MADV_REMOVE")]
+         if lay.shmem else [])
 
 
 _LAST_ONLY = ("exec", "exit")
@@ -214,6 +224,8 @@ never = true
 
 
 def _toml(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, int):
         return hex(v) if v >= 0x1000 else str(v)
     return '"' + str(v) + '"'
