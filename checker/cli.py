@@ -543,8 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run every obligation that reaches a mutant (default: stop at the "
                     "first that kills it)")
     mu.add_argument("--timeout", type=float,
-                    help="seconds per mutant (default: 2 x what the obligations it runs took "
-                    "in the unmutated run + 30)")
+                    help="seconds per mutant (default: each obligation 2 x its time in the "
+                    "unmutated run + 10, the mutant their sum + 30)")
     mu.add_argument("--max-mutants", type=int, metavar="N",
                     help="run a seeded sample of N mutants when more are selected")
     mu.add_argument("--seed", type=int, default=0, help="seed of the --max-mutants sample")

@@ -26,8 +26,8 @@ score = (killed + timeout) / (total - equivalent - incompetent).
 
 The unmutated copy runs first (the *baseline*): it must pass the chosen obligations (exit
 0), or nothing can be learnt from the mutants; its time sets the default per-mutant
-timeout (2 x the baseline seconds of the obligations a mutant runs + 30 s). docs/mutate.md
-is the user's guide.
+budgets (each obligation: 2 x its baseline seconds + 10 s; a mutant: their sum + 30 s).
+docs/mutate.md is the user's guide.
 """
 
 from __future__ import annotations
@@ -836,6 +836,22 @@ if only is not None:
         by_name = {ob.name: ob for ob in every()}
         return [by_name[n] for n in names]
     P.all_obligations = chosen
+budgets = json.loads(os.environ.get("UNMAPCHECK_MUTATE_BUDGETS") or "{}")
+if budgets:
+    import signal
+    run_one = P.run_obligation
+    def budgeted(ob, opts):
+        def ran_past(signum, frame):
+            sys.stderr.write(f"obligation ran past its budget: {ob.name}\\n")
+            sys.stderr.flush()
+            os._exit(96)
+        signal.signal(signal.SIGALRM, ran_past)
+        signal.alarm(max(1, int(budgets.get(ob.name, 0) + 0.999)))
+        try:
+            return run_one(ob, opts)
+        finally:
+            signal.alarm(0)
+    P.run_obligation = budgeted
 if reach_file:
     run_obligation = P.run_obligation
     def traced(ob, opts):
@@ -864,7 +880,7 @@ if reach_file:
         json.dump({name: sorted(pairs) for name, pairs in reach.items()}, out)
 sys.exit(code)
 """
-EXIT_INCOMPETENT, EXIT_WRONG_COPY = 97, 98
+EXIT_INCOMPETENT, EXIT_WRONG_COPY, EXIT_OBLIGATION_BUDGET = 97, 98, 96
 # The baseline's budget per obligation: its call hook makes it about three times slower than
 # prove, so prove's default 60 s would turn the longest scenarios UNKNOWN (the mutants run
 # untraced, with prove's default).
@@ -953,9 +969,11 @@ class Runner:
         return RunResult(code, out or "", err or "", time.monotonic() - t0)
 
     def run_mutant(self, m: Mutant, source: str, timeout: float, names: list[str],
-                   fail_fast: bool) -> RunResult:
+                   fail_fast: bool, budgets: Optional[dict] = None) -> RunResult:
         """prove on the mutant: exactly the obligations *names*, in that order, stopping
-        at the first one not proved when *fail_fast*."""
+        at the first one not proved when *fail_fast*; an obligation that runs past its
+        budget (seconds, *budgets*) ends the run (exit EXIT_OBLIGATION_BUDGET)."""
+        budgets = budgets or {}
         slot = self.slots.get()
         try:
             path = slot.joinpath("unmapcheck", "impl", *m.file[len("impl/"):].split("/"))
@@ -965,7 +983,8 @@ class Runner:
                 cached.unlink(missing_ok=True)
                 path.write_text(source, encoding="utf-8")
                 return self.run(slot, m.module, timeout, ["--fail-fast"] if fail_fast else [],
-                                env={"UNMAPCHECK_MUTATE_ONLY": json.dumps(names)})
+                                env={"UNMAPCHECK_MUTATE_ONLY": json.dumps(names),
+                                     "UNMAPCHECK_MUTATE_BUDGETS": json.dumps(budgets)})
             finally:
                 path.write_bytes(original)
         finally:
@@ -1013,12 +1032,17 @@ class Reach:
             anywhere = False
         return sorted(names, key=lambda n: (self.seconds.get(n, 0.0), n)), anywhere
 
+    def budgets(self, names: list[str]) -> dict[str, float]:
+        """Each obligation's budget in a mutant's run: twice its baseline seconds (which the
+        call hook already made about three times longer) plus 10 s."""
+        return {n: 2 * self.seconds.get(n, 0.0) + 10 for n in names}
+
     def time_limit(self, names: list[str]) -> float:
-        """The default budget of a mutant that runs *names*: twice what they took in the
-        baseline (whose call hook already makes it about three times slower than the
-        mutant's run) plus 30 s. A mutant that loops forever where impl/ has no scheduling
-        point is stopped there, as TIMEOUT, not after a whole prove's worth of time."""
-        return 2 * sum(self.seconds.get(n, 0.0) for n in names) + 30
+        """The default budget of a mutant that runs *names*: the sum of their budgets
+        (:meth:`budgets`) plus 30 s for the child's start. Each obligation is also stopped
+        at its own budget, so a mutant that loops forever where impl/ has no scheduling
+        point ends as TIMEOUT after a few times its obligation's usual time."""
+        return sum(self.budgets(names).values()) + 30
 
 
 def _kill(proc) -> None:
@@ -1033,6 +1057,14 @@ def judge(m: Mutant, res: RunResult) -> None:
     m.seconds = res.seconds
     if res.code is None:
         m.status, m.detail = TIMEOUT, f"ran past the timeout ({res.seconds:.0f}s)"
+        return
+    if res.code == EXIT_OBLIGATION_BUDGET:
+        # an obligation ran far past its unmutated time: a loop that never ends where impl/
+        # has no scheduling point (the explorer's own budget cannot interrupt it)
+        line = _last_line(res.stderr)
+        name = line.split("budget: ", 1)[1] if "budget: " in line else "(unknown)"
+        m.status, m.killers = TIMEOUT, [name]
+        m.detail = f"{name} ran past its budget ({res.seconds:.0f}s in all)"
         return
     if res.code == EXIT_WRONG_COPY:
         raise RuntimeError(res.stderr.strip().splitlines()[-1] if res.stderr.strip()
@@ -1151,7 +1183,8 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
         from concurrent.futures import ThreadPoolExecutor, as_completed
         with ThreadPoolExecutor(max_workers=runner.jobs) as ex:
             futures = {ex.submit(runner.run_mutant, m, sources[m.id], limits[m.id], plans[m.id],
-                                 not all_killers): m for m in todo}
+                                 not all_killers, reach.budgets(plans[m.id])): m
+                       for m in todo}
             try:
                 for fut in as_completed(futures):
                     m = futures[fut]

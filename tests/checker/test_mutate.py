@@ -193,5 +193,11 @@ def test_reach_picks_the_obligations_inside_the_function_cheapest_first():
     elsewhere = M.Mutant("z", "impl/zap.py", "m", 30, 0, "h", "op", 1, "", "", span=(25, 35))
     assert reach.obligations(elsewhere) == ([], False)
     # the default budget follows what the mutant runs, not a whole prove
-    assert reach.time_limit(["b", "a"]) == 2 * (1.0 + 2.0) + 30
-    assert reach.time_limit(["c"]) == 2 * 0.5 + 30
+    assert reach.budgets(["b", "a"]) == {"b": 2 * 1.0 + 10, "a": 2 * 2.0 + 10}
+    assert reach.time_limit(["b", "a"]) == (2 * 1.0 + 10) + (2 * 2.0 + 10) + 30
+    # a child stopped at an obligation's budget (a loop without scheduling points) is a
+    # TIMEOUT that names the obligation
+    m = M.Mutant("w", "impl/zap.py", "m", 11, 0, "f", "op", 1, "", "", span=(9, 20))
+    M.judge(m, M.RunResult(M.EXIT_OBLIGATION_BUDGET, "",
+                           "obligation ran past its budget: scenario:x --without y\n", 42.0))
+    assert (m.status, m.killers) == (M.TIMEOUT, ["scenario:x --without y"])
