@@ -440,7 +440,7 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
     from unmapcheck.impl.filemap import File
     from unmapcheck.impl.machine import Machine
     from unmapcheck.impl.mm_types import inc_mm_counter, mm_counter, mm_struct, vm_area_struct
-    from unmapcheck.impl.page import PG_lru, PG_swapbacked, PG_uptodate, folio_get
+    from unmapcheck.impl.page import PG_locked, PG_lru, PG_swapbacked, PG_uptodate, folio_get
     from unmapcheck.impl.pgtable import (p4d_offset, pgd_offset, pmd_alloc, pte_alloc,
                                          pte_offset_map, pud_alloc, set_pte_at)
     from unmapcheck.impl.pte import (make_migration_entry, pfn_pte, pte_mkspecial,
@@ -491,6 +491,7 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
             if k == "anon":
                 install(addr, pfn_pte(page.pfn, write=True, dirty=True))
             else:   # try_to_migrate: the rmap goes, the counter and a reference stay
+                page.flags |= PG_locked           # (migrate_pages holds the folio locked)
                 rmap.folio_remove_rmap_ptes(page, page, 1, vma)
                 install(addr, make_migration_entry(page.pfn, True))
         elif k in ("file", "file_dirty", "shmem", "mig_file"):
@@ -498,6 +499,7 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
             folio_get(page)                       # the PTE's (or migration's) reference
             inc_mm_counter(mm, mm_counter(page))
             if k == "mig_file":
+                page.flags |= PG_locked
                 install(addr, make_migration_entry(page.pfn, False))
             else:
                 rmap.folio_add_file_rmap_ptes(page, page, 1, vma)

@@ -492,6 +492,11 @@ class SymbolicView:
     def mapcount(self, f):
         return self.s.frame_field(f.idx, "mapcount", z3.IntVal(0))
 
+    def refcount_unheld(self, f):
+        # The abstract state has no reference holders (REFCOUNT.exact is concrete_only: the
+        # proofs do not encode it; the method keeps the two views' interfaces the same).
+        return z3.IntVal(0)
+
     def frame_anon(self, f):
         return self.s.frame_field(f.idx, "anon", z3.BoolVal(False))
 

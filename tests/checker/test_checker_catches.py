@@ -138,3 +138,37 @@ def test_sleeping_under_a_spinlock_is_a_lock_discipline_error(monkeypatch):
     res, _ = _explore(load(OVERLAP))
     assert "LOCK" in res.violated()
     assert "sleeping function called" in res.counterexamples["LOCK"].violation.message
+
+
+SAME_PAGE = SCENARIO_DIR / "never-fault-vs-fault-same-page.toml"
+
+
+def test_a_lost_race_page_not_put_is_caught_as_a_leaked_reference(monkeypatch):
+    """do_cow_fault's uncharge path (finish_fault lost the race: VM_FAULT_NOPAGE) forgets
+    folio_put() on the copy it allocated: the page is never freed. Only REFCOUNT.exact
+    sees it (refcount 1, no mapping, not in the page cache); the trace replays it."""
+    import sys
+
+    from unmapcheck.checker.trace import replay
+    from unmapcheck.impl import fault
+
+    real_put = fault.folio_put
+
+    def put(folio):
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "do_cow_fault" and caller.f_locals.get("folio") is folio:
+            return
+        real_put(folio)
+    monkeypatch.setattr(fault, "folio_put", put)
+    res, trace = _explore(load(SAME_PAGE), bound=2)
+    assert "REFCOUNT" in res.violated()
+    found = res.counterexamples["REFCOUNT"].violation
+    assert found.name == "REFCOUNT.exact" and "leaked" in found.message
+    again = replay(trace, "leak.json")
+    assert again.reproduced and again.violation["invariant"] == "REFCOUNT.exact", again.message
+
+
+def test_the_same_page_race_is_clean_and_refcounts_are_exact():
+    res = iterative_context_bounding(load(SAME_PAGE), 1, stop_at_first=False)
+    assert not res.counterexamples, res.best().violation
+    assert res.stats.executions > 1
