@@ -15,10 +15,11 @@ Outcomes:
 * SURVIVED: every obligation as on the unmutated copy;
 * TIMEOUT: the mutant ran past ``--timeout``, or an obligation became UNKNOWN (a search
   or a solver ran out of its budget); counted as killed (by timeout), shown apart;
-* EQUIVALENT: detected without running it: the mutated function unparses to the same
-  source as the original (a no-op), or compiles to the same byte-code (dead code, say);
-  not counted in the score. A mutant that no obligation kills is SURVIVED, never assumed
-  equivalent;
+* EQUIVALENT: not run: the mutated function unparses to the same source as the original
+  (a no-op), compiles to the same byte-code (dead code, say), or is listed in
+  ``mutate-equivalent.toml`` with the reason a reviewer gave (no caller in impl/ can tell
+  the difference: :data:`REVIEWED`); not counted in the score. A mutant that no obligation
+  kills and nobody argued equivalent is SURVIVED, never assumed equivalent;
 * INCOMPETENT: the mutated package cannot be imported (or prove cannot load its
   obligations); not counted in the score.
 
@@ -55,6 +56,7 @@ from typing import Callable, Iterator, Optional
 
 PACKAGES = ("unmapcheck", "unmapcheck.impl", "unmapcheck.spec", "unmapcheck.checker",
             "unmapcheck.proofs")
+
 KILLED, SURVIVED, TIMEOUT, EQUIVALENT, INCOMPETENT = (
     "KILLED", "SURVIVED", "TIMEOUT", "EQUIVALENT", "INCOMPETENT")
 PAGE_SIZE = 4096
@@ -62,6 +64,43 @@ PAGE_SIZE = 4096
 
 class MutateError(Exception):
     """Bad input to mutate: one line, exit 2."""
+
+
+#: The mutants a reviewer argued equivalent (checker/mutate-equivalent.toml), keyed by
+#: (function, operator, before, after): the text of the mutation, not its id or line, so an
+#: entry follows the code when it moves and lapses when the code it argued about changes.
+REVIEWED_FILE = Path(__file__).with_name("mutate-equivalent.toml")
+
+
+class ReviewedError(MutateError):
+    """mutate-equivalent.toml is malformed (one line, naming the entry)."""
+
+
+def load_reviewed(path: Path = REVIEWED_FILE) -> dict[tuple, str]:
+    """(function, operator, before, after) -> the reviewer's reason."""
+    import tomllib
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ReviewedError(f"{path}: {e}") from None
+    entries = doc.get("equivalent", [])
+    if set(doc) - {"equivalent"} or not isinstance(entries, list):
+        raise ReviewedError(f"{path}: only [[equivalent]] entries are allowed")
+    keys = ("function", "operator", "before", "after", "reason")
+    out: dict[tuple, str] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or set(e) != set(keys) or \
+                not all(isinstance(e[k], str) and e[k].strip() for k in keys):
+            raise ReviewedError(f"{path}: equivalent[{i}]: needs exactly the non-empty "
+                                f"strings {', '.join(keys)}")
+        if e["operator"] not in OPERATORS:
+            raise ReviewedError(f"{path}: equivalent[{i}]: unknown operator "
+                                f"{e['operator']!r}")
+        key = tuple(e[k] for k in keys[:4])
+        if key in out:
+            raise ReviewedError(f"{path}: equivalent[{i}]: listed twice")
+        out[key] = " ".join(e["reason"].split())
+    return out
 
 
 # --- names the operators look for ------------------------------------------------------------
@@ -660,7 +699,9 @@ class Package:
             yield q, f, Ctx(f, q, kernel, names, self.signatures())
 
     def mutants(self, paths: Optional[list[Path]] = None,
-                functions: Optional[set[str]] = None) -> list[Mutant]:
+                functions: Optional[set[str]] = None,
+                reviewed: Optional[dict] = None) -> list[Mutant]:
+        reviewed = load_reviewed() if reviewed is None else reviewed
         out = []
         for path in (paths or self.files):
             rel, mod = self.rel(path), self.module(path)
@@ -688,6 +729,9 @@ class Package:
                         finally:
                             for e in reversed(site.edits):
                                 e.undo()
+                        why = reviewed.get((q, opname, before, after))
+                        if equivalent is None and why is not None:
+                            equivalent = f"reviewed: {why}"
                         out.append(Mutant(f"{stem}.{q}.{opname}.{k}", rel, mod,
                                           site.node.lineno, site.node.col_offset, q, opname, k,
                                           before, after, equivalent, _def_span(f)))

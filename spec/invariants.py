@@ -404,6 +404,21 @@ def _pte_in_vma():
                              f"{_pte_text(S, p)} but no VMA covers it")
 
 
+@invariant("PTE_IN_VMA.write", "no writable PTE in a VMA without VM_WRITE", when="quiescent")
+def _pte_in_vma_write():
+    # mprotect changes vm_flags (under the VMA's write lock) before change_protection takes
+    # the write bit away, so in between a PTE may allow more than its VMA: quiescent. A PTE
+    # that stays writable after mprotect(PROT_READ) lets user space write memory it asked to
+    # be read-only (a private file page, a page a later fork shares); the kernel never sets
+    # a write bit the VMA does not allow (a FOLL_FORCE write to a read-only private mapping
+    # breaks COW into a read-only PTE).
+    return (lambda S, ev: S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
+            lambda S, B, p, ev: B.Implies(B.And(S.pte_present(p), S.pte_write(p)),
+                                          S.vm_writable(S.pte_mm(p), S.pte_vpn(p))),
+            lambda S, p, ev: f"mm{S.mm_id(p.mm)} has a writable PTE at {_addr(p.vpn)} that "
+                             f"{_pte_text(S, p)} in a VMA without VM_WRITE")
+
+
 @invariant("REFCOUNT", "refcount >= mapcount for every allocated page", when="quiescent")
 def _refcount():
     return (_mapped_frames,

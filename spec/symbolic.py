@@ -652,6 +652,12 @@ class SymbolicView:
     def vm_covers(self, mm, vpn):
         return self.s.covers(mm.m, vpn)
 
+    def vm_writable(self, mm, vpn):
+        from unmapcheck.impl.constants import VM_WRITE
+        bit = z3.BitVecVal(VM_WRITE, 64)
+        return z3.Or(*[z3.And(x.valid, x.start <= vpn, vpn < x.end, (x.flags & bit) != 0)
+                       for x in self.s.vmas[mm.m]])
+
     def table_frames(self, mm) -> list:
         """The pgd (always there) and the PTE tables (the upper levels are not modelled)."""
         return [STable(mm.m, None, None)] + \

@@ -347,6 +347,13 @@ class ConcreteView:
                 return True
         return False
 
+    def vm_writable(self, mm, vpn: int) -> bool:
+        """Does a VMA with VM_WRITE cover page *vpn* of *mm*?"""
+        from unmapcheck.impl.constants import VM_WRITE
+        addr = vpn << PAGE_SHIFT
+        return any(v.vm_start <= addr < v.vm_end and bool(v.vm_flags & VM_WRITE)
+                   for v in mm.mm_mt.vmas)
+
     def table_frames(self, mm) -> list:
         from unmapcheck.impl.pgtable import iter_tables
         return [page for _level, _base, page in iter_tables(mm)]

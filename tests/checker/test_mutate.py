@@ -201,3 +201,50 @@ def test_reach_picks_the_obligations_inside_the_function_cheapest_first():
     M.judge(m, M.RunResult(M.EXIT_OBLIGATION_BUDGET, "",
                            "obligation ran past its budget: scenario:x --without y\n", 42.0))
     assert (m.status, m.killers) == (M.TIMEOUT, ["scenario:x --without y"])
+
+
+def test_every_reviewed_equivalent_still_matches_a_mutant_of_impl():
+    """An entry of mutate-equivalent.toml whose code changed stops matching: it must then be
+    argued again or removed, never silently keep a mutant out of the score."""
+    reviewed = M.load_reviewed()
+    assert reviewed, "mutate-equivalent.toml lists nothing"
+    seen = {(m.function, m.operator, m.before, m.after): m for m in M.Package().mutants()}
+    stale = [key for key in reviewed if key not in seen]
+    assert not stale, f"entries that match no mutant: {stale}"
+    for key, why in reviewed.items():
+        assert seen[key].equivalent == f"reviewed: {why}"
+
+
+def test_a_reviewed_equivalent_is_not_run_and_not_scored(tmp_path):
+    M.copy_package(tmp_path, M.package_dirs())
+    (tmp_path / "unmapcheck" / "impl" / "zz_mutate_probe.py").write_text(EQUIV_MODULE)
+    pkg = M.Package(tmp_path)
+    reviewed = {("tlb_flush_live", "delete_tlb_flush", "tlb_flush_mmu(tlb)", "pass"):
+                "nothing calls it"}
+    mutants = [m for m in pkg.mutants(functions={"tlb_flush_live"}, reviewed=reviewed)
+               if m.operator == "delete_tlb_flush"]
+    [m] = mutants
+    assert m.equivalent == "reviewed: nothing calls it"
+    M.run_mutants(pkg, mutants, "impl:pgd_addr_end", jobs=1, timeout=120)
+    assert m.status == M.EQUIVALENT and m.seconds == 0
+    s = M.summarise(mutants)
+    assert (s.total, s.equivalent, s.survived) == (1, 1, 0)
+
+
+def test_a_malformed_reviewed_file_is_one_line(tmp_path):
+    import pytest
+    bad = {
+        "x = 1\n": "only [[equivalent]]",
+        "[[equivalent]]\nfunction = 'f'\n": "needs exactly",
+        "[[equivalent]]\nfunction='f'\noperator='nope'\nbefore='a'\nafter='b'\nreason='r'\n":
+            "unknown operator",
+        "[[equivalent]\n": "",
+        ("[[equivalent]]\nfunction='f'\noperator='off_by_one'\nbefore='a'\nafter='b'\n"
+         "reason='r'\n") * 2: "listed twice",
+    }
+    for text, want in bad.items():
+        p = tmp_path / "eq.toml"
+        p.write_text(text)
+        with pytest.raises(M.ReviewedError) as e:
+            M.load_reviewed(p)
+        assert want in str(e.value) and "\n" not in str(e.value) and str(p) in str(e.value)

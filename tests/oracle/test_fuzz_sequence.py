@@ -474,7 +474,7 @@ def _cli_fuzz(tmp_path, capsys, n_examples: int, name: str):
 
 
 def test_fuzz_the_sequence_loader(tmp_path):
-    _loader_fuzz(tmp_path, 3000, "loader")
+    _loader_fuzz(tmp_path, 1500, "loader")
 
 
 def test_fuzz_oracle_replay_command_line(tmp_path, capsys):

@@ -64,6 +64,19 @@ def test_a_fork_that_leaves_the_parent_writable_is_caught(monkeypatch):
     assert res.counterexamples and res.best().violation.group == "RMAP"
 
 
+def test_an_mprotect_that_skips_the_page_tables_is_caught(monkeypatch):
+    """change_pud_range() that changes nothing (a negated "pudval is not None"): the VMA
+    becomes read-only and its PTEs stay writable. No TLB is stale (the PTEs did not change)
+    and no count is off: PTE_IN_VMA.write catches it at the call's return."""
+    from unmapcheck.impl import mprotect
+    monkeypatch.setattr(mprotect, "change_pud_range", lambda *a, **k: 0)
+    r, sc = _failing("inside-a-table", bound=1)
+    assert "[mprotect(A" in r.detail and "PTE_IN_VMA" in r.detail, r.detail
+    assert "without VM_WRITE" in r.detail
+    res = iterative_context_bounding(sc, 0, stop_at_first=True)
+    assert res.counterexamples and res.best().violation.group == "PTE_IN_VMA"
+
+
 def test_a_bound_and_a_budget_are_honoured():
     lay = S.layout("shmem-mlocked")
     assert S.count(lay, 1) == len(S.alphabet(lay))
