@@ -602,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the minimal mismatching sequence here (.toml or .json)")
     orc.add_argument("--sequence", metavar="FILE",
                      help="replay one saved sequence (TOML or JSON)")
+    orc.add_argument("--record", metavar="FILE.json.gz",
+                     help="record the campaign's real-kernel reports here for prove's "
+                          "oracle:recorded (refused if the model disagrees anywhere)")
     orc.add_argument("--json", action="store_true", help="print the result as JSON")
     orc.set_defaults(func=cmd_oracle)
 

@@ -203,8 +203,14 @@ def sequence_obligations() -> list[Obligation]:
     return obligations()
 
 
+def recorded_obligations() -> list[Obligation]:
+    from unmapcheck.proofs.recorded import obligations
+    return obligations()
+
+
 def all_obligations() -> list[Obligation]:
-    return symbolic_obligations() + sequence_obligations() + scenario_obligations()
+    return symbolic_obligations() + sequence_obligations() + recorded_obligations() + \
+        scenario_obligations()
 
 
 def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:

@@ -205,12 +205,13 @@ def _from_itf(state: dict) -> dict:
     return out
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write *text* to *path* atomically and durably: a temporary ``.tmp-*`` file in the same
-    directory, fsynced, renamed over *path*, then the directory fsynced. On any failure
-    (a full disk, an unusable path, Ctrl-C) the temporary file is removed and *path* is left
-    as it was; an OSError becomes a one-line :class:`OutputError`."""
-    data = text.encode("utf-8")
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write *text* (UTF-8, or bytes as they are) to *path* atomically and durably: a
+    temporary ``.tmp-*`` file in the same directory, fsynced, renamed over *path*, then the
+    directory fsynced. On any failure (a full disk, an unusable path, Ctrl-C) the temporary
+    file is removed and *path* is left as it was; an OSError becomes a one-line
+    :class:`OutputError`."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     d = os.path.dirname(os.path.abspath(path)) or "."
     try:
         fd, tmp = _create_tmp(d)

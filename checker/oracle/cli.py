@@ -2,6 +2,7 @@
 
     unmapcheck oracle [--examples N] [--seed S] [--max-calls K] [--save FILE] [--json]
     unmapcheck oracle --sequence FILE [--json]
+    unmapcheck oracle --record FILE.json.gz [--examples N] [--seed S] [--max-calls K]
 
 Without ``--sequence``: a campaign (:func:`.campaign.run_campaign`): N generated sequences
 (seeded: the same N and S give the same sequences), each run on the real kernel in a fresh
@@ -12,6 +13,10 @@ pytest regression test (``--save FILE`` also writes the minimal sequence, TOML o
 extension, for ``--sequence``).
 
 With ``--sequence FILE``: replay one saved sequence (TOML or JSON, data only) on both sides.
+
+With ``--record FILE.json.gz``: run the campaign and write the real kernel's reports
+(recorded.py) for ``unmapcheck prove``'s ``oracle:recorded`` obligation; nothing is written
+when the model disagrees anywhere (exit 1).
 
 Exit codes: 0 the model matches the real kernel; 1 a mismatch; 2 bad input (a malformed
 sequence file: one line naming the file, the call and the field; an empty file, one without
@@ -40,15 +45,34 @@ def run(args) -> int:
     ``json``; optional ``max_calls``, ``save``). Returns the exit code."""
     from .model import ModelUnavailable
     from .real import OracleError, OracleUnavailable
+    from ..trace import OutputError
+    from .recorded import RecordingError
     from .sequence import SequenceError
 
     examples = getattr(args, "examples", None)
     max_calls = getattr(args, "max_calls", None)
     save = getattr(args, "save", None)
+    record = getattr(args, "record", None)
     if args.sequence is not None:
-        if examples is not None or save is not None or max_calls is not None:
-            return _error("--sequence replays one saved sequence: --examples, --max-calls "
-                          "and --save are for a campaign")
+        if examples is not None or save is not None or max_calls is not None or \
+                record is not None:
+            return _error("--sequence replays one saved sequence: --examples, --max-calls, "
+                          "--save and --record are for a campaign")
+    elif record is not None:
+        if save is not None or args.json:
+            return _error("--record writes a recording: --save and --json are for a campaign")
+        if not record.endswith(".json.gz"):
+            return _error(f"--record {record}: the file name must end in .json.gz")
+        from ..cli import UsageError, _writable_output
+        try:
+            _writable_output("--record", record)
+        except UsageError as e:
+            return _error(str(e))
+        examples = DEFAULT_EXAMPLES if examples is None else examples
+        if examples < 1:
+            return _error("--examples must be at least 1")
+        if max_calls is not None and max_calls < 1:
+            return _error("--max-calls must be at least 1")
     else:
         examples = DEFAULT_EXAMPLES if examples is None else examples
         if examples < 1:
@@ -60,7 +84,14 @@ def run(args) -> int:
     try:
         if args.sequence is not None:
             return _replay(args)
+        if record is not None:
+            return _record(args, examples, max_calls, record)
         return _campaign(args, examples, max_calls, save)
+    except RecordingError as e:
+        print(f"unmapcheck: {e}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except OutputError as e:
+        return _error(str(e))
     except SequenceError as e:
         return _error(str(e))
     except (OracleUnavailable, ModelUnavailable) as e:
@@ -112,6 +143,25 @@ def _replay(args) -> int:
             print("\nregression test (for tests/oracle/test_regressions.py):\n")
             print(test)
     return EXIT_OK if res.ok else EXIT_MISMATCH
+
+
+# --- record -----------------------------------------------------------------------------------
+def _record(args, examples: int, max_calls, path: str) -> int:
+    from ..cli import Progress
+    from .recorded import record
+    progress = Progress()
+
+    def on_sequence(done: int, total: int, mismatches: int) -> None:
+        progress.update(f"oracle record: {done}/{total} sequences")
+
+    try:
+        rec = record(path, examples, args.seed, max_calls=max_calls or 12,
+                     progress=on_sequence)
+    finally:
+        progress.done()
+    print(f"recorded {len(rec.entries)} sequences (seed {rec.seed}) on Linux {rec.kernel} "
+          f"to {path}")
+    return EXIT_OK
 
 
 # --- campaign ---------------------------------------------------------------------------------
