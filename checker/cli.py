@@ -539,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only the obligations matching PATTERN, as prove -k does "
                     "(default: every obligation)")
     mu.add_argument("--jobs", type=int, default=1, help="mutants run in parallel")
+    mu.add_argument("--dask", metavar="ADDRESS",
+                    help="run the mutants on a dask.distributed cluster (a scheduler address "
+                    "such as tcp://host:8786, or 'local' for a LocalCluster of this "
+                    "machine); the baseline runs here")
     mu.add_argument("--all-killers", action="store_true",
                     help="run every obligation that reaches a mutant (default: stop at the "
                     "first that kills it)")

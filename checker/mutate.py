@@ -1180,16 +1180,19 @@ def summarise(mutants: list[Mutant]) -> Summary:
 
 def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str], jobs: int,
                 timeout: Optional[float], progress: Optional[Callable] = None,
-                all_killers: bool = False) -> dict:
+                all_killers: bool = False, dask: Optional[str] = None) -> dict:
     """Run the baseline, then every mutant that is not statically equivalent against the
     obligations that reach its function (:class:`Reach`), stopping at the first killer
-    unless *all_killers*. Returns {"baseline_seconds", "timeout"}; sets each mutant's
-    status."""
+    unless *all_killers*. With *dask* (a dask.distributed scheduler address) the mutants
+    run on that cluster's workers (:func:`run_on_dask`), the baseline here. Returns
+    {"baseline_seconds", "timeout"}; sets each mutant's status."""
     prove_args = [f"-k{obligations}"] if obligations else []
     todo = [m for m in mutants if m.equivalent is None]
     for m in mutants:
         if m.equivalent is not None:
             m.status, m.detail = EQUIVALENT, m.equivalent
+    # (a cluster that cannot be reached is an error before the baseline's minutes, not after)
+    client = dask_client(dask) if dask is not None else None
     runner = Runner(pkg, prove_args, max(1, min(jobs, len(todo) or 1)))
     try:
         base, reach_map = runner.baseline()
@@ -1224,6 +1227,11 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
             except SyntaxError as e:           # never expected: ast.unparse of a valid tree
                 m.status, m.detail = INCOMPETENT, f"unparse gave invalid code: {e}"
         todo = [m for m in todo if m.id in sources]
+        if client is not None:
+            run_on_dask(client, pkg, todo, sources, limits, plans, not all_killers, reach,
+                        progress)
+            return {"baseline_seconds": round(base.seconds, 3),
+                    "timeout": round(max(limits.values(), default=timeout or 0.0), 3)}
         from concurrent.futures import ThreadPoolExecutor, as_completed
         with ThreadPoolExecutor(max_workers=runner.jobs) as ex:
             futures = {ex.submit(runner.run_mutant, m, sources[m.id], limits[m.id], plans[m.id],
@@ -1244,6 +1252,115 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
                 "timeout": round(max(limits.values(), default=timeout or 0.0), 3)}
     finally:
         runner.close()
+        if client is not None:
+            close_dask(client)
+
+
+# --- the Dask backend -----------------------------------------------------------------------------
+# A mutant is a task of a dask.distributed cluster: the task carries the mutated module's
+# source, the obligations to run and the budgets (all decided here, from the local baseline);
+# the worker runs it exactly as a local job does (Runner.run_mutant: a child prove on a copy
+# of the package, mutated module written in), on copies of the unmapcheck installed where the
+# worker runs (it must be the same version: a worker whose copy of a mutated file differs
+# from the one the source was made from would run another mutant; each task checks that).
+# One Runner per worker process, one copy per task running at once, removed at exit.
+
+_WORKER: dict = {}
+_WORKER_LOCK = threading.Lock()
+CONNECT_TIMEOUT = 10          # seconds to reach a scheduler
+
+
+def _worker_runner() -> "Runner":
+    with _WORKER_LOCK:
+        r = _WORKER.get("runner")
+        if r is None:
+            import atexit
+            r = _WORKER["runner"] = Runner(Package(), [], 1)
+            _WORKER["made"] = 0
+            atexit.register(r.close)
+        if r.slots.empty():
+            slot = r.tmp / f"slot{_WORKER['made']}"
+            _WORKER["made"] += 1
+            copy_package(slot, r.pkg.dirs)
+            r.slots.put(slot)
+        return r
+
+
+def dask_task(file: str, module: str, original_sha: str, source: str, timeout: float,
+              names: list, fail_fast: bool, budgets: dict) -> "RunResult":
+    """One mutant on a Dask worker (see above)."""
+    import hashlib
+    r = _worker_runner()
+    mine = r.pkg.impl.joinpath(*file[len("impl/"):].split("/")).read_bytes()
+    if hashlib.sha256(mine).hexdigest() != original_sha:
+        return RunResult(EXIT_INCOMPETENT, "", f"worker's {file} differs from the one the "
+                                               f"mutant was made from (another unmapcheck "
+                                               f"version?)\n", 0.0)
+    stub = types.SimpleNamespace(file=file, module=module)
+    return r.run_mutant(stub, source, timeout, names, fail_fast, budgets)
+
+
+def dask_client(address: str):
+    """A dask.distributed Client of *address* ("local": a LocalCluster of this machine's
+    usable CPUs, one thread per worker process). MutateError (one line) if distributed is
+    not installed or the scheduler cannot be reached."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MutateError("--dask needs dask.distributed: pip install 'unmapcheck[dask]'") \
+            from None
+    try:
+        if address == "local":
+            from .cli import usable_cpus
+            cluster = LocalCluster(n_workers=usable_cpus(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+            client._unmapcheck_cluster = cluster
+            return client
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise MutateError(f"--dask {address}: cannot reach the scheduler: "
+                          f"{type(e).__name__}: {e}") from None
+
+
+def close_dask(client) -> None:
+    cluster = getattr(client, "_unmapcheck_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def run_on_dask(client, pkg: Package, todo: list, sources: dict, limits: dict,
+                plans: dict, fail_fast: bool, reach: "Reach",
+                progress: Optional[Callable]) -> None:
+    import hashlib
+
+    import uuid
+
+    from distributed import as_completed as dask_completed
+    futures = {}
+    run_id = uuid.uuid4().hex[:8]
+    try:
+        for m in todo:
+            sha = hashlib.sha256(pkg.impl.joinpath(*m.file[len("impl/"):].split("/"))
+                                 .read_bytes()).hexdigest()
+            f = client.submit(dask_task, m.file, m.module, sha, sources[m.id], limits[m.id],
+                              plans[m.id], fail_fast, reach.budgets(plans[m.id]),
+                              key=f"unmapcheck-mutant-{run_id}-{m.id}", pure=False)
+            futures[f] = m
+        for fut in dask_completed(list(futures)):
+            m = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as e:      # the worker, not the mutant: no verdict to give
+                raise MutateError(f"--dask: the task of {m.id} failed on its worker: "
+                                  f"{type(e).__name__}: {e}") from None
+            judge(m, res)
+            if progress:
+                progress(m)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
 
 
 def _baseline_problem(base: RunResult, obligations: Optional[str]) -> str:
@@ -1347,7 +1464,7 @@ def run_cli(args) -> int:
               f"unmutated impl/ first", file=sys.stderr, flush=True)
     try:
         info = run_mutants(pkg, mutants, args.obligations, args.jobs, args.timeout, progress,
-                           all_killers=args.all_killers)
+                           all_killers=args.all_killers, dask=getattr(args, "dask", None))
     except MutateError as e:
         raise UsageError(str(e)) from None
     total = time.monotonic() - t0

@@ -248,3 +248,30 @@ def test_a_malformed_reviewed_file_is_one_line(tmp_path):
         with pytest.raises(M.ReviewedError) as e:
             M.load_reviewed(p)
         assert want in str(e.value) and "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_mutants_run_on_a_dask_cluster_as_they_do_here(capsys):
+    """--dask ADDRESS: a real LocalCluster (two worker processes); each mutant is a task that
+    runs prove on the worker's own copy of the package. Same verdicts as a local run."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        rc, out, err = _run(["mutate", "tlb_flush_mmu", "-k", "mmu_gather.tlb_flush_mmu.",
+                             "--obligations", KILLER, "--dask", cluster.scheduler_address,
+                             "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    by_id = {m["id"]: m for m in doc["mutants"]}
+    flush = by_id["mmu_gather.tlb_flush_mmu.delete_tlb_flush.1"]
+    assert flush["status"] == "KILLED" and flush["killer"] == KILLER, flush
+    assert len(by_id) >= 2 and all(m["status"] in ("KILLED", "SURVIVED", "EQUIVALENT")
+                                   for m in by_id.values())
+
+
+def test_an_unreachable_scheduler_is_one_line_exit_2(capsys, monkeypatch):
+    monkeypatch.setattr(M, "CONNECT_TIMEOUT", 2)
+    rc, out, err = _run(["mutate", "tlb_flush_mmu", "-k", "delete_tlb_flush", "--obligations",
+                         KILLER, "--dask", "tcp://127.0.0.1:9"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 2 and "Traceback" not in err, err
+    assert last.startswith("unmapcheck: error: --dask") and "cannot reach the scheduler" in last
