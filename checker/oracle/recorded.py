@@ -103,12 +103,55 @@ def record(path: str | os.PathLike, examples: int, seed: int,
            "max_calls": max_calls,
            "entries": [{"sequence": json.loads(S.dumps_json(seq)), "real": rep}
                        for seq, rep in real.kept]}
-    data = gzip.compress(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
-                         mtime=0)
+    data = _encode(doc)
     from ..trace import write_atomic
     write_atomic(os.fspath(path), data)
     return Recording(str(path), doc["kernel"], seed, examples,
                      [(seq, rep) for seq, rep in real.kept])
+
+
+HEADER_KEYS = ("schema", "version", "kernel", "seed", "examples", "window_pages", "max_calls")
+
+
+def _encode(doc: dict) -> bytes:
+    """The header's keys first and the entries last, so that :func:`read_header` can read
+    the header without the whole file."""
+    ordered = {k: doc[k] for k in HEADER_KEYS if k in doc}
+    ordered["entries"] = doc["entries"]
+    return gzip.compress(json.dumps(ordered, separators=(",", ":")).encode(), mtime=0)
+
+
+@dataclass
+class Header:
+    path: str
+    kernel: str
+    seed: int
+    examples: int
+
+
+def read_header(path: str | os.PathLike) -> Header:
+    """The recording's kernel, seed and size from its first bytes (listing obligations must
+    not parse 4,000 sequences); :func:`load` checks the whole file."""
+    where = str(path)
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError as e:
+        raise RecordingError(f"{where}: cannot read: {e.strerror or e}") from None
+    except EOFError as e:
+        raise RecordingError(f"{where}: not a gzip'd JSON recording: {e}") from None
+    cut = head.find(',"entries":')
+    try:
+        doc = json.loads(head[:cut] + "}") if cut > 0 else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("version") != VERSION:
+        raise RecordingError(f"{where}: not a recording ({SCHEMA} version {VERSION}, its "
+                             f"header first)")
+    for key, kind in (("kernel", str), ("seed", int), ("examples", int)):
+        if not isinstance(doc.get(key), kind) or isinstance(doc.get(key), bool):
+            raise RecordingError(f"{where}: {key}: expected {kind.__name__}")
+    return Header(where, doc["kernel"], doc["seed"], doc["examples"])
 
 
 def load(path: str | os.PathLike) -> Recording:

@@ -160,7 +160,7 @@ def test_a_lost_race_page_not_put_is_caught_as_a_leaked_reference(monkeypatch):
             return
         real_put(folio)
     monkeypatch.setattr(fault, "folio_put", put)
-    res, trace = _explore(load(SAME_PAGE), bound=2)
+    res, trace = _explore(load(SAME_PAGE), bound=1)
     assert "REFCOUNT" in res.violated()
     found = res.counterexamples["REFCOUNT"].violation
     assert found.name == "REFCOUNT.exact" and "leaked" in found.message

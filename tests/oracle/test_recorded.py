@@ -102,6 +102,12 @@ def test_a_malformed_recording_is_one_line(tmp_path, shipped):
         assert want in msg and str(p) in msg and "\n" not in msg, (name, msg)
     with pytest.raises(R.RecordingError, match="cannot read"):
         R.load(tmp_path / "missing.json.gz")
+    # listing reads only the header, which must come first
+    _write(tmp_path / "sorted.json.gz", {"entries": [], **{k: good[k] for k in R.HEADER_KEYS}})
+    with pytest.raises(R.RecordingError, match="its header first"):
+        R.read_header(tmp_path / "sorted.json.gz")
+    head = R.read_header(R.default_recording())
+    assert (head.kernel, head.examples) == (shipped.kernel, len(shipped.entries))
 
 
 def test_record_writes_what_the_kernel_reported_and_replays_it(tmp_path, runner, capsys):
