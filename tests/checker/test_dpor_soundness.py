@@ -2,7 +2,7 @@
 
 Two families of generated scenarios (tests/checker/scenario_gen.py):
 * 200 scenarios with system calls (MADV_DONTNEED, munmap, mprotect, page faults, writeback)
-  and random fix toggles off (60 in the default run, the other 140 under the slow marker),
+  and random fix toggles off (40 in the default run, the other 160 under the slow marker),
   compared with a preemption bound of 1: DPOR (source sets,
   conservative backtracking, no sleep sets under a bound) against the enumeration of every
   interleaving with at most one preemption;
@@ -22,8 +22,8 @@ from unmapcheck.checker.explore import DporSearch
 
 from scenario_gen import generate
 
-BOUNDED_SEEDS = range(0, 60)
-MORE_BOUNDED_SEEDS = range(60, 200)
+BOUNDED_SEEDS = range(0, 40)
+MORE_BOUNDED_SEEDS = range(40, 200)
 LIGHT_SEEDS = range(5000, 5060)
 
 
