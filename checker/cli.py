@@ -63,6 +63,23 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+UNBOUNDED = "none"
+
+
+def _preemption_bound(text: Optional[str]):
+    """--preemptions K (0..64) or none (no bound: bounds 0, 1 and 2, then the unbounded
+    search)."""
+    if text is None or text.strip().lower() == UNBOUNDED:
+        return None if text is None else UNBOUNDED
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--preemptions must be a number between 0 and 64 or 'none', "
+                         f"got {text!r}") from None
+    _int_range("--preemptions", value, 0, 64)
+    return value
+
+
 def _int_range(flag: str, value: Optional[int], lo: int, hi: int) -> None:
     if value is not None and not lo <= value <= hi:
         raise UsageError(f"{flag} must be between {lo} and {hi}, got {value}")
@@ -113,7 +130,7 @@ def cmd_explore(args) -> int:
             without.append(resolve_commit(c))
         except ValueError as e:
             raise UsageError(f"--without: {e}") from None
-    _int_range("--preemptions", args.preemptions, 0, 64)
+    args.preemptions = _preemption_bound(args.preemptions)
     if args.pct is not None and args.random is None:
         raise UsageError("--pct needs --random N (the number of executions)")
     _int_range("--pct", args.pct, 1, 64)
@@ -147,10 +164,12 @@ def cmd_explore(args) -> int:
         for g, c in list(result.counterexamples.items()):
             result.counterexamples[g] = minimise(sc, c)
     else:
-        bound = args.preemptions if args.preemptions is not None else sc.preemptions
+        bound = sc.preemptions if args.preemptions is None else \
+            None if args.preemptions == UNBOUNDED else args.preemptions
         result = iterative_context_bounding(
             sc, bound, stop_at_first=not sc.needs_every_outcome(), deadline=deadline,
-            max_executions=args.max_executions, on_execution=on_exec)
+            max_executions=args.max_executions, on_execution=on_exec,
+            optimal=args.dpor == "optimal")
     progress.done()
     elapsed = time.monotonic() - t0
     verdict = judge(sc, result, f"scenario:{sc.name}", elapsed) if sc.has_expectation() else None
@@ -190,9 +209,11 @@ def cmd_explore(args) -> int:
             print()
             print(render_text(trace.to_json()))
             print()
-        print(f"executions {st.executions}  steps {st.steps}  "
+        print(f"executions {st.executions} ({st.complete_executions} complete, "
+              f"{st.sleep_pruned} sleep-set blocked; {st.bound_pruned} choices cut by the bound)  "
+              f"steps {st.steps}  "
               f"({st.executions_per_second:.0f} exec/s, {st.steps_per_second:.0f} steps/s)  "
-              f"pruned by sleep sets {st.sleep_pruned}  preemption bound "
+              f"preemption bound "
               f"{st.preemption_bound if st.preemption_bound is not None else 'none'}  "
               f"{'complete' if st.complete else 'incomplete'}"
               + ("  (interrupted)" if st.interrupted else ""))
@@ -263,6 +284,8 @@ def reproduce_command(args, without: list[str]) -> str:
             words += ["--pct", str(args.pct)]
     elif args.preemptions is not None:
         words += ["--preemptions", str(args.preemptions)]
+    if args.random is None and args.dpor != "optimal":
+        words += ["--dpor", args.dpor]
     if args.max_executions is not None:
         words += ["--max-executions", str(args.max_executions)]
     if args.timeout:
@@ -570,7 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("scenario", help="scenario TOML file")
     ex.add_argument("--without", action="append", metavar="COMMIT",
                     help="switch this historical fix off (repeatable)")
-    ex.add_argument("--preemptions", type=int, help="preemption bound (default: the scenario's)")
+    ex.add_argument("--preemptions", metavar="K|none",
+                    help="preemption bound (default: the scenario's); none: no bound (bounds "
+                    "0, 1, 2, then the whole space)")
+    ex.add_argument("--dpor", choices=("optimal", "source"), default="optimal",
+                    help="the unbounded search: optimal DPOR (wakeup trees, the default) or "
+                    "source-DPOR; bounded rounds always use source sets with conservative "
+                    "backtracking")
     ex.add_argument("--random", type=int, metavar="N", help="N seeded random executions")
     ex.add_argument("--pct", type=int, metavar="D", help="PCT scheduling with bug depth D")
     ex.add_argument("--seed", type=int, default=0)

@@ -45,7 +45,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .runtime import Execution, Violation, dependent
+from .driver import FINISHED, OUT_OF_TIME, TRUNCATED, Run, Scheduler, drive
+from .path import Clocks, Node, WakeupNode, insert, weak_initial
+from .runtime import Event, Violation, dependent
 from .scenario import Scenario
 
 
@@ -74,8 +76,14 @@ class Counterexample:
 class Stats:
     mode: str = "dpor"
     executions: int = 0
+    # Executions that ran to their end (or a deadlock); the others were cut short: blocked
+    # by sleep sets, over the preemption bound, truncated, or out of time.
+    complete_executions: int = 0
     steps: int = 0
     sleep_pruned: int = 0
+    # Optimal DPOR: wakeup-tree branches whose thread was blocked when reached (each replaced
+    # by every runnable thread).
+    wakeup_blocked: int = 0
     bound_pruned: int = 0
     truncated: int = 0
     elapsed: float = 0.0
@@ -99,10 +107,12 @@ class Stats:
         return self.steps / self.elapsed if self.elapsed else 0.0
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "executions": self.executions, "steps": self.steps,
+        return {"mode": self.mode, "executions": self.executions,
+                "complete_executions": self.complete_executions, "steps": self.steps,
                 "executions_per_second": round(self.executions_per_second, 1),
                 "steps_per_second": round(self.steps_per_second, 1),
                 "pruned_by_sleep_sets": self.sleep_pruned,
+                "wakeup_branches_blocked": self.wakeup_blocked,
                 "pruned_by_preemption_bound": self.bound_pruned,
                 "truncated_by_step_bound": self.truncated,
                 "preemption_bound": self.preemption_bound,
@@ -142,27 +152,9 @@ class Result:
         return min(self.counterexamples.values(), key=lambda c: c.rank())
 
 
-class _Node:
-    __slots__ = ("enabled", "pendings", "sleep", "backtrack", "done", "chosen", "prev",
-                 "preemptions")
-
-    def __init__(self, enabled, pendings, sleep, prev, preemptions):
-        self.enabled = enabled
-        self.pendings = pendings
-        self.sleep = sleep
-        self.backtrack: set[int] = set()
-        self.done: set[int] = set()
-        self.chosen = -1
-        self.prev = prev
-        self.preemptions = preemptions
-
-    def cost(self, tid: int) -> int:
-        """1 if running *tid* here preempts the thread that ran last."""
-        return int(self.prev is not None and tid != self.prev and self.prev in self.enabled)
-
-
-class _Search:
-    """Shared machinery: run one execution along a schedule, record outcomes/violations."""
+class _Search(Scheduler):
+    """What every strategy shares: the budget, and recording each execution's outcome,
+    violations and statistics."""
 
     def __init__(self, scenario: Scenario, bound: Optional[int], mode: str,
                  deadline: Optional[float], max_executions: Optional[int]):
@@ -175,14 +167,21 @@ class _Search:
         self.t0 = time.monotonic()
         self.stop = False
 
-    def _record(self, ex: Execution, schedule: list[int], preemptions: list[int],
-                complete: bool = True) -> None:
+    def _record(self, run: Run) -> None:
         """Count an execution; only one that ran to its end (or deadlocked) has an outcome
         (a sleep-set-blocked or bound-pruned one stops early, its outcome is elsewhere)."""
-        self.stats.executions += 1
-        self.stats.steps += len(ex.events)
+        ex, schedule, preemptions = run.ex, run.schedule, run.preemptions
+        st = self.stats
+        st.executions += 1
+        st.steps += len(ex.events)
+        st.max_preemptions_seen = max(st.max_preemptions_seen, run.total_preemptions)
+        if run.status == TRUNCATED:
+            st.truncated += 1
+        if run.status == OUT_OF_TIME:
+            self.stop = True
         self.result.choice_points.update((t, k) for t, k, _, _ in ex.choice_points)
-        if complete:
+        if run.complete:
+            st.complete_executions += 1
             self.result.outcomes.add(ex.outcome())
             key = tuple((name, tuple(vals)) for name, vals in ex.results().items())
             counts = self.result.outcome_counts
@@ -195,20 +194,12 @@ class _Search:
             old = self.result.counterexamples.get(v.group)
             if old is None or cex.rank() < old.rank():
                 self.result.counterexamples[v.group] = cex
-            if self.stats.time_to_first_violation is None:
-                self.stats.time_to_first_violation = time.monotonic() - self.t0
-        if self.stats.executions >= self.max_executions:
+            if st.time_to_first_violation is None:
+                st.time_to_first_violation = time.monotonic() - self.t0
+        if st.executions >= self.max_executions:
             self.stop = True
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.stop = True
-
-    def _past_deadline(self, depth: int) -> bool:
-        """The time budget is honoured inside an execution too (checked every 64 steps): a
-        long execution stops where it is, and the search with it, incomplete."""
-        if self.deadline is not None and depth % 64 == 0 and time.monotonic() > self.deadline:
-            self.stop = True
-            return True
-        return False
 
     def finish(self, complete: bool) -> Result:
         self.stats.elapsed = time.monotonic() - self.t0
@@ -217,29 +208,43 @@ class _Search:
 
 
 class DporSearch(_Search):
-    """Source-DPOR with sleep sets (``sleep_sets=False`` gives plain source-DPOR;
+    """DPOR: optimal (wakeup trees and sleep sets) by default without a preemption bound,
+    source sets with conservative backtracking under one (``optimal=False`` selects
+    source-DPOR without a bound too; ``sleep_sets=False`` gives plain source-DPOR;
     ``brute_force=True`` explores every enabled choice at every state)."""
 
     def __init__(self, scenario: Scenario, bound: Optional[int] = None,
                  sleep_sets: Optional[bool] = None,
                  brute_force: bool = False, deadline: Optional[float] = None,
                  max_executions: Optional[int] = None,
-                 on_execution: Optional[Callable] = None, collect_traces: bool = False):
-        super().__init__(scenario, bound, "bruteforce" if brute_force else "dpor", deadline,
-                         max_executions)
-        self.collect_traces = collect_traces
+                 on_execution: Optional[Callable] = None, collect_traces: bool = False,
+                 optimal: Optional[bool] = None):
         if sleep_sets is None:
             # Sleep sets and a preemption bound do not mix: a thread asleep at a state was
             # explored there with a different preemption budget than it would have here, so
             # the bounded search could lose executions (Coons et al. 2013, section 4; the
             # soundness test shows it). Bounded searches run without them.
             sleep_sets = bound is None
-        self.sleep_sets = sleep_sets and not brute_force
+        sleep_sets = sleep_sets and not brute_force
+        if optimal is None:
+            optimal = sleep_sets and bound is None
+        if optimal and (bound is not None or not sleep_sets or brute_force):
+            raise ValueError("optimal DPOR needs sleep sets and no preemption bound")
+        mode = "bruteforce" if brute_force else "optimal-dpor" if optimal else "source-dpor"
+        super().__init__(scenario, bound, mode, deadline, max_executions)
+        self.collect_traces = collect_traces
+        self.sleep_sets = sleep_sets
         self.brute_force = brute_force
-        self.stack: list[_Node] = []
+        self.optimal = optimal
+        self.stack: list[Node] = []
         self.on_execution = on_execution
+        # Per execution (reset by _execute).
+        self._replay = 0
+        self._clocks = Clocks(len(scenario.threads))
+        self._child_sleep: set[int] = set()
+        self._child_wakeup: list[WakeupNode] = []
 
-    def _allowed(self, node: _Node, tid: int) -> bool:
+    def _allowed(self, node: Node, tid: int) -> bool:
         return self.bound is None or node.preemptions + node.cost(tid) <= self.bound
 
     def run(self) -> Result:
@@ -253,188 +258,143 @@ class DporSearch(_Search):
             self.stop = True
         return self.finish(complete=not self.stop)
 
+    # --- choosing the next execution ----------------------------------------------------
     def _backtrack(self) -> bool:
+        """Pop finished states; set the deepest state with something left to its next choice."""
         while self.stack:
             node = self.stack[-1]
-            cands = sorted(node.backtrack - node.done - (node.sleep if self.sleep_sets else set()))
-            for c in cands:
-                if not self._allowed(node, c):
+            if self.optimal:
+                if self._take_wakeup(node):
+                    return True
+            else:
+                cands = sorted(node.backtrack - node.done -
+                               (node.sleep if self.sleep_sets else set()))
+                for c in cands:
                     node.done.add(c)
-                    self.stats.bound_pruned += 1
-                    continue
-                node.done.add(c)
-                node.chosen = c
-                return True
+                    if not self._allowed(node, c):
+                        self.stats.bound_pruned += 1
+                        continue
+                    node.chosen = c
+                    return True
             self.stack.pop()
         return False
 
+    def _take_wakeup(self, node: Node) -> bool:
+        """Optimal DPOR: run the leftmost branch of *node*'s wakeup tree next. A branch whose
+        thread is asleep is covered; one whose thread is blocked here (a race reversed past a
+        lock the thread waits for) is replaced by every runnable thread, the conservative
+        choice."""
+        while node.wakeup:
+            w = node.wakeup.pop(0)
+            if w.tid in node.sleep or w.tid in node.done:
+                continue
+            if w.tid not in node.enabled:
+                self.stats.wakeup_blocked += 1
+                self._wake_all(node)
+                continue
+            node.done.add(w.tid)
+            node.chosen = w.tid
+            self._child_wakeup = w.children
+            return True
+        return False
+
+    # --- one execution ---------------------------------------------------------------------
     def _execute(self) -> None:
-        sc = self.scenario
-        ex = Execution(sc)
-        n_threads = len(ex.threads)
-        replay = len(self.stack)
-        # Happens-before bookkeeping for this execution.
-        vcs: list[list[int]] = []
-        tids: list[int] = []
-        seqs: list[int] = []
-        last_of_thread: dict[int, int] = {}
-        count: dict[int, int] = {}
-        last_write: dict = {}
-        reads_since: dict = {}
-        adds_since: dict = {}
-        schedule: list[int] = []
-        preemptions: list[int] = []
-        child_sleep: set[int] = set()
-        try:
-            depth = 0
-            while not ex.finished() and not ex.deadlocked:
-                if depth >= sc.max_steps:
-                    self.stats.truncated += 1
-                    break
-                if self._past_deadline(depth):
-                    break
-                enabled = ex.enabled()
-                if not enabled:
-                    break
-                if depth < replay:
-                    node = self.stack[depth]
-                    tid = node.chosen
-                    if tid not in enabled:
-                        raise RuntimeError(f"replay diverged at step {depth}: thread {tid} not "
-                                           f"enabled (the model is not deterministic)")
-                else:
-                    prev = self.stack[depth - 1].chosen if depth else None
-                    pre = (self.stack[depth - 1].preemptions +
-                           self.stack[depth - 1].cost(prev)) if depth else 0
-                    pendings = {t.tid: t.pending
-                                for t in ex.threads if not t.done and t.pending is not None}
-                    node = _Node(enabled, pendings, child_sleep if self.sleep_sets else set(),
-                                 prev, pre)
-                    cands = [t for t in enabled if t not in node.sleep]
-                    allowed = [t for t in cands if self._allowed(node, t)]
-                    if not cands:
-                        self.stats.sleep_pruned += 1
-                        self.stack.append(node)
-                        node.done = set(enabled)
-                        break
-                    if not allowed:
-                        self.stats.bound_pruned += 1
-                        self.stack.append(node)
-                        node.done = set(enabled)
-                        break
-                    tid = prev if prev in allowed else allowed[0]
-                    node.backtrack = set(enabled) if self.brute_force else {tid}
-                    node.done = {tid}
-                    node.chosen = tid
-                    self.stack.append(node)
-                preemptions.append(node.preemptions + node.cost(tid))
-                schedule.append(tid)
-                ev = ex.step(tid)
-                # --- happens-before and races -------------------------------------------
-                n = len(tids)
-                seq = count.get(tid, 0) + 1
-                count[tid] = seq
-                deps = set()
-                for o in ev.reads:
-                    w = last_write.get(o)
-                    if w is not None:
-                        deps.add(w)
-                    deps.update(adds_since.get(o, ()))
-                for o in ev.adds:
-                    w = last_write.get(o)
-                    if w is not None:
-                        deps.add(w)
-                    deps.update(reads_since.get(o, ()))
-                for o in ev.writes:
-                    w = last_write.get(o)
-                    if w is not None:
-                        deps.add(w)
-                    deps.update(reads_since.get(o, ()))
-                    deps.update(adds_since.get(o, ()))
-                base = list(vcs[last_of_thread[tid]]) if tid in last_of_thread else [0] * n_threads
-                vc = list(base)
-                vc[tid] = seq
-                for j in deps:
-                    vj = vcs[j]
-                    for k in range(n_threads):
-                        if vj[k] > vc[k]:
-                            vc[k] = vj[k]
-                vcs.append(vc)
-                tids.append(tid)
-                seqs.append(seq)
-                last_of_thread[tid] = n
-                for o in ev.reads:
-                    if o not in ev.writes:
-                        reads_since.setdefault(o, []).append(n)
-                for o in ev.adds:
-                    if o not in ev.writes:
-                        adds_since.setdefault(o, []).append(n)
-                for o in ev.writes:
-                    last_write[o] = n
-                    reads_since[o] = []
-                    adds_since[o] = []
-                if not self.brute_force:
-                    for i in deps:
-                        if tids[i] == tid:
-                            continue
-                        if self._covered(i, n, deps, base, vcs, tids, seqs, n_threads):
-                            continue
-                        self._reverse(i, n, vcs, tids, seqs, ex.events)
-                # --- sleep set of the next state ----------------------------------------
-                if self.sleep_sets:
-                    asleep = (node.sleep | node.done) - {tid}
-                    child_sleep = {q for q in asleep if q in node.pendings and
-                                   not dependent(node.pendings[q], ev)}
-                depth += 1
-            self.stats.max_preemptions_seen = max(self.stats.max_preemptions_seen,
-                                                  preemptions[-1] if preemptions else 0)
-        finally:
-            ex.close()
-        if self.collect_traces and ex.finished():
+        self._replay = len(self.stack)
+        self._clocks = Clocks(len(self.scenario.threads))
+        self._child_sleep = set()
+        if self._replay == 0:
+            self._child_wakeup = []
+        run = drive(self.scenario, self, deadline=self.deadline)
+        ex = run.ex
+        if self.collect_traces and run.status == FINISHED:
+            c = self._clocks
             self.result.traces.add(frozenset(
-                (tids[k], seqs[k], tuple(vcs[k])) for k in range(len(tids))))
-        self._record(ex, schedule, preemptions, complete=ex.finished() or ex.deadlocked)
+                (c.tids[k], c.seqs[k], tuple(c.vcs[k])) for k in range(len(c.tids))))
+        self._record(run)
         if self.on_execution is not None:
             self.on_execution(self, ex)
 
-    @staticmethod
-    def _covered(i, n, deps, base, vcs, tids, seqs, n_threads) -> bool:
-        """Is event i happens-before event n through some path other than the direct edge?"""
-        ti, si = tids[i], seqs[i]
-        if base[ti] >= si:
-            return True
-        for j in deps:
-            if j != i and vcs[j][ti] >= si:
-                return True
-        return False
+    def pick(self, run: Run, enabled: list[int]) -> Optional[int]:
+        depth = run.depth
+        if depth < self._replay:
+            node = self.stack[depth]
+            tid = node.chosen
+            if tid not in enabled:
+                raise RuntimeError(f"replay diverged at step {depth}: thread {tid} not "
+                                   f"enabled (the model is not deterministic)")
+            return tid
+        prev = run.prev
+        pendings = {t.tid: t.pending
+                    for t in run.ex.threads if not t.done and t.pending is not None}
+        node = Node(enabled, pendings, self._child_sleep if self.sleep_sets else set(),
+                    prev, run.total_preemptions)
+        self.stack.append(node)
+        if self.optimal:
+            node.wakeup = self._child_wakeup
+            self._child_wakeup = []
+            if node.wakeup and self._take_wakeup(node):
+                return node.chosen
+        cands = [t for t in enabled if t not in node.sleep]
+        if not cands:
+            self.stats.sleep_pruned += 1
+            node.done = set(enabled)
+            return None
+        allowed = [t for t in cands if self._allowed(node, t)]
+        if not allowed:
+            self.stats.bound_pruned += 1
+            node.done = set(enabled)
+            return None
+        tid = prev if prev in allowed else allowed[0]
+        node.backtrack = set(enabled) if self.brute_force else {tid}
+        node.done = {tid}
+        node.chosen = tid
+        return tid
 
-    def _reverse(self, i: int, n: int, vcs, tids, seqs, events) -> None:
-        """Race (i, n): make sure some weak initial of notdep(i).n is tried before step i."""
-        ti, si = tids[i], seqs[i]
-        v = [k for k in range(i + 1, n) if vcs[k][ti] < si] + [n]
-        initials: list[int] = []
-        seen_threads: set[int] = set()
-        for idx, k in enumerate(v):
-            tk = tids[k]
-            if tk in seen_threads:
-                continue
-            seen_threads.add(tk)
-            if all(vcs[k][tids[j]] < seqs[j] for j in v[:idx]):
-                initials.append(tk)
+    def stepped(self, run: Run, tid: int, ev: Event) -> bool:
+        node = self.stack[run.depth - 1]
+        c = self._clocks
+        deps, base = c.add(tid, ev)
+        if not self.brute_force:
+            n = len(c.tids) - 1
+            for i in c.races(n, deps, base):
+                if self.optimal:
+                    self._reverse_optimal(i, n, run.ex.events)
+                else:
+                    self._reverse(i, n, run.ex.events)
+        if self.sleep_sets:
+            self._child_sleep = {q for q in node.asleep() if q in node.pendings and
+                                 not dependent(node.pendings[q], ev)}
+        return True
+
+    # --- races -------------------------------------------------------------------------
+    def _lock_taker(self, i: int, n: int, events) -> Optional[int]:
+        """For a blocking step n racing with step i (which releases what n waits for: a lock,
+        a CPU busy in an instruction), the latest step of i's thread before i that
+        conflicts with n: the one that took it."""
+        ti = self._clocks.tids[i]
+        for j in range(i - 1, -1, -1):
+            if self._clocks.tids[j] == ti and dependent(events[j], events[n]):
+                return j
+        return None
+
+    def _reverse(self, i: int, n: int, events) -> None:
+        """Source-DPOR, race (i, n): make sure some weak initial of notdep(i).n is tried
+        before step i."""
+        c = self._clocks
+        initials = c.initials(c.not_after(i, n) + [n])
         node = self.stack[i]
         if node.backtrack.intersection(initials):
             return
-        p = tids[n] if tids[n] in initials else initials[0]
+        p = c.tids[n] if c.tids[n] in initials else initials[0]
         self._add_backtrack(i, p, events)
         if events[n].blocking:
             # e_n waits for something e_i's thread holds (a lock it took, a CPU it keeps busy
             # in the middle of an instruction): e_n cannot be moved just before e_i, which
             # releases it; it can be moved before the step of that thread that took it.
-            ti_ = tids[i]
-            for j in range(i - 1, -1, -1):
-                if tids[j] == ti_ and dependent(events[j], events[n]):
-                    self._add_backtrack(j, p, events)
-                    break
+            j = self._lock_taker(i, n, events)
+            if j is not None:
+                self._add_backtrack(j, p, events)
         if self.bound is not None:
             # Conservative branch: also at the start of the block that contains step i.
             j = i
@@ -464,6 +424,60 @@ class DporSearch(_Search):
                     return
         node.backtrack.update(node.enabled)
 
+    def _reverse_optimal(self, i: int, n: int, events) -> None:
+        """Optimal DPOR, race (i, n): unless a thread asleep at the state before step i is a
+        weak initial of v = notdep(i).n (an equivalent execution is covered), insert v into
+        that state's wakeup tree (Abdulla et al., JACM 2017, Algorithm 2).
+
+        A blocking step n that could not run at that state (it waits for what step i
+        releases: a lock, a CPU's instruction boundary) cannot be moved before step i; it is
+        moved instead to the latest earlier state where it was runnable as the same step,
+        before whatever blocked it (the way Nidhugg's optimal mode reverses a lock release
+        and acquire as a race between the two acquires). Failing that, every runnable thread
+        is tried at state i (Flanagan and Godefroid)."""
+        c = self._clocks
+        v = c.not_after(i, n) + [n]
+        targets = [(i, v)]
+        if events[n].blocking:
+            tn = c.tids[n]
+            targets = []
+            j = self._lock_taker(i, n, events)
+            if j is not None:
+                targets.append((j, c.not_after(j, n) + [n]))
+            if tn in self.stack[i].enabled or any(c.tids[k] == tn for k in v[:-1]):
+                targets.append((i, v))
+            elif j is None:
+                k = self._last_runnable(tn, i)
+                if k is None:
+                    self._wake_all(self.stack[i])
+                    return
+                targets.append((k, [n]))
+        for t, seq in targets:
+            node = self.stack[t]
+            if any(weak_initial(q, node.pendings[q], seq, c, events)
+                   for q in node.asleep() if q in node.pendings):
+                continue
+            insert(node.wakeup, seq, c, events)
+
+    @staticmethod
+    def _wake_all(node: Node) -> None:
+        """Try every runnable thread that is not asleep at *node* (the conservative choice)."""
+        have = {w.tid for w in node.wakeup}
+        for q in node.enabled:
+            if q not in node.asleep() and q not in node.done and q not in have:
+                node.wakeup.append(WakeupNode(q, node.pendings.get(q)))
+
+    def _last_runnable(self, tid: int, i: int) -> Optional[int]:
+        """The latest state before step i where *tid* was runnable with the step it runs at
+        step n pending (it made no step in between), if any."""
+        sched = self._clocks.tids
+        for j in range(i - 1, -1, -1):
+            if sched[j] == tid:
+                return None
+            if tid in self.stack[j].enabled:
+                return j
+        return None
+
 
 class RandomSearch(_Search):
     """Seeded random scheduling (``pct_depth=None``) or PCT with bug depth d."""
@@ -475,6 +489,8 @@ class RandomSearch(_Search):
         self.executions = executions
         self.pct_depth = pct_depth
         self.est_steps = 200
+        self._prio: list[int] = []
+        self._change: set[int] = set()
 
     def run(self) -> Result:
         try:
@@ -488,59 +504,40 @@ class RandomSearch(_Search):
         return self.finish(complete=False)
 
     def _execute(self) -> None:
-        sc = self.scenario
-        ex = Execution(sc)
-        n = len(ex.threads)
+        n = len(self.scenario.threads)
         prio = list(range(n))
         self.rng.shuffle(prio)
-        prio = [p + self.pct_depth for p in prio] if self.pct_depth else prio
-        change = set(self.rng.sample(range(1, self.est_steps), min(self.est_steps - 1,
-                                                                   (self.pct_depth or 1) - 1)))
-        schedule: list[int] = []
-        preemptions: list[int] = []
-        pre = 0
-        prev = None
-        try:
-            depth = 0
-            while not ex.finished() and not ex.deadlocked and depth < sc.max_steps:
-                if self._past_deadline(depth):
-                    break
-                enabled = ex.enabled()
-                if not enabled:
-                    break
-                if self.pct_depth:
-                    tid = max(enabled, key=lambda t: prio[t])
-                    if depth in change:
-                        prio[tid] = self.pct_depth - 1 - len([c for c in change if c < depth])
-                else:
-                    tid = self.rng.choice(enabled)
-                if prev is not None and tid != prev and prev in enabled:
-                    pre += 1
-                preemptions.append(pre)
-                schedule.append(tid)
-                ex.step(tid)
-                prev = tid
-                depth += 1
-            if depth >= sc.max_steps and not ex.finished():
-                self.stats.truncated += 1
-            self.est_steps = max(self.est_steps, depth + 1)
-            self.stats.max_preemptions_seen = max(self.stats.max_preemptions_seen, pre)
-        finally:
-            ex.close()
-        self._record(ex, schedule, preemptions, complete=ex.finished() or ex.deadlocked)
+        self._prio = [p + self.pct_depth for p in prio] if self.pct_depth else prio
+        self._change = set(self.rng.sample(range(1, self.est_steps),
+                                           min(self.est_steps - 1, (self.pct_depth or 1) - 1)))
+        run = drive(self.scenario, self, deadline=self.deadline)
+        self.est_steps = max(self.est_steps, run.depth + 1)
+        self._record(run)
+
+    def pick(self, run: Run, enabled: list[int]) -> Optional[int]:
+        if not self.pct_depth:
+            return self.rng.choice(enabled)
+        prio, depth = self._prio, run.depth
+        tid = max(enabled, key=lambda t: prio[t])
+        if depth in self._change:
+            prio[tid] = self.pct_depth - 1 - len([c for c in self._change if c < depth])
+        return tid
+
 
 
 def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
                                stop_at_first: bool = True, deadline: Optional[float] = None,
                                max_executions: Optional[int] = None,
                                on_bound: Optional[Callable] = None,
-                               on_execution: Optional[Callable] = None) -> Result:
+                               on_execution: Optional[Callable] = None,
+                               optimal: bool = True) -> Result:
     """DPOR with preemption bounds 0, 1, ... max_bound (None: unbounded after the bounded
-    rounds up to 2). Stops at the first bound that finds a violation when *stop_at_first*.
-    A scenario with ``choices`` is explored once per injection plan (explore_choices)."""
+    rounds up to 2; that round is optimal DPOR unless *optimal* is False). Stops at the first
+    bound that finds a violation when *stop_at_first*. A scenario with ``choices`` is
+    explored once per injection plan (explore_choices)."""
     def run(sc: Scenario) -> Result:
         return _icb(sc, max_bound, stop_at_first, deadline, max_executions, on_bound,
-                    on_execution)
+                    on_execution, optimal)
     if not scenario.choices:
         return run(scenario)
     return explore_choices(scenario, run, stop_at_first)
@@ -585,6 +582,11 @@ def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
     return merged
 
 
+# The statistics that add up over searches (rounds of bounds, injection plans).
+_ADDED = ("executions", "complete_executions", "steps", "sleep_pruned", "wakeup_blocked",
+          "bound_pruned", "truncated")
+
+
 def _merge(a: Result, b: Result) -> Result:
     """The result of two searches over disjoint sets of executions (two plans)."""
     for g, c in b.counterexamples.items():
@@ -599,11 +601,8 @@ def _merge(a: Result, b: Result) -> Result:
     a.plans += b.plans
     a.traces |= b.traces
     sa, sb = a.stats, b.stats
-    sa.executions += sb.executions
-    sa.steps += sb.steps
-    sa.sleep_pruned += sb.sleep_pruned
-    sa.bound_pruned += sb.bound_pruned
-    sa.truncated += sb.truncated
+    for f in _ADDED:
+        setattr(sa, f, getattr(sa, f) + getattr(sb, f))
     sa.max_preemptions_seen = max(sa.max_preemptions_seen, sb.max_preemptions_seen)
     sa.complete = sa.complete and sb.complete
     sa.saturated = sa.saturated and sb.saturated
@@ -615,22 +614,20 @@ def _merge(a: Result, b: Result) -> Result:
 
 def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
          deadline: Optional[float], max_executions: Optional[int],
-         on_bound: Optional[Callable], on_execution: Optional[Callable]) -> Result:
+         on_bound: Optional[Callable], on_execution: Optional[Callable],
+         optimal: bool = True) -> Result:
     total = Stats(mode="dpor+icb")
     t0 = time.monotonic()
     bounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]
     last: Optional[Result] = None
     for b in bounds:
         search = DporSearch(scenario, bound=b, deadline=deadline, max_executions=max_executions,
-                            on_execution=on_execution)
+                            on_execution=on_execution, optimal=optimal and b is None)
         if on_bound is not None:
             on_bound(b)
         res = search.run()
-        total.executions += res.stats.executions
-        total.steps += res.stats.steps
-        total.sleep_pruned += res.stats.sleep_pruned
-        total.bound_pruned += res.stats.bound_pruned
-        total.truncated += res.stats.truncated
+        for f in _ADDED:
+            setattr(total, f, getattr(total, f) + getattr(res.stats, f))
         total.max_preemptions_seen = max(total.max_preemptions_seen,
                                          res.stats.max_preemptions_seen)
         total.preemption_bound = b

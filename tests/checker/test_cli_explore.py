@@ -71,3 +71,60 @@ def test_replay_says_when_a_trace_no_longer_fails(tmp_path, capsys):
     fixed.write_text(json.dumps(doc))
     assert main(["replay", str(fixed)]) == 0
     assert "no longer fails" in capsys.readouterr().out
+
+
+SMALL = """
+[scenario]
+name = "load-vs-munmap"
+cpus = 2
+
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 3
+prot = "rw"
+populate = "write"
+populate_cpu = 0
+
+[[thread]]
+name = "T0"
+process = "p"
+cpu = 0
+program = [{ op = "load", addr = 0x7f0000002000 }]
+
+[[thread]]
+name = "T1"
+process = "p"
+cpu = 1
+program = [{ op = "munmap", addr = 0x7f0000002000, len = 0x1000 }]
+
+[expect]
+never = true
+"""
+
+
+def test_explore_without_a_bound_covers_the_whole_space(tmp_path, capsys):
+    """--preemptions none: bounds 0, 1, 2, then the unbounded search, complete; optimal DPOR
+    and source-DPOR see the same outcomes (the load reads the byte or gets SIGSEGV)."""
+    sc = tmp_path / "small.toml"
+    sc.write_text(SMALL)
+    docs = {}
+    for dpor in ("optimal", "source"):
+        assert main(["explore", str(sc), "--preemptions", "none", "--dpor", dpor,
+                     "--outcomes", "--json"]) == 0
+        docs[dpor] = json.loads(capsys.readouterr().out)
+    for doc in docs.values():
+        assert doc["stats"]["complete"] and doc["stats"]["preemption_bound"] is None
+        assert doc["stats"]["executions"] >= doc["stats"]["complete_executions"] > 1
+    outcomes = {d: sorted(json.dumps(o["results"], sort_keys=True) for o in doc["outcomes"])
+                for d, doc in docs.items()}
+    assert outcomes["optimal"] == outcomes["source"]
+    assert any("SIGSEGV" in o for o in outcomes["optimal"])
+
+
+def test_a_bad_preemption_bound_is_one_line_exit_2(capsys):
+    for bad in ("nine", "-1", "65"):
+        assert main(["explore", S99, "--preemptions", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--preemptions" in err and "\n" not in err
