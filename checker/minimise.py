@@ -50,6 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
+from .driver import DIVERGED, FINISHED, Run, Scheduler, drive
 from .explore import Counterexample, DporSearch
 from .runtime import Execution, Violation
 from .scenario import Scenario
@@ -71,50 +72,58 @@ class _Budget:
 
 
 # --- executing a schedule ------------------------------------------------------------------------
+class _Order(Scheduler):
+    """Follows *order* until *group* is first violated. ``strict``: literally, ending the run
+    where the order names a thread that is not enabled or ends; otherwise as a preferred
+    order (:func:`_pick`)."""
+
+    def __init__(self, order: Sequence[int], group: str, strict: bool):
+        self.order = list(order)
+        self.remaining = list(order)
+        self.group = group
+        self.strict = strict
+        self.hit: Optional[Counterexample] = None
+
+    def pick(self, run: Run, enabled: list[int]) -> Optional[int]:
+        if not self.strict:
+            return _pick(self.remaining, enabled, run.prev)
+        d = run.depth
+        if d >= len(self.order) or self.order[d] not in enabled:
+            run.status = DIVERGED
+            return None
+        return self.order[d]
+
+    def stepped(self, run: Run, tid: int, ev) -> bool:
+        self.hit = _first_of_group(run.ex.violations, self.group, run.depth - 1,
+                                   run.schedule, run.total_preemptions)
+        return self.hit is None
+
+
 def _execute(scenario: Scenario, order: Sequence[int], group: str,
              strict: bool) -> Optional[Counterexample]:
     """Run *scenario* along *order* until *group* is first violated.
 
     ``strict``: follow *order* literally, and give up (None) when its thread is not enabled or
     the order ends before the violation. Otherwise *order* is a preferred order (see
-    :func:`_pick`). Preemptions are counted as explore.py counts them: a switch away from a
-    thread that was still enabled."""
+    :func:`_pick`). Preemptions are counted by the driver, as for every search."""
     ex = Execution(scenario)
-    hit: Optional[Counterexample] = None
-    schedule: list[int] = []
-    try:
-        # A violation during setup needs no step at all.
-        hit = _first_of_group(ex.violations, group, -1, [], 0)
-        remaining = list(order)
-        prev: Optional[int] = None
-        pre = 0
-        while hit is None and not ex.finished() and not ex.deadlocked \
-                and len(schedule) < scenario.max_steps:
-            enabled = ex.enabled()
-            if not enabled:
-                break
-            if strict:
-                if len(schedule) >= len(order) or order[len(schedule)] not in enabled:
-                    return None
-                tid = order[len(schedule)]
-            else:
-                tid = _pick(remaining, enabled, prev)
-            if prev is not None and tid != prev and prev in enabled:
-                pre += 1
-            seen = len(ex.violations)
-            schedule.append(tid)
-            ex.step(tid)
-            prev = tid
-            hit = _first_of_group(ex.violations[seen:], group, len(schedule) - 1, schedule, pre)
-        final_pre = pre
-    finally:
-        # close() runs the end-of-execution checks (and uninstalls the global runtime).
+    # A violation during setup needs no step at all.
+    hit = _first_of_group(ex.violations, group, -1, [], 0)
+    if hit is not None:
         ex.close()
-    if hit is None and ex.finished() and (not strict or len(schedule) == len(order)):
+        return hit
+    sched = _Order(order, group, strict)
+    run = drive(scenario, sched, execution=ex)
+    if sched.hit is not None:
+        return sched.hit
+    if run.status == DIVERGED:
+        return None
+    if run.status == FINISHED and (not strict or run.depth == len(order)):
         # Violations found by close()'s final quiescent check belong to the last step,
         # which is how explore.py records them.
-        hit = _first_of_group(ex.violations, group, len(schedule) - 1, schedule, final_pre)
-    return hit
+        return _first_of_group(ex.violations, group, run.depth - 1, run.schedule,
+                               run.total_preemptions)
+    return None
 
 
 def _first_of_group(violations: Sequence[Violation], group: str, step: int,

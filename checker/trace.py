@@ -33,6 +33,7 @@ from unmapcheck.impl.page import page_flag_names
 from unmapcheck.impl.pgtable import iter_ptes, iter_tables
 from unmapcheck.impl.pte import describe
 
+from .driver import DIVERGED, Replay, Run, drive
 from .runtime import Execution
 from .scenario import Scenario, ScenarioError, parse
 
@@ -283,37 +284,56 @@ def _output_error(path: str, e: OSError) -> OutputError:
     return OutputError(escape_controls(f"{path}: cannot write: {why}"))
 
 
+class _Recorder(Replay):
+    """Replays a schedule, snapshotting the machine after each step; stops at the first
+    violation of the wanted group."""
+
+    def __init__(self, schedule, group: Optional[str]):
+        super().__init__(schedule)
+        self.group = group
+        self.steps: list[Step] = []
+        self.states: list = []
+        self.found = None
+        self._syscall = None
+
+    def pick(self, run: Run, enabled: list[int]) -> Optional[int]:
+        tid = super().pick(run, enabled)
+        if run.status == DIVERGED:
+            raise TraceError(f"step {run.depth}: thread {self.schedule[run.depth]} is not "
+                             f"enabled: the trace does not replay on this implementation")
+        if tid is not None:
+            self._syscall = run.ex.threads[tid].ctx.syscall
+        return tid
+
+    def stepped(self, run: Run, tid: int, ev) -> bool:
+        ex, i = run.ex, run.depth - 1
+        t = ex.threads[tid]
+        after = snapshot(ex.machine)
+        preempt = run.preemptions[i] > (run.preemptions[i - 1] if i else 0)
+        stack = list(ev.stack)
+        self.steps.append(Step(i, t.name, t.spec.cpu, stack[-1] if stack else ev.label, stack,
+                               ev.label, diff(self.states[-1], after),
+                               self._syscall or t.ctx.syscall, preempt,
+                               [k for k, _ in ev.events], _results_at(ex, i)))
+        self.states.append(after)
+        hits = [v for v in ex.violations if self.group in (None, v.group)]
+        if hits:
+            self.found = hits[0]
+            return False
+        return True
+
+
 def build_trace(scenario: Scenario, schedule: list[int], violation_group: Optional[str] = None,
                 command: str = "") -> Trace:
     """Re-execute *schedule* recording call chains and state changes at every step."""
+    rec = _Recorder(schedule, violation_group)
     ex = Execution(scenario, record_stacks=True)
-    states = [snapshot(ex.machine)]
-    steps: list[Step] = []
-    prev_tid = None
-    found = None
-    try:
-        for i, tid in enumerate(schedule):
-            if tid not in ex.enabled():
-                raise TraceError(f"step {i}: thread {tid} is not enabled: the trace does not "
-                                 f"replay on this implementation")
-            preempt = prev_tid is not None and tid != prev_tid and prev_tid in ex.enabled()
-            t = ex.threads[tid]
-            pend = t.pending
-            syscall = t.ctx.syscall
-            ev = ex.step(tid)
-            after = snapshot(ex.machine)
-            stack = list(pend.stack)
-            steps.append(Step(i, t.name, t.spec.cpu, stack[-1] if stack else pend.label, stack,
-                              pend.label, diff(states[-1], after), syscall or t.ctx.syscall,
-                              preempt, [k for k, _ in ev.events], _results_at(ex, i)))
-            states.append(after)
-            prev_tid = tid
-            hits = [v for v in ex.violations if violation_group in (None, v.group)]
-            if hits:
-                found = hits[0]
-                break
-    finally:
-        ex.close()
+    rec.states.append(snapshot(ex.machine))
+    run = drive(scenario, rec, execution=ex, max_steps=len(schedule))
+    steps, states, found = rec.steps, rec.states, rec.found
+    if found is None and run.depth < len(schedule):
+        raise TraceError(f"step {run.depth}: thread {schedule[run.depth]} is not enabled: the "
+                         f"trace does not replay on this implementation")
     if found is None:
         hits = [v for v in ex.violations if violation_group in (None, v.group)]
         found = hits[0] if hits else None
@@ -754,6 +774,22 @@ class ReplayResult:
     message: str
 
 
+class _UntilViolated(Replay):
+    """Replays a schedule until *group* is violated."""
+
+    def __init__(self, schedule, group: str):
+        super().__init__(schedule)
+        self.group = group
+        self.hit = None
+
+    def stepped(self, run: Run, tid: int, ev) -> bool:
+        hit = [v for v in run.ex.violations if v.group == self.group]
+        if hit:
+            self.hit = hit[0]
+            return False
+        return True
+
+
 def replay(doc: dict, path: str) -> ReplayResult:
     """Re-execute a saved trace's schedule on the current implementation: reproduced if the
     violation's group is violated again (at any step of the schedule, or when the execution
@@ -772,29 +808,23 @@ def replay(doc: dict, path: str) -> ReplayResult:
             "fails while its initial state is built"
         raise _trace_error(f"{path}: scenario.text: the embedded scenario {what}: "
                            f"{_exc(e)}") from None
-    steps = 0
-    try:
-        have = [t.name for t in ex.threads]
-        if have != [t["name"] for t in r["threads"]]:
-            raise _trace_error(
-                f"{path}: threads: expected the threads of the embedded scenario "
-                f"({', '.join(have)[:80]}), not "
-                f"{', '.join(t['name'] for t in r['threads'])[:80]}")
-        for i, tid in enumerate(r["schedule"]):
-            if tid >= len(ex.threads):  # pragma: no cover - validate() and the check above
-                raise _trace_error(f"{path}: schedule[{i}]: expected a thread number below "
-                                   f"{len(ex.threads)}, not {tid}")
-            if tid not in ex.enabled():
-                return ReplayResult(False, None, steps, escape_controls(
-                    f"diverged at step {i}: thread {ex.threads[tid].name} is not runnable on "
-                    f"the current implementation"))
-            ex.step(tid)
-            steps += 1
-            hit = [v for v in ex.violations if v.group == want]
-            if hit:
-                return _still_fails(hit[0], steps)
-    finally:
+    have = [t.name for t in ex.threads]
+    if have != [t["name"] for t in r["threads"]]:
         ex.close()
+        raise _trace_error(
+            f"{path}: threads: expected the threads of the embedded scenario "
+            f"({', '.join(have)[:80]}), not "
+            f"{', '.join(t['name'] for t in r['threads'])[:80]}")
+    schedule = r["schedule"]
+    rep = _UntilViolated(schedule, want)
+    run = drive(sc, rep, execution=ex, max_steps=len(schedule))
+    steps = run.depth
+    if rep.hit is not None:
+        return _still_fails(rep.hit, steps)
+    if steps < len(schedule):
+        return ReplayResult(False, None, steps, escape_controls(
+            f"diverged at step {steps}: thread {ex.threads[schedule[steps]].name} is not "
+            f"runnable on the current implementation"))
     # Found before the first step (setup) or by the checks at the end of the execution.
     hit = [v for v in ex.violations if v.group == want]
     if hit:
