@@ -44,7 +44,7 @@ def _run(argv, capsys):
     (["prove", "--jobs", "0"], "--jobs"),
     (["show", "/nonexistent.json"], "cannot read"),
     (["explore"], "required"),
-    (["explore", SMALL, "--preemptions", "x"], "invalid int"),
+    (["explore", SMALL, "--preemptions", "x"], "a number between 0 and 64 or 'none'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_flags_are_one_line_exit_2(argv, needle, capsys):
