@@ -1,4 +1,18 @@
-"""Exploration strategies: source-DPOR with sleep sets, brute force, random and PCT.
+"""Exploration strategies: optimal DPOR, source-DPOR, brute force, random and PCT.
+
+Each is a scheduler on the one stepping loop (checker/driver.py); the DPOR tree state and the
+happens-before clocks are in checker/path.py.
+
+**Optimal DPOR** (Abdulla, Aronis, Jonsson, Sagonas, JACM 2017, Algorithm 2: source sets and
+wakeup trees) is the search without a preemption bound: for each race (i, n) the sequence
+v = notdep(i).n is inserted into the wakeup tree of the state before step i unless a thread
+asleep there is a weak initial of v, and the wakeup tree's branches are explored leftmost
+first, so no two complete executions are equivalent. Steps that wait break that guarantee in
+one place: the model declares what a step reads and writes, not what its wait depends on, so
+a wakeup sequence that moves a waiting step (a lock acquire, a flush IPI) ahead of what it
+waits for ends at a state where the step cannot run; the branch is then replaced by every
+runnable thread (counted as ``wakeup_blocked``; the execution may end sleep-set blocked), and
+the race is also reversed before the step that took the lock or began the instruction.
 
 **Source-DPOR** (Abdulla, Aronis, Jonsson, Sagonas, POPL 2014, Algorithm 1) with sleep sets,
 stateless: every execution re-runs the scenario from the start along the recorded schedule
