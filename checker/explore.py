@@ -111,6 +111,8 @@ class Stats:
     saturated: bool = False
     # Injection plans explored (explore_choices): 1 for a scenario without choices.
     plans: int = 1
+    # Work units explored (checker/parallel.py; 0: one process).
+    units: int = 0
 
     @property
     def executions_per_second(self) -> float:
@@ -135,7 +137,7 @@ class Stats:
                 "time_to_first_violation_s": (None if self.time_to_first_violation is None
                                               else round(self.time_to_first_violation, 3)),
                 "interrupted": self.interrupted, "saturated": self.saturated,
-                "injection_plans": self.plans}
+                "injection_plans": self.plans, "work_units": self.units}
 
 
 @dataclass
@@ -232,7 +234,8 @@ class DporSearch(_Search):
                  brute_force: bool = False, deadline: Optional[float] = None,
                  max_executions: Optional[int] = None,
                  on_execution: Optional[Callable] = None, collect_traces: bool = False,
-                 optimal: Optional[bool] = None):
+                 optimal: Optional[bool] = None, root: tuple = (),
+                 split: Optional[int] = None, root_order: tuple = ()):
         if sleep_sets is None:
             # Sleep sets and a preemption bound do not mix: a thread asleep at a state was
             # explored there with a different preemption budget than it would have here, so
@@ -244,6 +247,8 @@ class DporSearch(_Search):
             optimal = sleep_sets and bound is None
         if optimal and (bound is not None or not sleep_sets or brute_force):
             raise ValueError("optimal DPOR needs sleep sets and no preemption bound")
+        if optimal and split is not None:
+            raise ValueError("a work unit (split) is explored with source-DPOR")
         mode = "bruteforce" if brute_force else "optimal-dpor" if optimal else "source-dpor"
         super().__init__(scenario, bound, mode, deadline, max_executions)
         self.collect_traces = collect_traces
@@ -252,6 +257,15 @@ class DporSearch(_Search):
         self.optimal = optimal
         self.stack: list[Node] = []
         self.on_execution = on_execution
+        # A work unit (checker/parallel.py): explore only the executions that extend the
+        # schedule *root*; the choices still to try at the states above depth
+        # len(root) + split are handed back as new units (``exported``) instead of explored.
+        self.root = tuple(root)
+        # For each state of the prefix, the threads the coordinator has queued there, in its
+        # order: those before the prefix's own choice count as explored before it.
+        self.root_order = tuple(tuple(o) for o in root_order) or tuple((t,) for t in self.root)
+        self.export_depth = None if split is None else len(self.root) + split
+        self.exported: list[tuple] = []   # (prefix, initials, own choice there)
         # Per execution (reset by _execute).
         self._replay = 0
         self._clocks = Clocks(len(scenario.threads))
@@ -265,6 +279,8 @@ class DporSearch(_Search):
         try:
             while True:
                 self._execute()
+                if self.export_depth is not None:
+                    self._export()
                 if self.stop or not self._backtrack():
                     break
         except KeyboardInterrupt:
@@ -272,10 +288,28 @@ class DporSearch(_Search):
             self.stop = True
         return self.finish(complete=not self.stop)
 
+    def _export(self) -> None:
+        """Hand the new choices at the states above the export depth back as work units:
+        each is the schedule to that state plus the thread to try there."""
+        path = [n.chosen for n in self.stack]
+        for k, node in enumerate(self.stack[:self.export_depth]):
+            new = node.backtrack - node.done - node.handed - \
+                (node.sleep if self.sleep_sets else set())
+            for t in sorted(new):
+                node.handed.add(t)
+                if self._allowed(node, t):
+                    # The unit, the initials that justify it, and this search's own choice
+                    # at that state (which the coordinator orders before it).
+                    self.exported.append((tuple(path[:k]) + (t,),
+                                          tuple(sorted(node.why.get(t, ()))), node.chosen))
+                else:
+                    self.stats.bound_pruned += 1
+
     # --- choosing the next execution ----------------------------------------------------
     def _backtrack(self) -> bool:
         """Pop finished states; set the deepest state with something left to its next choice."""
-        while self.stack:
+        floor = self.export_depth or 0
+        while len(self.stack) > floor:
             node = self.stack[-1]
             if self.optimal:
                 if self._take_wakeup(node):
@@ -344,6 +378,18 @@ class DporSearch(_Search):
         node = Node(enabled, pendings, self._child_sleep if self.sleep_sets else set(),
                     prev, run.total_preemptions)
         self.stack.append(node)
+        if depth < len(self.root):
+            # The unit's prefix: replayed as given (its other choices belong to other units).
+            tid = self.root[depth]
+            if tid not in enabled:
+                raise RuntimeError(f"work unit diverged at step {depth}: thread {tid} not "
+                                   f"enabled (the model is not deterministic)")
+            order = self.root_order[depth]
+            node.done = set(order[:order.index(tid)]) | {tid}
+            node.chosen = tid
+            node.backtrack = set(order)
+            node.handed = set(order) - node.done
+            return tid
         if self.optimal:
             node.wakeup = self._child_wakeup
             self._child_wakeup = []
@@ -401,14 +447,14 @@ class DporSearch(_Search):
         if node.backtrack.intersection(initials):
             return
         p = c.tids[n] if c.tids[n] in initials else initials[0]
-        self._add_backtrack(i, p, events)
+        self._add_backtrack(i, p, events, frozenset(initials))
         if events[n].blocking:
             # e_n waits for something e_i's thread holds (a lock it took, a CPU it keeps busy
             # in the middle of an instruction): e_n cannot be moved just before e_i, which
             # releases it; it can be moved before the step of that thread that took it.
             j = self._lock_taker(i, n, events)
             if j is not None:
-                self._add_backtrack(j, p, events)
+                self._add_backtrack(j, p, events, frozenset(initials))
         if self.bound is not None:
             # Conservative branch: also at the start of the block that contains step i.
             j = i
@@ -416,9 +462,9 @@ class DporSearch(_Search):
                     self.stack[j].prev == self.stack[i].chosen:
                 j -= 1
             if j != i:
-                self._add_backtrack(j, p, events)
+                self._add_backtrack(j, p, events, frozenset(initials))
 
-    def _add_backtrack(self, i: int, p: int, events) -> None:
+    def _add_backtrack(self, i: int, p: int, events, initials: frozenset = frozenset()) -> None:
         """Try thread *p* at state *i*. If p is blocked there (its pending step waits for a
         lock another thread holds), the race to reverse is with the step that took the lock:
         p is tried at the latest earlier state where it was enabled and the next step of
@@ -427,6 +473,8 @@ class DporSearch(_Search):
         is no such state are all threads enabled at i tried."""
         node = self.stack[i]
         if p in node.enabled:
+            if p not in node.backtrack:
+                node.why[p] = initials
             node.backtrack.add(p)
             return
         want = node.pendings.get(p)
@@ -544,14 +592,17 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
                                max_executions: Optional[int] = None,
                                on_bound: Optional[Callable] = None,
                                on_execution: Optional[Callable] = None,
-                               optimal: bool = True) -> Result:
+                               optimal: bool = True,
+                               parallel: Optional[Callable] = None) -> Result:
     """DPOR with preemption bounds 0, 1, ... max_bound (None: unbounded after the bounded
     rounds up to 2; that round is optimal DPOR unless *optimal* is False). Stops at the first
     bound that finds a violation when *stop_at_first*. A scenario with ``choices`` is
-    explored once per injection plan (explore_choices)."""
+    explored once per injection plan (explore_choices). *parallel* (scenario, bound) ->
+    Result runs each round instead (checker/parallel.py: work units on processes or a
+    cluster)."""
     def run(sc: Scenario) -> Result:
         return _icb(sc, max_bound, stop_at_first, deadline, max_executions, on_bound,
-                    on_execution, optimal)
+                    on_execution, optimal, parallel)
     if not scenario.choices:
         return run(scenario)
     return explore_choices(scenario, run, stop_at_first)
@@ -598,7 +649,7 @@ def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
 
 # The statistics that add up over searches (rounds of bounds, injection plans).
 _ADDED = ("executions", "complete_executions", "steps", "sleep_pruned", "wakeup_blocked",
-          "bound_pruned", "truncated")
+          "bound_pruned", "truncated", "units")
 
 
 def _merge(a: Result, b: Result) -> Result:
@@ -629,17 +680,23 @@ def _merge(a: Result, b: Result) -> Result:
 def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
          deadline: Optional[float], max_executions: Optional[int],
          on_bound: Optional[Callable], on_execution: Optional[Callable],
-         optimal: bool = True) -> Result:
+         optimal: bool = True, parallel: Optional[Callable] = None) -> Result:
     total = Stats(mode="dpor+icb")
     t0 = time.monotonic()
     bounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]
     last: Optional[Result] = None
     for b in bounds:
-        search = DporSearch(scenario, bound=b, deadline=deadline, max_executions=max_executions,
-                            on_execution=on_execution, optimal=optimal and b is None)
         if on_bound is not None:
             on_bound(b)
-        res = search.run()
+        if parallel is not None:
+            res = parallel(scenario, b)
+            stopped = not res.stats.complete
+        else:
+            search = DporSearch(scenario, bound=b, deadline=deadline,
+                                max_executions=max_executions, on_execution=on_execution,
+                                optimal=optimal and b is None)
+            res = search.run()
+            stopped = search.stop
         for f in _ADDED:
             setattr(total, f, getattr(total, f) + getattr(res.stats, f))
         total.max_preemptions_seen = max(total.max_preemptions_seen,
@@ -658,7 +715,7 @@ def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
                 res.outcome_counts.setdefault(key, n)
                 res.outcome_schedules.setdefault(key, last.outcome_schedules[key])
         last = res
-        if res.stats.interrupted or search.stop:
+        if res.stats.interrupted or stopped:
             total.complete = False
             break
         if stop_at_first and res.counterexamples:

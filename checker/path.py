@@ -23,7 +23,7 @@ class Node:
     """One state of the current execution (the state before step ``depth``)."""
 
     __slots__ = ("enabled", "pendings", "sleep", "backtrack", "done", "chosen", "prev",
-                 "preemptions", "wakeup")
+                 "preemptions", "wakeup", "handed", "why")
 
     def __init__(self, enabled, pendings, sleep, prev, preemptions):
         # Threads whose pending step can run in this state.
@@ -48,6 +48,14 @@ class Node:
         # Optimal DPOR: the wakeup tree of this state, the sequences still to explore from
         # it, leftmost first; the branch being explored has been handed to the child state.
         self.wakeup: list[WakeupNode] = []
+        # A work unit (checker/parallel.py): threads to try here that are, or were handed
+        # back as, other units. They are explored after this state's choice in the
+        # coordinator's order, so they are not asleep below it.
+        self.handed: set[int] = set()
+        # Source-DPOR: for each thread added to ``backtrack`` by a race, the initials of the
+        # reversed sequence (any one of them would have done): a coordinator that knows
+        # more of this state's choices than the worker drops the unit if it has one.
+        self.why: dict[int, frozenset] = {}
 
     def cost(self, tid: int) -> int:
         """1 if running *tid* here preempts the thread that ran last."""

@@ -1,0 +1,148 @@
+"""One DPOR search on several processes or a Dask cluster: work units and their coordinator.
+
+A **work unit** is a schedule prefix: the unit explores, with source-DPOR (sleep sets without
+a bound, conservative backtracking with one), every execution that extends it
+(``DporSearch(root=prefix, split=SPLIT)``). A worker replays the prefix and builds the DPOR
+states along it as any search does; races whose reversal belongs to a state above the unit's
+*export depth* (its prefix plus SPLIT steps) are not explored there but handed back as new
+units (the schedule to that state plus the thread to try), so the search spreads over the
+workers as it goes. Races that cross a split stay sound that way: every backtrack point a
+worker finds is either explored by it or becomes a unit.
+
+The **coordinator** owns the top of the tree: the set of unit prefixes ever queued. A unit
+whose prefix was already queued, or is a prefix of a queued one (its state's choice is the
+one that unit's ancestors made, explored by whoever owns that state), is dropped; so each
+(state, thread) choice is explored once. A unit starts with an empty sleep set (it may
+re-explore what a sleep set would have pruned: sound, and the price of splitting).
+
+Results merge as the results of disjoint searches (explore._merge): the outcomes and
+violated invariants are those one process finds; the best counterexample of each invariant
+is the best-ranked (fewest preemptions, then steps) over all units. Optimal DPOR is not
+split: its wakeup sequences would reach across units; the parallel search is source-DPOR.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Callable, Optional
+
+from .explore import DporSearch, Result, Stats, _merge
+from .scenario import Scenario
+
+# Steps below a unit's prefix whose other choices are still handed back: deep enough that a
+# unit is worth a process start, shallow enough that the work spreads early.
+SPLIT = 6
+
+
+def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order: tuple,
+                 split: int, time_left: Optional[float], max_executions: Optional[int]):
+    """Explore one work unit (*order*: the threads queued at each state of the prefix, in
+    the coordinator's order); returns its result and the new units it hands back."""
+    deadline = None if time_left is None else time.monotonic() + time_left
+    search = DporSearch(scenario, bound=bound, optimal=False, root=prefix, root_order=order,
+                        split=split, deadline=deadline, max_executions=max_executions)
+    res = search.run()
+    return res, search.exported
+
+
+class _Pool:
+    """Where units run: a local process pool (--jobs N) or a Dask client (--dask)."""
+
+    def __init__(self, jobs: int, client=None):
+        self.client = client
+        self.executor = None if client is not None else ProcessPoolExecutor(max_workers=jobs)
+
+    def submit(self, *args):
+        if self.client is not None:
+            return self.client.submit(explore_unit, *args, pure=False)
+        return self.executor.submit(explore_unit, *args)
+
+    def wait_any(self, futures: set) -> tuple[set, set]:
+        if self.client is not None:
+            from distributed import wait as dask_wait
+            done = dask_wait(list(futures), return_when="FIRST_COMPLETED").done
+            return set(done), futures - set(done)
+        done, rest = wait(futures, return_when=FIRST_COMPLETED)
+        return set(done), set(rest)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, client=None,
+                     split: int = SPLIT, deadline: Optional[float] = None,
+                     max_executions: Optional[int] = None,
+                     on_unit: Optional[Callable[[Result], None]] = None) -> Result:
+    """The DPOR search of *scenario* at preemption *bound* (None: none) as work units on
+    *jobs* local processes, or on the Dask cluster of *client*."""
+    t0 = time.monotonic()
+    budget = max_executions or scenario.max_executions
+    merged = Result(Stats(mode="source-dpor", preemption_bound=bound))
+    merged.stats.complete = True
+    queued: set[tuple] = set()
+    # The threads queued at each state (keyed by the schedule to it), in queueing order: a
+    # unit treats those before its own choice as explored before it (its sleep set), and no
+    # two units treat each other so.
+    order: dict[tuple, list[int]] = {}
+    pool = _Pool(jobs, client)
+    futures: set = set()
+
+    def claim(prefix: tuple) -> None:
+        """Every state along *prefix* has its choice queued (by this unit or its owner)."""
+        for k in range(len(prefix)):
+            queued.add(prefix[:k + 1])
+            at = order.setdefault(prefix[:k], [])
+            if prefix[k] not in at:
+                at.append(prefix[k])
+
+    def queue(prefix: tuple) -> None:
+        if prefix in queued:
+            return
+        claim(prefix)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        orders = tuple(tuple(order[prefix[:k]]) for k in range(len(prefix)))
+        futures.add(pool.submit(scenario, bound, prefix, orders, split, left,
+                                max(1, budget - merged.stats.executions)))
+
+    cut_short = False
+    try:
+        queue(())
+        while futures:
+            done, futures = pool.wait_any(futures)
+            for f in done:
+                res, units = f.result()
+                merged = _merge(merged, res)
+                if not res.stats.complete:
+                    cut_short = True
+                if on_unit is not None:
+                    on_unit(merged)
+                over = merged.stats.executions >= budget or \
+                    (deadline is not None and time.monotonic() > deadline)
+                if over:
+                    cut_short = True
+                    continue
+                for prefix, initials, own in units:
+                    state = tuple(prefix[:-1])
+                    # The exporter explores its own choice there: first in that state's order.
+                    claim(state + (own,))
+                    # The source-set check with the coordinator's knowledge of the state:
+                    # a thread queued there already starts an equivalent execution.
+                    if not set(initials) & set(order[state]):
+                        queue(tuple(prefix))
+            if cut_short and not futures:
+                break
+    except KeyboardInterrupt:
+        merged.stats.interrupted = True
+        cut_short = True
+    finally:
+        for f in futures:
+            f.cancel()
+        pool.close()
+    merged.stats.mode = "source-dpor"
+    merged.stats.preemption_bound = bound
+    merged.stats.complete = not cut_short
+    merged.stats.elapsed = time.monotonic() - t0
+    merged.stats.units = len(queued)
+    return merged
