@@ -5,7 +5,8 @@
     unmapcheck mutate [PATH|FUNCTION ...] [-k PATTERN] [--obligations PATTERN] [--jobs N]
                       [--timeout S] [--max-mutants N --seed S] [--fail-under SCORE]
                       [--all-killers] [--list] [--json]
-    unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K]
+    unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K|none]
+                       [--dpor optimal|source] [--jobs N | --dask ADDRESS]
                        [--random N --seed S | --pct D --random N --seed S]
                        [--trace-out FILE] [--html FILE] [--outcomes] [--json]
     unmapcheck replay TRACE [--json]
@@ -22,6 +23,8 @@ short before it could decide), which is never counted as proved.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -64,6 +67,30 @@ def usable_cpus() -> int:
 
 
 UNBOUNDED = "none"
+
+
+@contextlib.contextmanager
+def _explore_backend(args, deadline):
+    """explore --jobs N / --dask ADDRESS: each DPOR round as work units on local processes
+    or a dask.distributed cluster (checker/parallel.py); None: one process."""
+    if not args.dask and (args.jobs or 1) == 1:
+        yield None
+        return
+    from .parallel import explore_parallel
+    client = None
+    if args.dask:
+        from .mutate import MutateError, close_dask, dask_client
+        try:
+            client = dask_client(args.dask)
+        except MutateError as e:
+            raise UsageError(str(e)) from None
+    try:
+        yield functools.partial(explore_parallel, jobs=args.jobs or usable_cpus(),
+                                client=client, deadline=deadline,
+                                max_executions=args.max_executions)
+    finally:
+        if client is not None:
+            close_dask(client)
 
 
 def _preemption_bound(text: Optional[str]):
@@ -140,6 +167,10 @@ def cmd_explore(args) -> int:
     if args.random is not None and args.preemptions is not None:
         raise UsageError("--preemptions bounds the DPOR search; --random runs unbounded "
                          "random schedules (give one of them)")
+    _int_range("--jobs", args.jobs, 1, 1024)
+    if args.random is not None and (args.jobs or args.dask):
+        raise UsageError("--jobs and --dask split the DPOR search; --random runs in one "
+                         "process")
     _positive_seconds("--timeout", args.timeout)
     _writable_output("--trace-out", args.trace_out)
     _writable_output("--html", args.html)
@@ -166,10 +197,11 @@ def cmd_explore(args) -> int:
     else:
         bound = sc.preemptions if args.preemptions is None else \
             None if args.preemptions == UNBOUNDED else args.preemptions
-        result = iterative_context_bounding(
-            sc, bound, stop_at_first=not sc.needs_every_outcome(), deadline=deadline,
-            max_executions=args.max_executions, on_execution=on_exec,
-            optimal=args.dpor == "optimal")
+        with _explore_backend(args, deadline) as parallel:
+            result = iterative_context_bounding(
+                sc, bound, stop_at_first=not sc.needs_every_outcome(), deadline=deadline,
+                max_executions=args.max_executions, on_execution=on_exec,
+                optimal=args.dpor == "optimal", parallel=parallel)
     progress.done()
     elapsed = time.monotonic() - t0
     verdict = judge(sc, result, f"scenario:{sc.name}", elapsed) if sc.has_expectation() else None
@@ -596,6 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--preemptions", metavar="K|none",
                     help="preemption bound (default: the scenario's); none: no bound (bounds "
                     "0, 1, 2, then the whole space)")
+    ex.add_argument("--jobs", type=int, help="split the search into work units on N "
+                    "processes (source-DPOR; default: one process)")
+    ex.add_argument("--dask", metavar="ADDRESS", help="run the work units on a "
+                    "dask.distributed cluster (a scheduler address, or 'local' for a "
+                    "LocalCluster of this machine)")
     ex.add_argument("--dpor", choices=("optimal", "source"), default="optimal",
                     help="the unbounded search: optimal DPOR (wakeup trees, the default) or "
                     "source-DPOR; bounded rounds always use source sets with conservative "

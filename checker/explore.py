@@ -235,7 +235,8 @@ class DporSearch(_Search):
                  max_executions: Optional[int] = None,
                  on_execution: Optional[Callable] = None, collect_traces: bool = False,
                  optimal: Optional[bool] = None, root: tuple = (),
-                 split: Optional[int] = None, root_order: tuple = ()):
+                 split: Optional[int] = None, root_order: tuple = (),
+                 time_slice: Optional[float] = None):
         if sleep_sets is None:
             # Sleep sets and a preemption bound do not mix: a thread asleep at a state was
             # explored there with a different preemption budget than it would have here, so
@@ -265,7 +266,9 @@ class DporSearch(_Search):
         # order: those before the prefix's own choice count as explored before it.
         self.root_order = tuple(tuple(o) for o in root_order) or tuple((t,) for t in self.root)
         self.export_depth = None if split is None else len(self.root) + split
-        self.exported: list[tuple] = []   # (prefix, initials, own choice there)
+        self.exported: list[tuple] = []   # (prefix, initials, choices made there)
+        # After this many seconds a unit hands back everything it has not explored yet.
+        self.slice_end = None if time_slice is None else time.monotonic() + time_slice
         # Per execution (reset by _execute).
         self._replay = 0
         self._clocks = Clocks(len(scenario.threads))
@@ -280,6 +283,8 @@ class DporSearch(_Search):
             while True:
                 self._execute()
                 if self.export_depth is not None:
+                    if self.slice_end is not None and time.monotonic() > self.slice_end:
+                        self.export_depth = len(self.stack)   # the slice is over
                     self._export()
                 if self.stop or not self._backtrack():
                     break
@@ -298,10 +303,12 @@ class DporSearch(_Search):
             for t in sorted(new):
                 node.handed.add(t)
                 if self._allowed(node, t):
-                    # The unit, the initials that justify it, and this search's own choice
-                    # at that state (which the coordinator orders before it).
+                    # The unit, the initials that justify it, and the choices this search
+                    # made or makes at that state (the coordinator orders them before it).
                     self.exported.append((tuple(path[:k]) + (t,),
-                                          tuple(sorted(node.why.get(t, ()))), node.chosen))
+                                          tuple(sorted(node.why.get(t, ()))),
+                                          (node.chosen,) + tuple(sorted(node.done -
+                                                                        {node.chosen}))))
                 else:
                     self.stats.bound_pruned += 1
 

@@ -32,16 +32,22 @@ from .scenario import Scenario
 
 # Steps below a unit's prefix whose other choices are still handed back: deep enough that a
 # unit is worth a process start, shallow enough that the work spreads early.
-SPLIT = 6
+SPLIT = 40
+# Seconds a worker explores a unit before it hands back what is left: long enough to pay for
+# replaying the prefix, short enough that no unit keeps one worker busy alone.
+TIME_SLICE = 1.0
 
 
 def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order: tuple,
-                 split: int, time_left: Optional[float], max_executions: Optional[int]):
+                 split: int, time_left: Optional[float], max_executions: Optional[int],
+                 time_slice: Optional[float] = TIME_SLICE):
     """Explore one work unit (*order*: the threads queued at each state of the prefix, in
-    the coordinator's order); returns its result and the new units it hands back."""
+    the coordinator's order) for at most *time_slice* seconds; returns its result and the
+    new units it hands back (everything left when the slice ends)."""
     deadline = None if time_left is None else time.monotonic() + time_left
     search = DporSearch(scenario, bound=bound, optimal=False, root=prefix, root_order=order,
-                        split=split, deadline=deadline, max_executions=max_executions)
+                        split=split, deadline=deadline, max_executions=max_executions,
+                        time_slice=time_slice)
     res = search.run()
     return res, search.exported
 
@@ -88,6 +94,7 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
     order: dict[tuple, list[int]] = {}
     pool = _Pool(jobs, client)
     futures: set = set()
+    submitted = 0
 
     def claim(prefix: tuple) -> None:
         """Every state along *prefix* has its choice queued (by this unit or its owner)."""
@@ -101,6 +108,8 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
         if prefix in queued:
             return
         claim(prefix)
+        nonlocal submitted
+        submitted += 1
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         orders = tuple(tuple(order[prefix[:k]]) for k in range(len(prefix)))
         futures.add(pool.submit(scenario, bound, prefix, orders, split, left,
@@ -125,8 +134,9 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
                     continue
                 for prefix, initials, own in units:
                     state = tuple(prefix[:-1])
-                    # The exporter explores its own choice there: first in that state's order.
-                    claim(state + (own,))
+                    # The exporter explores its own choices there: first in that state's order.
+                    for t in own:
+                        claim(state + (t,))
                     # The source-set check with the coordinator's knowledge of the state:
                     # a thread queued there already starts an equivalent execution.
                     if not set(initials) & set(order[state]):
@@ -144,5 +154,5 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
     merged.stats.preemption_bound = bound
     merged.stats.complete = not cut_short
     merged.stats.elapsed = time.monotonic() - t0
-    merged.stats.units = len(queued)
+    merged.stats.units = submitted
     return merged

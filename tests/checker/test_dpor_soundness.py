@@ -9,7 +9,7 @@ Two families of generated scenarios (tests/checker/scenario_gen.py):
 * 60 light scenarios (loads and stores: TLB hits, walks and fills on two CPUs) compared with
   no bound at all: DPOR with sleep sets against the enumeration of every interleaving;
 * without a bound, optimal DPOR (wakeup trees) against source-DPOR on the syscall scenarios
-  source-DPOR covers in 300 executions among the first 30 (in 2,000 among 90 more under
+  source-DPOR covers in 300 executions among the first 20 (in 2,000 among 100 more under
   slow), and against brute force on those whose whole space brute force can enumerate; optimal DPOR's complete executions are distinct Mazurkiewicz traces.
 
 An outcome is every thread's results plus the set of violated invariant groups; equal sets of
@@ -93,8 +93,8 @@ def test_the_reduction_reduces():
     assert total_dpor * 2 < total_brute
 
 
-OPTIMAL_SEEDS = range(0, 30)
-MORE_OPTIMAL_SEEDS = range(30, 120)
+OPTIMAL_SEEDS = range(0, 20)
+MORE_OPTIMAL_SEEDS = range(20, 120)
 
 
 def _check_optimal(seeds, budget):
@@ -121,7 +121,7 @@ def _check_optimal(seeds, budget):
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_optimal_dpor_matches_source_dpor_and_brute_force_without_bound(chunk):
-    assert _check_optimal([s for s in OPTIMAL_SEEDS if s % 2 == chunk], 300) >= 5
+    assert _check_optimal([s for s in OPTIMAL_SEEDS if s % 2 == chunk], 300) >= 3
 
 
 @pytest.mark.slow
