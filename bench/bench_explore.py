@@ -11,7 +11,9 @@ Reports, in one run:
   source-DPOR with sleep sets, and the sleep-set-blocked executions of each;
 * without a bound, every corpus scenario with optimal DPOR under a time budget per scenario
   (``--unbounded-budget``; 0 skips it): executions, complete or not, seconds;
-* steps per second, and the time to the first counterexample with 99baac21e458 off.
+* steps per second, and the time to the first counterexample with 99baac21e458 off;
+* work units (checker/parallel.py) at bound 2 on the same scenarios: one process, --jobs 1
+  and --jobs 2 (executions and seconds), and the speedup of --jobs 2 over --jobs 1.
 
     python bench/bench_explore.py [--bound K] [--unbounded-budget SECONDS] [--generated N]
 """
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from unmapcheck.checker.explore import DporSearch, iterative_context_bounding
+from unmapcheck.checker.parallel import explore_parallel
 from unmapcheck.checker.scenario import load
 from unmapcheck.proofs import SCENARIO_DIR, scenario_paths
 
@@ -93,6 +96,23 @@ def unbounded_corpus(budget: float) -> None:
               f"{'complete' if st.complete else 'INCOMPLETE'} {time.monotonic() - t0:6.1f} s")
 
 
+def speedup(name: str, bound: int) -> None:
+    sc = load(SCENARIO_DIR / f"{name}.toml")
+    t0 = time.monotonic()
+    one = DporSearch(sc, bound=bound).run()
+    t_one = time.monotonic() - t0
+    times, runs = {}, {}
+    for jobs in (1, 2):
+        t0 = time.monotonic()
+        runs[jobs] = explore_parallel(sc, bound, jobs=jobs)
+        times[jobs] = time.monotonic() - t0
+        assert runs[jobs].outcomes == one.outcomes, f"{name}: --jobs {jobs} lost an outcome"
+    print(f"  {name}: one process {one.stats.executions} executions {t_one:.2f} s; "
+          f"--jobs 1 {runs[1].stats.executions} ({runs[1].stats.units} units) "
+          f"{times[1]:.2f} s; --jobs 2 {runs[2].stats.executions} {times[2]:.2f} s; "
+          f"speedup of --jobs 2 over --jobs 1 {times[1] / times[2]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bound", type=int, default=2)
@@ -117,6 +137,10 @@ def main() -> None:
     print(f"\n99baac21e458 off: first counterexample after "
           f"{res.stats.time_to_first_violation:.3f} s ({res.stats.executions} executions, "
           f"{best.preemptions} preemption(s), {best.steps} steps): {best.violation.name}")
+
+    print(f"\nwork units, preemption bound {args.bound}:")
+    for name in BOUNDED:
+        speedup(name, args.bound)
 
     if args.unbounded_budget > 0:
         print(f"\nno bound, every corpus scenario, optimal DPOR, "

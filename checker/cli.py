@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
 import time
 from typing import Optional
@@ -145,6 +146,16 @@ def _writable_output(flag: str, path: Optional[str], directory: bool = False) ->
 
 # --- explore ------------------------------------------------------------------------------------
 def cmd_explore(args) -> int:
+    # SIGTERM (a batch system's time limit, `kill`) ends the search as Ctrl-C does: the
+    # statistics so far, the best trace, exit 3.
+    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _explore(args)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _explore(args) -> int:
     from unmapcheck.impl.fixes import resolve_commit
     from .explore import RandomSearch, iterative_context_bounding
     from .prove import judge

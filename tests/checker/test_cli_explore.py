@@ -128,3 +128,19 @@ def test_a_bad_preemption_bound_is_one_line_exit_2(capsys):
         assert main(["explore", S99, "--preemptions", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert "--preemptions" in err and "\n" not in err
+
+
+def test_sigterm_ends_a_search_as_ctrl_c_does(tmp_path):
+    """A search stopped by SIGTERM prints its statistics so far and exits 3 (unknown)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "unmapcheck.checker.cli", "explore", S99,
+                             "--preemptions", "none"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    assert "interrupted" in out and "executions" in out

@@ -9,6 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from unmapcheck.checker import mutate as M
 from unmapcheck.checker.cli import main
 
@@ -232,7 +234,6 @@ def test_a_reviewed_equivalent_is_not_run_and_not_scored(tmp_path):
 
 
 def test_a_malformed_reviewed_file_is_one_line(tmp_path):
-    import pytest
     bad = {
         "x = 1\n": "only [[equivalent]]",
         "[[equivalent]]\nfunction = 'f'\n": "needs exactly",
@@ -250,6 +251,7 @@ def test_a_malformed_reviewed_file_is_one_line(tmp_path):
         assert want in str(e.value) and "\n" not in str(e.value) and str(p) in str(e.value)
 
 
+@pytest.mark.slow
 def test_mutants_run_on_a_dask_cluster_as_they_do_here(capsys):
     """--dask ADDRESS: a real LocalCluster (two worker processes); each mutant is a task that
     runs prove on the worker's own copy of the package. Same verdicts as a local run."""

@@ -43,7 +43,7 @@ def _same(sc, bound, res, brute):
     return True
 
 
-@pytest.mark.parametrize("bound", [1, None])
+@pytest.mark.parametrize("bound", [1, pytest.param(None, marks=pytest.mark.slow)])
 def test_work_units_on_two_processes_match_brute_force(bound):
     compared = 0
     for seed in SEEDS if bound is not None else UNBOUNDED_SEEDS:
