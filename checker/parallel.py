@@ -40,7 +40,7 @@ TIME_SLICE = 1.0
 
 def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order: tuple,
                  split: int, time_left: Optional[float], max_executions: Optional[int],
-                 time_slice: Optional[float] = TIME_SLICE):
+                 time_slice: Optional[float]):
     """Explore one work unit (*order*: the threads queued at each state of the prefix, in
     the coordinator's order) for at most *time_slice* seconds; returns its result and the
     new units it hands back (everything left when the slice ends)."""
@@ -78,12 +78,14 @@ class _Pool:
 
 
 def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, client=None,
-                     split: int = SPLIT, deadline: Optional[float] = None,
+                     split: Optional[int] = None, deadline: Optional[float] = None,
                      max_executions: Optional[int] = None,
                      on_unit: Optional[Callable[[Result], None]] = None) -> Result:
     """The DPOR search of *scenario* at preemption *bound* (None: none) as work units on
     *jobs* local processes, or on the Dask cluster of *client*."""
     t0 = time.monotonic()
+    split = SPLIT if split is None else split
+    time_slice = TIME_SLICE
     budget = max_executions or scenario.max_executions
     merged = Result(Stats(mode="source-dpor", preemption_bound=bound))
     merged.stats.complete = True
@@ -113,7 +115,7 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         orders = tuple(tuple(order[prefix[:k]]) for k in range(len(prefix)))
         futures.add(pool.submit(scenario, bound, prefix, orders, split, left,
-                                max(1, budget - merged.stats.executions)))
+                                max(1, budget - merged.stats.executions), time_slice))
 
     cut_short = False
     try:
