@@ -6,14 +6,19 @@ a bound, conservative backtracking with one), every execution that extends it
 states along it as any search does; races whose reversal belongs to a state above the unit's
 *export depth* (its prefix plus SPLIT steps) are not explored there but handed back as new
 units (the schedule to that state plus the thread to try), so the search spreads over the
-workers as it goes. Races that cross a split stay sound that way: every backtrack point a
-worker finds is either explored by it or becomes a unit.
+workers as it goes; when a unit's time slice (TIME_SLICE) ends, everything it has not
+explored is handed back the same way. Races that cross a split stay sound that way: every
+backtrack point a worker finds is either explored by it or becomes a unit.
 
-The **coordinator** owns the top of the tree: the set of unit prefixes ever queued. A unit
-whose prefix was already queued, or is a prefix of a queued one (its state's choice is the
-one that unit's ancestors made, explored by whoever owns that state), is dropped; so each
-(state, thread) choice is explored once. A unit starts with an empty sleep set (it may
-re-explore what a sleep set would have pruned: sound, and the price of splitting).
+The **coordinator** owns the top of the tree: the set of unit prefixes ever queued, and for
+each state the threads queued there, in order (a worker reports the choices it made at a
+state with the units it hands back from it). A unit whose prefix was already queued, or is a
+prefix of a queued one (its state's choice is explored by whoever owns that state), is
+dropped; so each (state, thread) choice is explored once. A unit's sleep set at each state of
+its prefix holds the threads ordered before its own choice there, never one ordered after,
+so no two units prune each other's executions. A unit is also dropped when a thread queued
+at its state is an initial of the race that asked for it (the source-set check, made with
+the coordinator's knowledge of the state).
 
 Results merge as the results of disjoint searches (explore._merge): the outcomes and
 violated invariants are those one process finds; the best counterexample of each invariant
@@ -30,8 +35,8 @@ from typing import Callable, Optional
 from .explore import DporSearch, Result, Stats, _merge
 from .scenario import Scenario
 
-# Steps below a unit's prefix whose other choices are still handed back: deep enough that a
-# unit is worth a process start, shallow enough that the work spreads early.
+# Steps below a unit's prefix whose other choices are handed back at once: the work spreads
+# early, and (bench_explore.py) the units together run no more executions than one process.
 SPLIT = 40
 # Seconds a worker explores a unit before it hands back what is left: long enough to pay for
 # replaying the prefix, short enough that no unit keeps one worker busy alone.

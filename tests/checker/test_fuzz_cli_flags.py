@@ -107,7 +107,7 @@ def _check_flags(argv, capsys, tmp_path_factory, monkeypatch):
 _HC = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
-@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=_HC)
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=_HC)
 @given(argv=argvs())
 def test_fuzzed_flags_never_trace_back(argv, capsys, tmp_path_factory, monkeypatch):
     _check_flags(argv, capsys, tmp_path_factory, monkeypatch)

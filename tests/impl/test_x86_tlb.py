@@ -109,7 +109,10 @@ def _found(sc, group: str = "I1", bound: int = 2):
     return trace
 
 
+@pytest.mark.slow
 def test_the_lazy_scenario_is_safe():
+    """At bound 2 without stopping at the first violation (the default run's corpus test
+    explores the same scenario, tests/checker/test_corpus.py)."""
     res = iterative_context_bounding(load(LAZY), 2, stop_at_first=False)
     assert res.stats.complete and not res.counterexamples, res.best().violation
 
