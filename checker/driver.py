@@ -59,7 +59,6 @@ class Run:
     schedule: list[int] = field(default_factory=list)     # thread of each step
     preemptions: list[int] = field(default_factory=list)  # preemptions so far, after each step
     status: str = ""
-    last_enabled: list[int] = field(default_factory=list)  # enabled threads before the last pick
 
     @property
     def depth(self) -> int:
@@ -107,7 +106,6 @@ def drive(scenario: Scenario, scheduler: Scheduler, *, record_stacks: bool = Fal
             if not enabled:      # pragma: no cover - Execution.step marks this a deadlock
                 run.status = DEADLOCKED
                 break
-            run.last_enabled = enabled
             tid = scheduler.pick(run, enabled)
             if tid is None:
                 run.status = run.status or PRUNED

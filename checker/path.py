@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .driver import preempts
 from .runtime import dependent
 
 
@@ -59,7 +60,7 @@ class Node:
 
     def cost(self, tid: int) -> int:
         """1 if running *tid* here preempts the thread that ran last."""
-        return int(self.prev is not None and tid != self.prev and self.prev in self.enabled)
+        return int(preempts(self.prev, tid, self.enabled))
 
     def asleep(self) -> set[int]:
         """Threads whose exploration from here is covered: asleep on arrival, or tried here
