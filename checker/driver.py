@@ -13,6 +13,7 @@ and closing the execution, which runs the end-of-execution checks.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,13 +39,13 @@ def preempts(prev: Optional[int], tid: int, enabled) -> bool:
     return prev is not None and tid != prev and prev in enabled
 
 
-class Scheduler:
-    """Chooses the thread of each step of one execution. Subclasses override :meth:`pick`."""
+class Scheduler(ABC):
+    """Chooses the thread of each step of one execution."""
 
+    @abstractmethod
     def pick(self, run: "Run", enabled: list[int]) -> Optional[int]:
         """The thread to step next (one of *enabled*), or None to end the execution here;
         setting ``run.status`` first says why (default :data:`PRUNED`)."""
-        raise NotImplementedError
 
     def stepped(self, run: "Run", tid: int, ev: Event) -> bool:
         """Thread *tid* ran step *ev*; False ends the execution (:data:`STOPPED`)."""

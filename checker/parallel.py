@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Optional
+from typing import Optional
 
 from .explore import DporSearch, Result, Stats, _merge
 from .scenario import Scenario
@@ -84,16 +84,14 @@ class _Pool:
 
 def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, client=None,
                      split: Optional[int] = None, deadline: Optional[float] = None,
-                     max_executions: Optional[int] = None,
-                     on_unit: Optional[Callable[[Result], None]] = None) -> Result:
+                     max_executions: Optional[int] = None) -> Result:
     """The DPOR search of *scenario* at preemption *bound* (None: none) as work units on
     *jobs* local processes, or on the Dask cluster of *client*."""
     t0 = time.monotonic()
     split = SPLIT if split is None else split
     time_slice = TIME_SLICE
     budget = max_executions or scenario.max_executions
-    merged = Result(Stats(mode="source-dpor", preemption_bound=bound))
-    merged.stats.complete = True
+    merged = Result(Stats(mode="source-dpor", preemption_bound=bound, complete=True))
     queued: set[tuple] = set()
     # The threads queued at each state (keyed by the schedule to it), in queueing order: a
     # unit treats those before its own choice as explored before it (its sleep set), and no
@@ -132,8 +130,6 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
                 merged = _merge(merged, res)
                 if not res.stats.complete:
                     cut_short = True
-                if on_unit is not None:
-                    on_unit(merged)
                 over = merged.stats.executions >= budget or \
                     (deadline is not None and time.monotonic() > deadline)
                 if over:
@@ -148,8 +144,6 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
                     # a thread queued there already starts an equivalent execution.
                     if not set(initials) & set(order[state]):
                         queue(tuple(prefix))
-            if cut_short and not futures:
-                break
     except KeyboardInterrupt:
         merged.stats.interrupted = True
         cut_short = True
@@ -157,8 +151,6 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
         for f in futures:
             f.cancel()
         pool.close()
-    merged.stats.mode = "source-dpor"
-    merged.stats.preemption_bound = bound
     merged.stats.complete = not cut_short
     merged.stats.elapsed = time.monotonic() - t0
     merged.stats.units = submitted
