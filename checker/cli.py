@@ -1,6 +1,7 @@
 """The ``unmapcheck`` command line.
 
-    unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N] [--list] [-x]
+    unmapcheck prove [NAME ...] [--bound N] [--timeout S] [--json] [--jobs N | --dask ADDRESS]
+                     [--list] [-x]
                      [--coverage [FILE.json]]
     unmapcheck mutate [PATH|FUNCTION ...] [-k PATTERN] [--obligations PATTERN] [--jobs N]
                       [--timeout S] [--max-mutants N --seed S] [--fail-under SCORE]
@@ -11,7 +12,8 @@
                        [--trace-out FILE] [--html FILE] [--outcomes] [--json]
     unmapcheck replay TRACE [--json]
     unmapcheck show TRACE [--html OUT] [--all]
-    unmapcheck oracle [--examples N --seed S --max-calls K --save FILE] [--sequence FILE]
+    unmapcheck oracle [--examples N --seed S --max-calls K --save FILE]
+                      [--jobs N | --dask ADDRESS] [--sequence FILE]
     unmapcheck fixes
 
 Exit codes, for every command: 0 everything as expected (every obligation PROVED); 1 a
@@ -73,25 +75,22 @@ UNBOUNDED = "none"
 @contextlib.contextmanager
 def _explore_backend(args, deadline):
     """explore --jobs N / --dask ADDRESS: each DPOR round as work units on local processes
-    or a dask.distributed cluster (checker/parallel.py); None: one process."""
+    or a dask.distributed cluster (checker/parallel.py, checker/backend.py); None: one
+    process."""
     if not args.dask and (args.jobs or 1) == 1:
         yield None
         return
     from .parallel import explore_parallel
-    client = None
-    if args.dask:
-        from .mutate import MutateError, close_dask, dask_client
-        try:
-            client = dask_client(args.dask)
-        except MutateError as e:
-            raise UsageError(str(e)) from None
-    try:
-        yield functools.partial(explore_parallel, jobs=args.jobs or usable_cpus(),
-                                client=client, deadline=deadline,
+    with _backend(args) as pool:
+        yield functools.partial(explore_parallel, backend=pool, deadline=deadline,
                                 max_executions=args.max_executions)
-    finally:
-        if client is not None:
-            close_dask(client)
+
+
+def _backend(args):
+    """The backend of a command's --jobs N (default: the usable CPUs) / --dask ADDRESS (a
+    cluster that cannot be reached: BackendError, one line, exit 2)."""
+    from .backend import backend
+    return backend(args.jobs or usable_cpus(), args.dask)
 
 
 def _preemption_bound(text: Optional[str]):
@@ -447,13 +446,16 @@ def cmd_prove(args) -> int:
     if args.trace_dir:
         os.makedirs(args.trace_dir, exist_ok=True)
     if args.coverage is not None:
+        if args.dask:
+            raise UsageError("--coverage measures this machine's processes: it cannot be "
+                             "combined with --dask")
         return _prove_with_coverage(args)
     opts = Options(bound=args.bound, timeout=args.timeout or 60.0, trace_dir=args.trace_dir)
     reporter = ProveReporter(len(obs), quiet=args.json)
     t0 = time.monotonic()
     try:
         results = run_many(obs, opts, args.jobs, reporter.finished, reporter.started,
-                           fail_fast=args.fail_fast)
+                           fail_fast=args.fail_fast, dask=args.dask)
     finally:
         reporter.close()
     total = time.monotonic() - t0
@@ -579,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="machine-readable results")
     pr.add_argument("--jobs", type=int, help="obligations run in parallel (default: the "
                     "CPUs this process may use)")
+    pr.add_argument("--dask", metavar="ADDRESS", help="run the obligations on a "
+                    "dask.distributed cluster (a scheduler address, or 'local' for a "
+                    "LocalCluster of this machine)")
     pr.add_argument("--list", action="store_true", help="list the obligations and exit")
     pr.add_argument("-x", "--fail-fast", action="store_true",
                     help="stop at the first obligation that is not proved (FAILED or "
@@ -686,6 +691,12 @@ def build_parser() -> argparse.ArgumentParser:
     orc.add_argument("--record", metavar="FILE.json.gz",
                      help="record the campaign's real-kernel reports here for prove's "
                           "oracle:recorded (refused if the model disagrees anywhere)")
+    orc.add_argument("--jobs", type=int, metavar="N",
+                     help="run the campaign in shards of 100 sequences (each from a seed "
+                          "derived from --seed) on N local processes")
+    orc.add_argument("--dask", metavar="ADDRESS",
+                     help="run the campaign's shards on a dask.distributed cluster (a "
+                          "scheduler address, or 'local')")
     orc.add_argument("--json", action="store_true", help="print the result as JSON")
     orc.set_defaults(func=cmd_oracle)
 
@@ -714,10 +725,11 @@ def _version() -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    from .backend import BackendError
     from .prove import LoadError
     from .scenario import ScenarioError
     from .trace import OutputError, TraceError
-    errors = (UsageError, ScenarioError, TraceError, LoadError, OutputError)
+    errors = (UsageError, ScenarioError, TraceError, LoadError, OutputError, BackendError)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

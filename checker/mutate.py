@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from .backend import BackendError, close_dask, dask_client
+
 PACKAGES = ("unmapcheck", "unmapcheck.impl", "unmapcheck.spec", "unmapcheck.checker",
             "unmapcheck.proofs")
 
@@ -1192,7 +1194,12 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
         if m.equivalent is not None:
             m.status, m.detail = EQUIVALENT, m.equivalent
     # (a cluster that cannot be reached is an error before the baseline's minutes, not after)
-    client = dask_client(dask) if dask is not None else None
+    client = None
+    if dask is not None:
+        try:
+            client = dask_client(dask)
+        except BackendError as e:
+            raise MutateError(str(e)) from None
     runner = Runner(pkg, prove_args, max(1, min(jobs, len(todo) or 1)))
     try:
         base, reach_map = runner.baseline()
@@ -1267,7 +1274,6 @@ def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str],
 
 _WORKER: dict = {}
 _WORKER_LOCK = threading.Lock()
-CONNECT_TIMEOUT = 10          # seconds to reach a scheduler
 
 
 def _worker_runner() -> "Runner":
@@ -1298,36 +1304,6 @@ def dask_task(file: str, module: str, original_sha: str, source: str, timeout: f
                                                f"version?)\n", 0.0)
     stub = types.SimpleNamespace(file=file, module=module)
     return r.run_mutant(stub, source, timeout, names, fail_fast, budgets)
-
-
-def dask_client(address: str):
-    """A dask.distributed Client of *address* ("local": a LocalCluster of this machine's
-    usable CPUs, one thread per worker process). MutateError (one line) if distributed is
-    not installed or the scheduler cannot be reached."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise MutateError("--dask needs dask.distributed: pip install 'unmapcheck[dask]'") \
-            from None
-    try:
-        if address == "local":
-            from .cli import usable_cpus
-            cluster = LocalCluster(n_workers=usable_cpus(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
-            client._unmapcheck_cluster = cluster
-            return client
-        return Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise MutateError(f"--dask {address}: cannot reach the scheduler: "
-                          f"{type(e).__name__}: {e}") from None
-
-
-def close_dask(client) -> None:
-    cluster = getattr(client, "_unmapcheck_cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
 
 
 def run_on_dask(client, pkg: Package, todo: list, sources: dict, limits: dict,

@@ -29,9 +29,9 @@ split: its wakeup sequences would reach across units; the parallel search is sou
 from __future__ import annotations
 
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Optional
 
+from .backend import Backend
 from .explore import DporSearch, Result, Stats, _merge
 from .scenario import Scenario
 
@@ -57,36 +57,13 @@ def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order:
     return res, search.exported
 
 
-class _Pool:
-    """Where units run: a local process pool (--jobs N) or a Dask client (--dask)."""
-
-    def __init__(self, jobs: int, client=None):
-        self.client = client
-        self.executor = None if client is not None else ProcessPoolExecutor(max_workers=jobs)
-
-    def submit(self, *args):
-        if self.client is not None:
-            return self.client.submit(explore_unit, *args, pure=False)
-        return self.executor.submit(explore_unit, *args)
-
-    def wait_any(self, futures: set) -> tuple[set, set]:
-        if self.client is not None:
-            from distributed import wait as dask_wait
-            done = dask_wait(list(futures), return_when="FIRST_COMPLETED").done
-            return set(done), futures - set(done)
-        done, rest = wait(futures, return_when=FIRST_COMPLETED)
-        return set(done), set(rest)
-
-    def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, client=None,
-                     split: Optional[int] = None, deadline: Optional[float] = None,
+def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2,
+                     backend: Optional[Backend] = None, split: Optional[int] = None,
+                     deadline: Optional[float] = None,
                      max_executions: Optional[int] = None) -> Result:
     """The DPOR search of *scenario* at preemption *bound* (None: none) as work units on
-    *jobs* local processes, or on the Dask cluster of *client*."""
+    *backend* (checker/backend.py; None: a pool of *jobs* local processes, closed at the
+    end)."""
     t0 = time.monotonic()
     split = SPLIT if split is None else split
     time_slice = TIME_SLICE
@@ -97,7 +74,8 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
     # unit treats those before its own choice as explored before it (its sleep set), and no
     # two units treat each other so.
     order: dict[tuple, list[int]] = {}
-    pool = _Pool(jobs, client)
+    own_pool = backend is None
+    pool = Backend(jobs) if own_pool else backend
     futures: set = set()
     submitted = 0
 
@@ -117,7 +95,7 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
         submitted += 1
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         orders = tuple(tuple(order[prefix[:k]]) for k in range(len(prefix)))
-        futures.add(pool.submit(scenario, bound, prefix, orders, split, left,
+        futures.add(pool.submit(explore_unit, scenario, bound, prefix, orders, split, left,
                                 max(1, budget - merged.stats.executions), time_slice))
 
     cut_short = False
@@ -148,9 +126,11 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2, cl
         merged.stats.interrupted = True
         cut_short = True
     finally:
-        for f in futures:
-            f.cancel()
-        pool.close()
+        if own_pool:
+            pool.close(futures)
+        else:           # the units of a round cut short: the backend serves the next one
+            for f in futures:
+                f.cancel()
     merged.stats.complete = not cut_short
     merged.stats.elapsed = time.monotonic() - t0
     merged.stats.units = submitted

@@ -222,14 +222,19 @@ def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:
                                 f"error while checking: {type(e).__name__}: {e}")
 
 
-# The obligations of a parallel run: the pool's workers are forked, so they inherit the list
-# (user scenario files included) and are sent only an index.
+# The obligations of a local parallel run: the backend's workers are forked after this is
+# set, so they inherit the list (user scenario files included) and are sent only an index.
 _POOL_OBLIGATIONS: list[Obligation] = []
 
 
-def _run_index(args: tuple) -> tuple[int, dict]:
-    i, opts = args
+def _run_index(i: int, opts: Options) -> tuple[int, dict]:
     return i, run_obligation(_POOL_OBLIGATIONS[i], opts).as_dict()
+
+
+def _run_sent(i: int, ob: Obligation, opts: Options) -> tuple[int, dict]:
+    """On a Dask worker: the obligation itself was sent (pickled by Dask; a scenario
+    obligation carries its loaded scenario, so the file need not exist there)."""
+    return i, run_obligation(ob, opts).as_dict()
 
 
 def stops_a_fail_fast_run(r: ObligationResult) -> bool:
@@ -241,12 +246,14 @@ def stops_a_fail_fast_run(r: ObligationResult) -> bool:
 def run_many(obs: list[Obligation], opts: Options, jobs: int,
              progress: Optional[Callable[[ObligationResult], Any]] = None,
              started: Optional[Callable[[Obligation], Any]] = None,
-             fail_fast: bool = False) -> list[ObligationResult]:
+             fail_fast: bool = False, dask: Optional[str] = None) -> list[ObligationResult]:
     """Run *obs*; *started* is told when one starts (in-process runs only), *progress* when
-    one finishes. With *fail_fast* the run stops at the first obligation that is not
-    proved: the result list then holds only what finished (in *obs*' order), the rest was
-    not run (a parallel run's workers are terminated)."""
-    if jobs <= 1 or len(obs) <= 1:
+    one finishes. With *jobs* > 1 they run on that many local processes, with *dask* (a
+    scheduler address, or "local") on that dask.distributed cluster (checker/backend.py;
+    BackendError if it cannot be reached). With *fail_fast* the run stops at the first
+    obligation that is not proved: the result list then holds only what finished (in
+    *obs*' order), the rest was not run (running ones are stopped)."""
+    if dask is None and (jobs <= 1 or len(obs) <= 1):
         out = []
         for ob in obs:
             if started:
@@ -258,21 +265,28 @@ def run_many(obs: list[Obligation], opts: Options, jobs: int,
             if fail_fast and stops_a_fail_fast_run(r):
                 break
         return out
-    import multiprocessing as mp
+    from .backend import backend
     global _POOL_OBLIGATIONS
     _POOL_OBLIGATIONS = list(obs)
-    ctx = mp.get_context("fork")
     results: dict[int, ObligationResult] = {}
-    with ctx.Pool(jobs) as pool:
-        for i, d in pool.imap_unordered(_run_index, [(i, opts) for i in range(len(obs))]):
-            r = ObligationResult(d["name"], d["kind"], d["bound"], d["status"], d["seconds"],
-                                 d["detail"], d.get("data", {}))
-            results[i] = r
-            if progress:
-                progress(r)
-            if fail_fast and stops_a_fail_fast_run(r):
-                pool.terminate()
-                break
+    with backend(min(jobs, len(obs)), dask) as pool:
+        if pool.client is not None:
+            futures = {pool.submit(_run_sent, i, ob, opts) for i, ob in enumerate(obs)}
+        else:
+            futures = {pool.submit(_run_index, i, opts) for i in range(len(obs))}
+        while futures:
+            done, futures = pool.wait_any(futures)
+            for f in sorted(done, key=lambda f: f.result()[0]):
+                i, d = f.result()
+                r = ObligationResult(d["name"], d["kind"], d["bound"], d["status"],
+                                     d["seconds"], d["detail"], d.get("data", {}))
+                results[i] = r
+                if progress:
+                    progress(r)
+                if fail_fast and stops_a_fail_fast_run(r):
+                    pool.close(futures)
+                    futures = set()
+                    break
     return [results[i] for i in range(len(obs)) if i in results]
 
 

@@ -42,6 +42,7 @@ class CampaignSummary:
     saved_to: str | None = None
     kernel: str | None = None
     seconds: float = 0.0
+    shards: int = 0                 # run_sharded_campaign: how many (0: one hypothesis run)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +59,7 @@ class CampaignSummary:
             "minimal_sequence": self.minimal_sequence.to_dict()
             if self.minimal_sequence else None,
             "saved_to": self.saved_to, "seconds": round(self.seconds, 3),
+            "shards": self.shards,
         }
 
     def __str__(self) -> str:
@@ -190,6 +192,79 @@ def run_campaign(examples: int, seed: int, window_pages: int = S.DEFAULT_WINDOW_
     finally:
         if own:
             runner.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+# --- sharded by seed: oracle --jobs N / --dask ADDRESS ------------------------------------------
+# A campaign of N sequences is cut into shards of SHARD_EXAMPLES; shard i is a campaign of its
+# own, generated from shard_seed(S, i), and runs on the command's backend (checker/backend.py):
+# a local worker process or a Dask worker, each with its own real-kernel runner. The shards
+# depend on N and S only, never on how many run at once: the same N and S give the same
+# sequences with --jobs 1, --jobs 8 or a cluster (but other sequences than a run without
+# --jobs, which is one hypothesis run of N). Counts are summed; the first shard (in shard
+# order) that mismatched is run again here with shrinking, exactly as a one-shard campaign.
+SHARD_EXAMPLES = 100
+
+
+def shard_seed(seed: int, i: int) -> int:
+    import hashlib
+    return int.from_bytes(hashlib.sha256(f"unmapcheck-oracle:{seed}:{i}".encode())
+                          .digest()[:8], "big")
+
+
+def shards(examples: int, seed: int) -> list[tuple[int, int]]:
+    """(sequences, seed) of each shard of a campaign of *examples* from *seed*."""
+    return [(min(SHARD_EXAMPLES, examples - start), shard_seed(seed, i))
+            for i, start in enumerate(range(0, examples, SHARD_EXAMPLES))]
+
+
+def _count_shard(examples: int, seed: int, max_calls: int,
+                 window_pages: int) -> CampaignSummary:
+    return run_campaign(examples, seed, window_pages=window_pages, max_calls=max_calls,
+                        shrink=False)
+
+
+def run_sharded_campaign(examples: int, seed: int, pool, max_calls: int = 12,
+                         window_pages: int = S.DEFAULT_WINDOW_PAGES,
+                         save_to: str | None = None, progress=None,
+                         shrink_progress=None) -> CampaignSummary:
+    """The campaign of :func:`run_campaign`, sharded by seed (above) over *pool* (a
+    checker.backend.Backend). ``progress(done, total, mismatches)`` after each shard."""
+    t0 = time.monotonic()
+    plan = shards(examples, seed)
+    summary = CampaignSummary(examples, seed, window_pages, shards=len(plan))
+    futures = {pool.submit(_count_shard, n, s, max_calls, window_pages): i
+               for i, (n, s) in enumerate(plan)}
+    results: dict[int, CampaignSummary] = {}
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = pool.wait_any(pending)
+            for f in done:
+                part = results[futures[f]] = f.result()
+                summary.sequences_run += part.sequences_run
+                summary.calls_compared += part.calls_compared
+                summary.refused_calls += part.refused_calls
+                summary.mismatches += part.mismatches
+                for k, v in part.mismatch_kinds.items():
+                    summary.mismatch_kinds[k] = summary.mismatch_kinds.get(k, 0) + v
+                summary.kernel = summary.kernel or part.kernel
+                if progress is not None:
+                    progress(summary.sequences_run, examples, summary.mismatches)
+    finally:
+        pool.close(pending)
+    first = next((i for i in sorted(results) if results[i].mismatches), None)
+    if first is not None:
+        n, s = plan[first]
+        again = run_campaign(n, s, window_pages=window_pages, max_calls=max_calls,
+                             save_to=save_to, shrink_progress=shrink_progress)
+        summary.shrink_runs = again.shrink_runs
+        summary.first_mismatch = again.first_mismatch
+        summary.minimal_sequence = again.minimal_sequence
+        summary.minimal_real = again.minimal_real
+        summary.regression_test = again.regression_test
+        summary.saved_to = again.saved_to
     summary.seconds = time.monotonic() - t0
     return summary
 

@@ -1,6 +1,7 @@
 """``unmapcheck oracle``: the real kernel as an oracle, from the command line.
 
     unmapcheck oracle [--examples N] [--seed S] [--max-calls K] [--save FILE] [--json]
+                      [--jobs N | --dask ADDRESS]
     unmapcheck oracle --sequence FILE [--json]
     unmapcheck oracle --record FILE.json.gz [--examples N] [--seed S] [--max-calls K]
 
@@ -11,6 +12,11 @@ stderr. At the end a summary: sequences run, calls compared, mismatches by kind,
 first mismatch, shrunk to a minimal sequence, the difference, the sequence and a ready-to-paste
 pytest regression test (``--save FILE`` also writes the minimal sequence, TOML or JSON by
 extension, for ``--sequence``).
+
+With ``--jobs N`` or ``--dask ADDRESS``: the same campaign sharded by seed (campaign.py,
+``run_sharded_campaign``): shards of 100 sequences, each generated from a seed derived from S,
+run on N local processes or on a dask.distributed cluster; the same N and S give the same
+sequences whatever the number of jobs.
 
 With ``--sequence FILE``: replay one saved sequence (TOML or JSON, data only) on both sides.
 
@@ -45,6 +51,7 @@ def run(args) -> int:
     ``json``; optional ``max_calls``, ``save``). Returns the exit code."""
     from .model import ModelUnavailable
     from .real import OracleError, OracleUnavailable
+    from ..backend import BackendError
     from ..trace import OutputError
     from .recorded import RecordingError
     from .sequence import SequenceError
@@ -53,6 +60,14 @@ def run(args) -> int:
     max_calls = getattr(args, "max_calls", None)
     save = getattr(args, "save", None)
     record = getattr(args, "record", None)
+    jobs, dask = getattr(args, "jobs", None), getattr(args, "dask", None)
+    if (jobs is not None or dask is not None) and (args.sequence is not None or
+                                                   record is not None):
+        return _error("--jobs and --dask shard a campaign: not for --sequence or --record")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        return _error(f"--jobs must be between 1 and 1024, got {jobs}")
+    if jobs is not None and dask is not None:
+        return _error("--jobs runs local processes, --dask a cluster's workers: give one")
     if args.sequence is not None:
         if examples is not None or save is not None or max_calls is not None or \
                 record is not None:
@@ -90,6 +105,8 @@ def run(args) -> int:
     except RecordingError as e:
         print(f"unmapcheck: {e}", file=sys.stderr)
         return EXIT_MISMATCH
+    except BackendError as e:
+        return _error(str(e))
     except OutputError as e:
         return _error(str(e))
     except SequenceError as e:
@@ -167,7 +184,7 @@ def _record(args, examples: int, max_calls, path: str) -> int:
 # --- campaign ---------------------------------------------------------------------------------
 def _campaign(args, examples: int, max_calls, save) -> int:
     from ..cli import Progress
-    from .campaign import run_campaign
+    from .campaign import SHARD_EXAMPLES, run_campaign
     progress = Progress(False if args.json else None)
 
     def on_sequence(done: int, total: int, mismatches: int) -> None:
@@ -178,9 +195,18 @@ def _campaign(args, examples: int, max_calls, save) -> int:
         progress.update(f"oracle: shrinking the first mismatch ({runs} runs)")
 
     kw = {"max_calls": max_calls} if max_calls is not None else {}
+    jobs, dask = getattr(args, "jobs", None), getattr(args, "dask", None)
     try:
-        s = run_campaign(examples, args.seed, save_to=save, progress=on_sequence,
-                         shrink_progress=on_shrink, **kw)
+        if jobs is None and dask is None:
+            s = run_campaign(examples, args.seed, save_to=save, progress=on_sequence,
+                             shrink_progress=on_shrink, **kw)
+        else:
+            from ..backend import backend
+            from .campaign import run_sharded_campaign
+            with backend(jobs or 1, dask) as pool:
+                s = run_sharded_campaign(examples, args.seed, pool, save_to=save,
+                                         progress=on_sequence, shrink_progress=on_shrink,
+                                         **kw)
     finally:
         progress.done()
     if args.json:
@@ -193,6 +219,9 @@ def _campaign(args, examples: int, max_calls, save) -> int:
         return EXIT_MISMATCH if s.mismatches else EXIT_OK
     print(f"oracle campaign: seed {s.seed}, {s.examples} sequences requested, window "
           f"{s.window_pages} pages, real kernel {s.kernel}")
+    if s.shards:
+        print(f"  shards           {s.shards} (of up to {SHARD_EXAMPLES} sequences, seeds "
+              f"derived from {s.seed})")
     print(f"  sequences run    {s.sequences_run}")
     print(f"  calls compared   {s.calls_compared} ({s.refused_calls} refused on both sides)")
     kinds = ""

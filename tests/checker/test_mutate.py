@@ -271,7 +271,8 @@ def test_mutants_run_on_a_dask_cluster_as_they_do_here(capsys):
 
 
 def test_an_unreachable_scheduler_is_one_line_exit_2(capsys, monkeypatch):
-    monkeypatch.setattr(M, "CONNECT_TIMEOUT", 2)
+    from unmapcheck.checker import backend
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT", 2)
     rc, out, err = _run(["mutate", "tlb_flush_mmu", "-k", "delete_tlb_flush", "--obligations",
                          KILLER, "--dask", "tcp://127.0.0.1:9"], capsys)
     last = err.strip().splitlines()[-1]

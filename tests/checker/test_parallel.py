@@ -15,6 +15,7 @@ import pytest
 from unmapcheck.checker import parallel
 from unmapcheck.checker.cli import main
 from unmapcheck.checker.explore import DporSearch
+from unmapcheck.checker.backend import Backend
 from unmapcheck.checker.parallel import explore_parallel
 from unmapcheck.proofs import SCENARIO_DIR
 
@@ -74,33 +75,14 @@ def test_a_coordinator_that_drops_handed_back_units_is_caught(monkeypatch):
         res, _ = real(*args, **kw)
         return res, []
     monkeypatch.setattr(parallel, "explore_unit", forgetful)
-    monkeypatch.setattr(parallel, "_Pool", _InProcess)
     for seed in SEEDS:
         sc = generate(seed)
         brute = _brute(sc, 1)
-        if brute is not None and explore_parallel(sc, 1, jobs=1, split=3).outcomes != \
-                brute.outcomes:
+        in_process = Backend(0)     # so the patched explore_unit is the one that runs
+        if brute is not None and \
+                explore_parallel(sc, 1, backend=in_process, split=3).outcomes != brute.outcomes:
             return
     pytest.fail("dropping handed-back units lost nothing on any generated scenario")
-
-
-class _InProcess(parallel._Pool):
-    """Runs units in this process (so a monkeypatched explore_unit is the one used)."""
-
-    def __init__(self, jobs, client=None):
-        self.client = self.executor = None
-
-    def submit(self, *args):
-        from concurrent.futures import Future
-        f = Future()
-        f.set_result(parallel.explore_unit(*args))
-        return f
-
-    def wait_any(self, futures):
-        return set(futures), set()
-
-    def close(self):
-        pass
 
 
 def test_work_units_on_a_dask_local_cluster():
@@ -112,7 +94,7 @@ def test_work_units_on_a_dask_local_cluster():
             sc = generate(seed)
             brute = _brute(sc, 1)
             assert brute is not None
-            _same(sc, 1, explore_parallel(sc, 1, client=client, split=3), brute)
+            _same(sc, 1, explore_parallel(sc, 1, backend=Backend(0, client), split=3), brute)
 
 
 def test_explore_jobs_finds_the_bug_and_proves_the_fix(capsys):
@@ -128,8 +110,8 @@ def test_explore_jobs_finds_the_bug_and_proves_the_fix(capsys):
 def test_explore_dask_unreachable_scheduler_is_one_line_exit_2(capsys, monkeypatch):
     """(The connection itself is tested with mutate --dask: here the 10 s connect timeout is
     cut short.)"""
-    from unmapcheck.checker import mutate
-    monkeypatch.setattr(mutate, "CONNECT_TIMEOUT", 0.5)
+    from unmapcheck.checker import backend
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT", 0.5)
     assert main(["explore", S99, "--dask", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--dask" in err and "\n" not in err

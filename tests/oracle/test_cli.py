@@ -102,6 +102,55 @@ def test_campaign_mismatch_exit_1_minimal_sequence_and_regression_test(
     assert "MISMATCH: call 0 mmap" in capsys.readouterr().out
 
 
+# --- sharded campaigns (--jobs / --dask) ---------------------------------------------------
+def test_sharded_campaign_is_the_same_whatever_the_jobs(real_kernel, capsys, monkeypatch):
+    """Shards depend on N and S only: --jobs 1 and --jobs 2 run the same sequences."""
+    monkeypatch.setattr(C, "SHARD_EXAMPLES", 10)
+    docs = []
+    for jobs in ("1", "2"):
+        assert main(["oracle", "--examples", "25", "--seed", "4", "--jobs", jobs,
+                     "--json"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    one, two = docs
+    assert one["shards"] == two["shards"] == 3
+    assert one["sequences_run"] == two["sequences_run"] == 25
+    assert (one["calls_compared"], one["refused_calls"]) == \
+        (two["calls_compared"], two["refused_calls"])
+    assert C.shards(25, 4) != C.shards(25, 5)
+
+
+def test_sharded_campaign_finds_a_planted_mismatch_and_shrinks_it(
+        real_kernel, capsys, monkeypatch, tmp_path):
+    """The workers are forked after the model is broken: every shard counts mismatches, and
+    the first mismatching shard is shrunk here as a one-shard campaign is."""
+    perturb_model(monkeypatch)
+    monkeypatch.setattr(C, "SHARD_EXAMPLES", 4)
+    save = tmp_path / "min.toml"
+    assert main(["oracle", "--examples", "8", "--seed", "2", "--jobs", "2", "--save",
+                 str(save), "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["shards"] == 2 and d["mismatches"] >= 2 and d["saved_to"] == str(save)
+    assert [c.op for c in S.load(save).calls] == ["mmap"]
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["--jobs", "0"], "--jobs must be between 1 and 1024"),
+    (["--jobs", "2", "--dask", "local"], "give one"),
+    (["--jobs", "2", "--sequence", "x.toml"], "not for --sequence or --record"),
+    (["--dask", "local", "--record", "x.json.gz"], "not for --sequence or --record"),
+])
+def test_sharding_bad_arguments(capsys, argv, what):
+    assert main(["oracle", *argv]) == 2
+    assert what in one_line_error(capsys)
+
+
+def test_sharded_campaign_unreachable_scheduler(capsys, monkeypatch):
+    from unmapcheck.checker import backend
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT", 0.5)
+    assert main(["oracle", "--examples", "3", "--dask", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the scheduler" in one_line_error(capsys)
+
+
 # --- replay -------------------------------------------------------------------------------
 def test_replay_toml_and_json(real_kernel, capsys, tmp_path):
     for name in ("seq.toml", "seq.json"):
