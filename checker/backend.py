@@ -62,14 +62,19 @@ class Backend:
             f.set_exception(e)
         return f
 
-    def wait_any(self, futures: set) -> tuple[set, set]:
-        """The futures that have ended (at least one) and the rest."""
+    def wait_any(self, futures: set, timeout: Optional[float] = None) -> tuple[set, set]:
+        """The futures that have ended (at least one, unless *timeout* seconds passed
+        first) and the rest."""
         futures = set(futures)
         if self.client is not None:
             from distributed import wait as dask_wait
-            done = set(dask_wait(list(futures), return_when="FIRST_COMPLETED").done)
+            try:
+                done = set(dask_wait(list(futures), timeout=timeout,
+                                     return_when="FIRST_COMPLETED").done)
+            except TimeoutError:        # distributed raises where concurrent.futures returns
+                done = set()
             return done, futures - done
-        done, rest = wait(futures, return_when=FIRST_COMPLETED)
+        done, rest = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
         return set(done), set(rest)
 
     def close(self, futures=()) -> None:

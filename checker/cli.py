@@ -8,6 +8,7 @@
                       [--all-killers] [--list] [--json]
     unmapcheck explore SCENARIO [--without COMMIT ...] [--preemptions K|none]
                        [--dpor optimal|source] [--jobs N | --dask ADDRESS]
+                       [--checkpoint FILE]
                        [--random N --seed S | --pct D --random N --seed S]
                        [--trace-out FILE] [--html FILE] [--outcomes] [--json]
     unmapcheck replay TRACE [--json]
@@ -73,24 +74,25 @@ UNBOUNDED = "none"
 
 
 @contextlib.contextmanager
-def _explore_backend(args, deadline):
-    """explore --jobs N / --dask ADDRESS: each DPOR round as work units on local processes
-    or a dask.distributed cluster (checker/parallel.py, checker/backend.py); None: one
-    process."""
-    if not args.dask and (args.jobs or 1) == 1:
+def _explore_backend(args, deadline, sc, bound):
+    """explore --jobs N / --dask ADDRESS / --checkpoint FILE: each DPOR round as work units
+    on local processes (one with only --checkpoint) or a dask.distributed cluster
+    (checker/parallel.py, checker/backend.py), saved to and resumed from the checkpoint
+    (checker/checkpoint.py); None: the one-process search."""
+    if not args.dask and (args.jobs or 1) == 1 and not args.checkpoint:
         yield None
         return
     from .parallel import explore_parallel
-    with _backend(args) as pool:
-        yield functools.partial(explore_parallel, backend=pool, deadline=deadline,
-                                max_executions=args.max_executions)
-
-
-def _backend(args):
-    """The backend of a command's --jobs N (default: the usable CPUs) / --dask ADDRESS (a
-    cluster that cannot be reached: BackendError, one line, exit 2)."""
+    checkpoint = None
+    if args.checkpoint:
+        from .checkpoint import Checkpoint, identity
+        checkpoint = Checkpoint.open(args.checkpoint, identity(sc, bound))
+    jobs = args.jobs or (1 if args.checkpoint else usable_cpus())
     from .backend import backend
-    return backend(args.jobs or usable_cpus(), args.dask)
+    with backend(jobs, args.dask) as pool:
+        run = functools.partial(explore_parallel, backend=pool, deadline=deadline,
+                                max_executions=args.max_executions)
+        yield run if checkpoint is None else checkpoint.rounds_runner(run)
 
 
 def _preemption_bound(text: Optional[str]):
@@ -178,12 +180,13 @@ def _explore(args) -> int:
         raise UsageError("--preemptions bounds the DPOR search; --random runs unbounded "
                          "random schedules (give one of them)")
     _int_range("--jobs", args.jobs, 1, 1024)
-    if args.random is not None and (args.jobs or args.dask):
-        raise UsageError("--jobs and --dask split the DPOR search; --random runs in one "
-                         "process")
+    if args.random is not None and (args.jobs or args.dask or args.checkpoint):
+        raise UsageError("--jobs, --dask and --checkpoint are for the DPOR search; --random "
+                         "runs in one process")
     _positive_seconds("--timeout", args.timeout)
     _writable_output("--trace-out", args.trace_out)
     _writable_output("--html", args.html)
+    _writable_output("--checkpoint", args.checkpoint)
     sc = load(_scenario_path(args.scenario))
     if without:
         sc = sc.with_fixes_off(without)
@@ -207,7 +210,7 @@ def _explore(args) -> int:
     else:
         bound = sc.preemptions if args.preemptions is None else \
             None if args.preemptions == UNBOUNDED else args.preemptions
-        with _explore_backend(args, deadline) as parallel:
+        with _explore_backend(args, deadline, sc, bound) as parallel:
             result = iterative_context_bounding(
                 sc, bound, stop_at_first=not sc.needs_every_outcome(), deadline=deadline,
                 max_executions=args.max_executions, on_execution=on_exec,
@@ -649,6 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dask", metavar="ADDRESS", help="run the work units on a "
                     "dask.distributed cluster (a scheduler address, or 'local' for a "
                     "LocalCluster of this machine)")
+    ex.add_argument("--checkpoint", metavar="FILE", help="save the exploration here as it "
+                    "goes (every 30 s, at each bound, and when it stops early) and resume it "
+                    "from here if the file exists; the search runs as work units "
+                    "(source-DPOR)")
     ex.add_argument("--dpor", choices=("optimal", "source"), default="optimal",
                     help="the unbounded search: optimal DPOR (wakeup trees, the default) or "
                     "source-DPOR; bounded rounds always use source sets with conservative "
@@ -726,10 +733,12 @@ def _version() -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     from .backend import BackendError
+    from .checkpoint import CheckpointError
     from .prove import LoadError
     from .scenario import ScenarioError
     from .trace import OutputError, TraceError
-    errors = (UsageError, ScenarioError, TraceError, LoadError, OutputError, BackendError)
+    errors = (UsageError, ScenarioError, TraceError, LoadError, OutputError, BackendError,
+              CheckpointError)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

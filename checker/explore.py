@@ -283,8 +283,13 @@ class DporSearch(_Search):
             while True:
                 self._execute()
                 if self.export_depth is not None:
-                    if self.slice_end is not None and time.monotonic() > self.slice_end:
-                        self.export_depth = len(self.stack)   # the slice is over
+                    if self.stop or (self.slice_end is not None and
+                                     time.monotonic() > self.slice_end):
+                        # The slice, the time or the execution budget is over: everything
+                        # left is handed back, so the unit is complete (the coordinator
+                        # judges its own budgets).
+                        self.export_depth = len(self.stack)
+                        self.stop = False
                     self._export()
                 if self.stop or not self._backtrack():
                     break
@@ -360,7 +365,10 @@ class DporSearch(_Search):
         self._child_sleep = set()
         if self._replay == 0:
             self._child_wakeup = []
-        run = drive(self.scenario, self, deadline=self.deadline)
+        # A work unit runs each execution to its end: its budget is checked between
+        # executions, so everything it did not explore is a choice at some state, handed back.
+        run = drive(self.scenario, self,
+                    deadline=None if self.export_depth is not None else self.deadline)
         ex = run.ex
         if self.collect_traces and run.status == FINISHED:
             c = self._clocks

@@ -28,8 +28,10 @@ split: its wakeup sequences would reach across units; the parallel search is sou
 
 from __future__ import annotations
 
+import copy
 import time
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from .backend import Backend
 from .explore import DporSearch, Result, Stats, _merge
@@ -57,81 +59,144 @@ def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order:
     return res, search.exported
 
 
+@dataclass
+class Coordinator:
+    """What the coordinator knows of one DPOR search (one preemption bound): all a
+    checkpoint (checker/checkpoint.py) saves, and all a resumed search needs.
+
+    - merged: the merged results of the units that finished;
+    - queued: every unit prefix ever queued, and every prefix of one;
+    - order: the threads queued at each state (keyed by the schedule to it), in queueing
+      order: a unit treats those before its own choice as explored before it (its sleep
+      set), and no two units treat each other so;
+    - pending: the prefixes of units queued whose results have not been merged (running,
+      waiting to run, or lost when the search stopped): a resumed search runs them again;
+    - handed: units handed back but not yet considered (the search stopped first):
+      (prefix, initials, the exporter's own choices at that state).
+    """
+    merged: Result
+    queued: set = field(default_factory=set)
+    order: dict = field(default_factory=dict)
+    pending: set = field(default_factory=set)
+    handed: list = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, bound: Optional[int]) -> "Coordinator":
+        return cls(Result(Stats(mode="source-dpor", preemption_bound=bound, complete=True)))
+
+
 def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2,
                      backend: Optional[Backend] = None, split: Optional[int] = None,
                      deadline: Optional[float] = None,
-                     max_executions: Optional[int] = None) -> Result:
+                     max_executions: Optional[int] = None,
+                     resume: Optional[Coordinator] = None,
+                     on_state: Optional[Callable[[Coordinator], None]] = None,
+                     state_every: float = 30.0) -> Result:
     """The DPOR search of *scenario* at preemption *bound* (None: none) as work units on
     *backend* (checker/backend.py; None: a pool of *jobs* local processes, closed at the
-    end)."""
+    end). *resume*: the state a stopped search left (its pending units run again);
+    *on_state* is given the state every *state_every* seconds, and at the end when the
+    search stopped before it was complete."""
     t0 = time.monotonic()
     split = SPLIT if split is None else split
     time_slice = TIME_SLICE
     budget = max_executions or scenario.max_executions
-    merged = Result(Stats(mode="source-dpor", preemption_bound=bound, complete=True))
-    queued: set[tuple] = set()
-    # The threads queued at each state (keyed by the schedule to it), in queueing order: a
-    # unit treats those before its own choice as explored before it (its sleep set), and no
-    # two units treat each other so.
-    order: dict[tuple, list[int]] = {}
+    st = resume if resume is not None else Coordinator.fresh(bound)
+    elapsed_before = st.merged.stats.elapsed
+    st.merged.stats.complete, st.merged.stats.interrupted = True, False
     own_pool = backend is None
     pool = Backend(jobs) if own_pool else backend
-    futures: set = set()
+    running: dict = {}                  # future -> its unit's prefix
+    partial: list[Result] = []          # the results of units cut short
     submitted = 0
 
     def claim(prefix: tuple) -> None:
         """Every state along *prefix* has its choice queued (by this unit or its owner)."""
         for k in range(len(prefix)):
-            queued.add(prefix[:k + 1])
-            at = order.setdefault(prefix[:k], [])
+            st.queued.add(prefix[:k + 1])
+            at = st.order.setdefault(prefix[:k], [])
             if prefix[k] not in at:
                 at.append(prefix[k])
 
-    def queue(prefix: tuple) -> None:
-        if prefix in queued:
-            return
-        claim(prefix)
+    def submit(prefix: tuple) -> None:
         nonlocal submitted
         submitted += 1
+        st.pending.add(prefix)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        orders = tuple(tuple(order[prefix[:k]]) for k in range(len(prefix)))
-        futures.add(pool.submit(explore_unit, scenario, bound, prefix, orders, split, left,
-                                max(1, budget - merged.stats.executions), time_slice))
+        orders = tuple(tuple(st.order[prefix[:k]]) for k in range(len(prefix)))
+        running[pool.submit(explore_unit, scenario, bound, prefix, orders, split, left,
+                            max(1, budget - st.merged.stats.executions), time_slice)] = prefix
+
+    def consider(prefix: tuple, initials, own) -> None:
+        state = tuple(prefix[:-1])
+        # The exporter explores its own choices there: first in that state's order.
+        for t in own:
+            claim(state + (t,))
+        # The source-set check with the coordinator's knowledge of the state: a thread
+        # queued there already starts an equivalent execution.
+        if prefix not in st.queued and not set(initials) & set(st.order[state]):
+            claim(prefix)
+            submit(prefix)
 
     cut_short = False
+    last_state = time.monotonic()
     try:
-        queue(())
-        while futures:
-            done, futures = pool.wait_any(futures)
+        if resume is None:
+            claim(())
+            submit(())
+        else:
+            handed, st.handed = st.handed, []
+            for unit in handed:
+                consider(*unit)
+            for prefix in sorted(st.pending - set(running.values())):
+                submit(prefix)
+        while running:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                # Units still queued or running are not waited for: they stay pending.
+                cut_short = True
+                break
+            done, _ = pool.wait_any(set(running), timeout=left)
             for f in done:
+                prefix = running.pop(f)
                 res, units = f.result()
-                merged = _merge(merged, res)
                 if not res.stats.complete:
-                    cut_short = True
-                over = merged.stats.executions >= budget or \
-                    (deadline is not None and time.monotonic() > deadline)
-                if over:
+                    # Cut short (time, budget): what it explored is reported, but the unit
+                    # stays pending, so a resumed search runs all of it again.
+                    partial.append(res)
                     cut_short = True
                     continue
-                for prefix, initials, own in units:
-                    state = tuple(prefix[:-1])
-                    # The exporter explores its own choices there: first in that state's order.
-                    for t in own:
-                        claim(state + (t,))
-                    # The source-set check with the coordinator's knowledge of the state:
-                    # a thread queued there already starts an equivalent execution.
-                    if not set(initials) & set(order[state]):
-                        queue(tuple(prefix))
+                st.pending.discard(prefix)
+                st.merged = _merge(st.merged, res)
+                if st.merged.stats.executions >= budget:
+                    cut_short = True
+                if cut_short:
+                    st.handed.extend(units)
+                    continue
+                for unit in units:
+                    consider(*unit)
+            if on_state is not None and time.monotonic() - last_state >= state_every:
+                on_state(st)
+                last_state = time.monotonic()
+            if cut_short and st.merged.stats.executions >= budget:
+                break
     except KeyboardInterrupt:
-        merged.stats.interrupted = True
+        st.merged.stats.interrupted = True
         cut_short = True
     finally:
         if own_pool:
-            pool.close(futures)
+            pool.close(set(running))
         else:           # the units of a round cut short: the backend serves the next one
-            for f in futures:
+            for f in running:
                 f.cancel()
+    st.merged.stats.units += submitted
+    st.merged.stats.elapsed = elapsed_before + time.monotonic() - t0
+    if cut_short and on_state is not None:
+        on_state(st)
+    merged = st.merged
+    if partial:
+        merged = copy.deepcopy(merged)
+        for res in partial:
+            merged = _merge(merged, res)
     merged.stats.complete = not cut_short
-    merged.stats.elapsed = time.monotonic() - t0
-    merged.stats.units = submitted
     return merged
