@@ -98,19 +98,20 @@ def _result_from_json(d: dict) -> Result:
 
 
 def _coordinator_to_json(c: Coordinator) -> dict:
+    # (queued is not written: it is every state's queued threads, read back from order)
     return {"merged": _result_to_json(c.merged),
-            "queued": sorted(list(p) for p in c.queued),
             "order": [[list(k), list(v)] for k, v in c.order.items()],
             "pending": sorted(list(p) for p in c.pending),
             "handed": [[list(p), list(i), list(o)] for p, i, o in c.handed]}
 
 
 def _coordinator_from_json(d: dict) -> Coordinator:
+    order = {_freeze(k): [int(t) for t in v] for k, v in d["order"]}
     return Coordinator(_result_from_json(d["merged"]),
-                       queued={_freeze(p) for p in d["queued"]},
-                       order={_freeze(k): list(v) for k, v in d["order"]},
+                       queued={state + (t,) for state, ts in order.items() for t in ts},
+                       order=order,
                        pending={_freeze(p) for p in d["pending"]},
-                       handed=[(_freeze(p), list(i), list(o)) for p, i, o in d["handed"]])
+                       handed=[(_freeze(p), _freeze(i), _freeze(o)) for p, i, o in d["handed"]])
 
 
 def _round_key(scenario: Scenario, bound: Optional[int]) -> str:
@@ -130,9 +131,10 @@ class Checkpoint:
         self.resumed = False
 
     @classmethod
-    def open(cls, path: str, ident: dict) -> "Checkpoint":
+    def open(cls, path: str, ident: dict, threads: int) -> "Checkpoint":
         """The checkpoint at *path* (CheckpointError if it is not one, or belongs to another
-        search), or a new one if there is no file yet."""
+        search, or names a thread the scenario's *threads* do not have), or a new one if
+        there is no file yet."""
         cp = cls(path, ident)
         if not os.path.exists(path):
             return cp
@@ -161,7 +163,14 @@ class Checkpoint:
                 _result_from_json(v)
             cur = doc.get("current")
             if cur is not None:
-                _coordinator_from_json(cur["state"])
+                st = _coordinator_from_json(cur["state"])
+                for prefix in [*st.order, *st.queued, *st.pending,
+                               *(u[0] for u in st.handed)]:
+                    bad = [t for t in prefix if not isinstance(t, int) or
+                           not 0 <= t < threads]
+                    if bad:
+                        raise ValueError(f"thread {bad[0]!r} in a schedule: the scenario "
+                                         f"has {threads} threads")
                 cp.current = (str(cur["round"]), cur["state"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"--checkpoint {path}: malformed checkpoint "

@@ -86,7 +86,7 @@ def _explore_backend(args, deadline, sc, bound):
     checkpoint = None
     if args.checkpoint:
         from .checkpoint import Checkpoint, identity
-        checkpoint = Checkpoint.open(args.checkpoint, identity(sc, bound))
+        checkpoint = Checkpoint.open(args.checkpoint, identity(sc, bound), len(sc.threads))
     jobs = args.jobs or (1 if args.checkpoint else usable_cpus())
     from .backend import backend
     with backend(jobs, args.dask) as pool:

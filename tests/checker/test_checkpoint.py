@@ -33,7 +33,7 @@ def _in_slices(sc, bound, path, slice_executions: int) -> tuple:
     sessions = 0
     while True:
         sessions += 1
-        cp = CP.Checkpoint.open(str(path), ident)
+        cp = CP.Checkpoint.open(str(path), ident, len(sc.threads))
         done = 0 if cp.current is None else \
             json.loads(json.dumps(cp.current[1]))["merged"]["stats"]["executions"]
         run = functools.partial(explore_parallel, backend=Backend(0), split=3,
@@ -58,7 +58,8 @@ def test_a_search_resumed_many_times_matches_brute_force(tmp_path, bound):
         compared += 1
         resumed += sessions > 1
         # A finished search's checkpoint gives its result again, without running.
-        again = CP.Checkpoint.open(str(path), CP.identity(sc, bound)).rounds_runner(
+        again = CP.Checkpoint.open(str(path), CP.identity(sc, bound),
+                                   len(sc.threads)).rounds_runner(
             lambda *a, **k: pytest.fail("a finished round ran again"))(sc, bound)
         assert again.outcomes == res.outcomes and again.violated() == res.violated()
         assert again.stats.executions == res.stats.executions
@@ -148,6 +149,20 @@ def test_a_damaged_checkpoint_of_this_search_is_refused(tmp_path, capsys):
     assert "malformed checkpoint" in _one_line(capsys)
 
 
+def test_a_checkpoint_naming_a_thread_the_scenario_lacks_is_refused(tmp_path, capsys):
+    cp = tmp_path / "cp.json"
+    assert main(["explore", S99, "--preemptions", "1", "--checkpoint", str(cp),
+                 "--max-executions", "20"]) == 3
+    capsys.readouterr()
+    doc = json.loads(cp.read_text())
+    assert doc["current"] is not None
+    doc["current"]["state"]["pending"] = [[0, 7]]
+    cp.write_text(json.dumps(doc))
+    assert main(["explore", S99, "--preemptions", "1", "--checkpoint", str(cp)]) == 2
+    err = _one_line(capsys)
+    assert "malformed checkpoint" in err and "thread 7" in err
+
+
 def test_checkpoint_is_for_the_dpor_search(capsys):
     assert main(["explore", S99, "--random", "5", "--checkpoint", "x.json"]) == 2
     assert "--checkpoint" in _one_line(capsys)
@@ -166,3 +181,22 @@ def test_sigterm_saves_the_checkpoint(tmp_path):
     doc = json.loads(cp.read_text())
     assert doc["format"] == "unmapcheck-checkpoint" and doc["rounds"]
     assert doc["current"] is not None and doc["current"]["state"]["pending"]
+
+
+def test_the_coordinators_state_survives_the_file():
+    """What is written is what is read back: queued (rebuilt from order), order, pending,
+    handed, and the merged results."""
+    states = []
+    for seed in SEEDS:
+        sc = generate(seed)
+        explore_parallel(sc, 1, backend=Backend(0), split=3, max_executions=4,
+                         on_state=states.append)
+    assert states
+    for st in states:
+        back = CP._coordinator_from_json(json.loads(json.dumps(CP._coordinator_to_json(st))))
+        assert back.queued == st.queued and back.order == st.order
+        assert back.pending == st.pending and back.handed == st.handed
+        assert back.merged.outcomes == st.merged.outcomes
+        assert back.merged.outcome_counts == st.merged.outcome_counts
+        assert back.merged.violated() == st.merged.violated()
+        assert back.merged.stats == st.merged.stats
