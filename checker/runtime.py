@@ -248,20 +248,22 @@ class Execution:
     def _quiet_mms(self, S) -> tuple[list, bool]:
         """The mms no thread is in the kernel on, and whether no thread is in the kernel at
         all. A kernel actor (the OOM reaper, writeback, migration) may hold batched changes
-        of any mm, so while one runs no mm is quiet."""
+        of any mm, so while one runs no mm is quiet; so does a thread in the kernel whose mm
+        is not known (none is expected: an exiting task's mm is its context's mm)."""
         busy: set = set()
-        actor = False
+        in_kernel = anywhere = False
         for t in self.threads:
             if t.done:
                 continue
             if t.ctx.syscall or t.spec.actor:
+                in_kernel = True
                 mm = getattr(t.ctx, "mm", None) or (t.ctx.task.mm if t.ctx.task else None)
                 if mm is not None:
                     busy.add(mm.id)
-                actor = actor or bool(t.spec.actor)
-        if actor:
+                anywhere = anywhere or bool(t.spec.actor) or mm is None
+        if anywhere:
             return [], False
-        return [m for m in S.mms() if m.id not in busy], not busy
+        return [m for m in S.mms() if m.id not in busy], not in_kernel
 
     def _check_quiescent(self) -> None:
         S = ConcreteView(self.machine)

@@ -294,6 +294,8 @@ class Process:
         from .fork import mmput
         ctx = self._enter("exit", cpu)
         mm = self.task.mm
+        # (for the checker: the mm this task works on once task->mm is NULL, as an actor's)
+        ctx.mm = mm
         self.task.mm = None
         for c in self.machine.cpus:
             if c.active_mm is mm:
@@ -307,6 +309,7 @@ class Process:
         sched.event("return_to_user", syscall="exit", cpu=ctx.cpu, mm=mm, start=0, end=0,
                     thread=ctx.name, result=0)
         ctx.syscall = ""
+        ctx.mm = None
         return 0
 
     # --- user accesses -------------------------------------------------------------------
