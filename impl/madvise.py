@@ -72,6 +72,7 @@ from .pgtable import (EntryPtr, pte_clear_not_present_full, pte_offset_map_lock,
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, set_pte_at)
 from .pte import (non_swap_entry, pte_dirty, pte_mkclean, pte_mkold,
                   pte_none, pte_present, pte_young)
+from .rmap import flush_tlb_batched_pending
 from .sched import KernelBug
 from .word import MASK64
 from .zap import free_swap_and_cache, update_hiwater_rss, vm_normal_page, zap_details, \
@@ -286,7 +287,7 @@ def madvise_free_pte_range(pmd: EntryPtr, addr: int, end: int, walk) -> int:
     if start_pte is None:
         return 0
     pte = start_pte
-    # (flush_tlb_batched_pending: TTU_BATCH_FLUSH is not modelled)
+    flush_tlb_batched_pending(mm)
     while addr != end:
         nr = 1
         ptent = ptep_get(pte)
@@ -413,6 +414,7 @@ def madvise_cold_or_pageout_pte_range(pmd: EntryPtr, addr: int, end: int, walk) 
     start_pte, ptl = pte_offset_map_lock(mm, pmd, addr)
     if start_pte is None:
         return 0
+    flush_tlb_batched_pending(mm)
     pte = start_pte
     while addr < end:
         nr = 1

@@ -48,6 +48,7 @@ from .pgtable import (EntryPtr, p4d_addr_end, p4d_offset, pgd_addr_end, pgd_offs
                       pmd_addr_end, pmd_offset, pmdp_get, pte_offset_map_lock,
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, pud_addr_end,
                       pud_offset, pudp_get, set_pte_at)
+from .rmap import flush_tlb_batched_pending
 from .pte import (is_writable_migration_entry, make_migration_entry, pte_dirty, pte_mkwrite,
                   pte_none, pte_present, pte_protnone, pte_t, pte_write)
 from .sched import KernelBug
@@ -245,7 +246,9 @@ def change_pte_range(tlb: mmu_gather, vma, pmd: EntryPtr, addr: int, end: int,
     pte, ptl = pte_offset_map_lock(vma.vm_mm, pmd, addr)
     if pte is None:
         return -EAGAIN
-    # (flush_tlb_batched_pending: TTU_BATCH_FLUSH is not modelled)
+    # A reclaim or migration thread may have cleared PTEs of this table with the flush
+    # batched (TTU_BATCH_FLUSH): flush before changing what they left (3ea277194daa).
+    flush_tlb_batched_pending(vma.vm_mm)
     while True:
         nr_ptes = 1
         oldpte = ptep_get(pte)

@@ -1299,8 +1299,10 @@ def try_to_unmap_flush_dirty() -> None:
 def flush_tlb_batched_pending(mm) -> None:
     """Flush the mm if a reclaim/migration thread cleared PTEs of it and has not flushed yet.
 
-    Models mm/rmap.c flush_tlb_batched_pending(): called under the PTL by zap_pte_range,
-    change_pte_range and mremap before they act on PTEs another thread may have cleared."""
+    Models mm/rmap.c flush_tlb_batched_pending() (6.18): called under the PTL by
+    zap_pte_range, change_pte_range, madvise_free_pte_range and
+    madvise_cold_or_pageout_pte_range (and mremap's move_ptes, not modelled) before they act
+    on PTEs another thread may have cleared."""
     batch = _read_tlb_flush_batched(mm)
     pending = batch & TLB_FLUSH_BATCH_PENDING_MASK
     flushed = batch >> TLB_FLUSH_BATCH_FLUSHED_SHIFT
