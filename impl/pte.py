@@ -155,11 +155,11 @@ def pte_wrprotect(pte: pte_t) -> pte_t:
 
 
 def pte_mkwrite(pte: pte_t) -> pte_t:
-    if pte.protnone:
-        # _PAGE_RW on a PAGE_NONE entry: nothing in the kernel does this (maybe_mkwrite
-        # needs VM_WRITE, and a VM_WRITE VMA's PTEs are not protnone).
-        from .sched import KernelBug
-        raise KernelBug(f"pte_mkwrite of a protnone PTE (pfn {pte.pfn})")
+    """pte_mkwrite(pte, vma): set _PAGE_RW (arm64: PTE_WRITE), whatever the rest of the
+    value. On a PAGE_NONE entry too: 6.18's remove_migration_pte() does it when an mprotect
+    has already set vm_page_prot to PAGE_NONE but not yet reached the still-writable
+    migration entry; the entry stays unusable to the MMU (protnone) until change_pte_range()
+    rewrites it with pte_modify()."""
     return _with(pte, write=True)
 
 
