@@ -15,6 +15,8 @@
     unmapcheck show TRACE [--html OUT] [--all]
     unmapcheck oracle [--examples N --seed S --max-calls K --save FILE]
                       [--jobs N | --dask ADDRESS] [--sequence FILE]
+    unmapcheck hunt [--seed S] [--budget SECONDS] [--scenarios N] [--out DIR] [--arch A]
+                    [--vendor V] [--era E] [--without COMMIT ...] [--jobs N | --dask ADDRESS]
     unmapcheck fixes
 
 Exit codes, for every command: 0 everything as expected (every obligation PROVED); 1 a
@@ -555,6 +557,11 @@ def cmd_fixes(args) -> int:
     return EXIT_OK
 
 
+def cmd_hunt(args) -> int:
+    from .hunt.cli import run as hunt_run
+    return hunt_run(args)
+
+
 def cmd_oracle(args) -> int:
     from .oracle.cli import run as oracle_run
     return oracle_run(args)
@@ -706,6 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "scheduler address, or 'local')")
     orc.add_argument("--json", action="store_true", help="print the result as JSON")
     orc.set_defaults(func=cmd_oracle)
+
+    from .hunt.cli import add_parser as add_hunt
+    add_hunt(sub, EXIT_CODES, cmd_hunt)
 
     fx = sub.add_parser("fixes", epilog=EXIT_CODES, help="list the historical fix toggles")
     fx.set_defaults(func=cmd_fixes)

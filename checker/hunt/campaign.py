@@ -1,0 +1,260 @@
+"""The hunt's campaign: scenarios drawn, explored, shrunk, de-duplicated and written out.
+
+Scenario i of a campaign with seed S is drawn from ``Random(scenario_seed(S, i))`` and
+explored by :func:`explore_one` under a fixed budget: DPOR with iterative context bounding up
+to one preemption (EXECUTIONS executions a round), then, if that found nothing, PCT of depth
+2 (PCT_RUNS executions, seeded by i). Everything is counted in executions and model steps,
+never in seconds, so a scenario's result is the same on any machine and whatever runs beside
+it. ``--budget SECONDS`` is converted to model steps (STEPS_PER_SECOND, about one second of
+one core here): the campaign explores scenarios 0, 1, 2 ... until their steps add up to the
+budget, in that order even when they run in parallel (results are taken in index order and
+the ones after the budget is spent are dropped), so the same seed and budget give the same
+findings, and the same files, with any --jobs or cluster.
+
+A **finding** is a violated invariant group. Its **signature** is the group and the two
+kernel functions of the race the trace highlights (checker/trace.py find_race: the latest
+pair of conflicting steps of different threads before the violation); one finding is kept
+per signature, the first in scenario order. Each is shrunk (shrink.py) and written to the
+output folder as NN-GROUP.toml (the shrunk scenario: ``unmapcheck explore`` reproduces it),
+NN-GROUP.json (its counterexample trace) and NN-GROUP.html (the report).
+
+A scenario the model cannot run (an op it leaves out, a setup the model refuses) is counted
+as outside the model, never as a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .generate import Generator, Options
+from .scenario import HuntScenario, to_toml
+
+EXECUTIONS = 150          # DPOR executions per round (bounds 0 and 1)
+PCT_RUNS = 40             # PCT executions when DPOR found nothing
+PCT_DEPTH = 2
+STEPS_PER_SECOND = 40_000  # the explorer's rate on one core here (bench/bench_explore.py)
+SHRINK_RUNS = 80          # explorations one finding's shrinking may spend
+
+
+def scenario_seed(seed: int, i: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"unmapcheck-hunt:{seed}:{i}".encode())
+                          .digest()[:8], "big")
+
+
+@dataclass
+class Explored:
+    """What exploring one scenario gave (picklable: it comes back from a worker)."""
+    index: int
+    steps: int = 0
+    executions: int = 0
+    violations: dict = field(default_factory=dict)    # group -> invariant name, message
+    outside: str = ""                                 # why the model cannot run it
+
+
+def explore_text(text: str, name: str, pct_seed: int) -> tuple:
+    """Explore one scenario's TOML under the hunt's budget: (Result or None, steps,
+    executions, why it is outside the model)."""
+    from ..explore import RandomSearch, _merge, iterative_context_bounding
+    from ..scenario import ScenarioError, parse
+    sc = parse(text, f"<{name}>")
+    try:
+        res = iterative_context_bounding(sc, 1, stop_at_first=True, max_executions=EXECUTIONS)
+        if not res.counterexamples:
+            more = RandomSearch(sc, PCT_RUNS, pct_seed, pct_depth=PCT_DEPTH).run()
+            res = _merge(res, more)
+    except ScenarioError as e:
+        # "<name>: thread[0].program[1]: madvise(...): why": the why, to count reasons by
+        return None, 0, 0, str(e).split("): ", 1)[-1]
+    return res, res.stats.steps, res.stats.executions, ""
+
+
+def explore_one(index: int, seed: int, options: Options) -> tuple[Explored, str]:
+    """Draw scenario *index* of the campaign and explore it (a task of the backend)."""
+    rng = random.Random(scenario_seed(seed, index))
+    s, text = Generator(options).scenario(rng, f"hunt-{seed}-{index}")
+    res, steps, execs, outside = explore_text(text, s.name, scenario_seed(seed, index))
+    out = Explored(index, steps, execs, outside=outside)
+    if res is not None:
+        out.violations = {g: (c.violation.name, c.violation.message)
+                          for g, c in sorted(res.counterexamples.items())}
+    return out, text
+
+
+@dataclass
+class Finding:
+    group: str
+    invariant: str
+    message: str
+    functions: tuple                  # the two racing kernel functions ("" if none)
+    index: int                        # the scenario it was first found in
+    original: dict = field(default_factory=dict)    # size before shrinking
+    shrunk: dict = field(default_factory=dict)      # size after
+    preemptions: int = 0
+    steps: int = 0
+    files: dict = field(default_factory=dict)       # toml, trace, html -> path
+
+    @property
+    def signature(self) -> tuple:
+        return (self.group, self.functions)
+
+    def as_dict(self) -> dict:
+        return {"group": self.group, "invariant": self.invariant, "message": self.message,
+                "functions": list(self.functions), "scenario_index": self.index,
+                "original_size": self.original, "shrunk_size": self.shrunk,
+                "preemptions": self.preemptions, "steps": self.steps, "files": self.files}
+
+
+@dataclass
+class Summary:
+    seed: int
+    budget_steps: int
+    scenarios: int = 0
+    outside: int = 0
+    outside_why: dict = field(default_factory=dict)       # reason -> scenarios
+    executions: int = 0
+    steps: int = 0
+    findings: list = field(default_factory=list)
+    violating_scenarios: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict:
+        return {"seed": self.seed, "budget_steps": self.budget_steps,
+                "scenarios": self.scenarios, "outside_the_model": self.outside,
+                "outside_the_model_why": dict(self.outside_why),
+                "executions": self.executions, "steps": self.steps,
+                "violating_scenarios": self.violating_scenarios,
+                "findings": [f.as_dict() for f in self.findings],
+                "seconds": round(self.seconds, 3), "interrupted": self.interrupted}
+
+
+def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional[str],
+         progress: Optional[Callable[[Summary], None]] = None,
+         max_scenarios: Optional[int] = None) -> Summary:
+    """The campaign (module docstring) on *pool* (checker.backend.Backend)."""
+    from ..scenario import parse
+    t0 = time.monotonic()
+    summary = Summary(seed, budget_steps)
+    window = 2 * pool.workers
+    running: dict = {}                       # future -> index
+    done: dict[int, tuple] = {}
+    nxt = 0                                  # the next index to submit
+    taken = 0                                # results taken in order so far
+    spent = 0
+    hits: list[tuple[Explored, str]] = []
+    try:
+        while True:
+            while len(running) < window and (max_scenarios is None or nxt < max_scenarios):
+                running[pool.submit(explore_one, nxt, seed, options)] = nxt
+                nxt += 1
+            if not running:
+                break
+            ready, _ = pool.wait_any(set(running))
+            for f in ready:
+                done[running.pop(f)] = f.result()
+            stop = False
+            while taken in done:
+                ex, text = done.pop(taken)
+                taken += 1
+                summary.scenarios += 1
+                summary.steps += ex.steps
+                summary.executions += ex.executions
+                spent += ex.steps
+                if ex.outside:
+                    summary.outside += 1
+                    summary.outside_why[ex.outside] = summary.outside_why.get(ex.outside, 0) + 1
+                if ex.violations:
+                    summary.violating_scenarios += 1
+                    hits.append((ex, text))
+                if progress is not None:
+                    progress(summary)
+                if spent >= budget_steps or (max_scenarios is not None and
+                                             taken >= max_scenarios):
+                    stop = True
+                    break
+            if stop:
+                break
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        pool.close(set(running))
+    seen: set = set()
+    for ex, text in hits:
+        for group, (name, message) in ex.violations.items():
+            finding = _finding(ex, text, group, name, message, seed)
+            if finding is None or finding.signature in seen:
+                continue
+            seen.add(finding.signature)
+            summary.findings.append(finding)
+    for n, f in enumerate(summary.findings, 1):
+        _shrink_and_write(f, n, out_dir, seed, options)
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def _finding(ex: Explored, text: str, group: str, name: str, message: str,
+             seed: int) -> Optional["Finding"]:
+    """The finding of *group* in scenario *ex*, with the racing functions of its trace."""
+    from ..scenario import parse
+    sc = parse(text, f"<hunt-{seed}-{ex.index}>")
+    res, _, _, _ = explore_text(text, sc.name, scenario_seed(seed, ex.index))
+    if res is None or group not in res.counterexamples:
+        return None
+    tr = _trace(sc, res.counterexamples[group])
+    return Finding(group, name, message, _race_functions(tr), ex.index)
+
+
+def _trace(sc, cex):
+    from ..minimise import minimise
+    from ..trace import counterexample_trace
+    return counterexample_trace(sc, minimise(sc, cex, max_executions=500))
+
+
+def _race_functions(tr) -> tuple:
+    if not tr.race:
+        return ("",)
+    return tuple(sorted({tr.steps[i].function for i in tr.race}))
+
+
+def _shrink_and_write(f: Finding, n: int, out_dir: Optional[str], seed: int,
+                      options: Options) -> None:
+    from ..scenario import parse
+    from .shrink import shrink
+    # The scenario as data again: drawn anew from its seed (the draw is deterministic).
+    spec, _ = Generator(options).scenario(random.Random(scenario_seed(seed, f.index)),
+                                          f"hunt-{seed}-{f.index}")
+    f.original = spec.size()
+    small = shrink(spec, f.group, seed, SHRINK_RUNS)
+    small.name = f"hunt-{seed}-{f.index}-{f.group.lower()}"
+    small.description = (f"Found by unmapcheck hunt (seed {seed}, scenario {f.index}) and "
+                         f"shrunk: {f.invariant}: {f.message}")
+    f.shrunk = small.size()
+    sc = parse(to_toml(small), "<shrunk>")
+    from ..explore import iterative_context_bounding
+    res = iterative_context_bounding(sc, 3, stop_at_first=True, max_executions=5000)
+    cex = res.counterexamples.get(f.group)
+    if cex is None:            # never expected: shrink keeps only what still violates
+        return
+    small.preemptions = max(cex.preemptions, 0)
+    text = to_toml(small)
+    sc = parse(text, "<shrunk>")
+    tr = _trace(sc, cex)
+    f.preemptions, f.steps = tr.preemptions, len(tr.schedule)
+    if out_dir is None:
+        return
+    from ..report import write_html
+    from ..trace import write_atomic
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, f"{n:02d}-{f.group}")
+    toml_path = base + ".toml"
+    tr.scenario_path = toml_path
+    tr.command = f"unmapcheck explore {toml_path}"
+    write_atomic(toml_path, text)
+    tr.save(base + ".json")
+    write_html(tr.to_json(), base + ".html")
+    f.files = {"toml": toml_path, "trace": base + ".json", "html": base + ".html"}

@@ -1,0 +1,225 @@
+"""Random scenarios for the hunt, biased to where unmap bugs live.
+
+One scenario is drawn from one ``random.Random`` (seeded by the campaign): 2 or 3 CPUs; one
+process with one to three mappings of the kinds the model has (private anonymous, private
+and shared regular file, shmem, mlocked; populated by reads or writes, or sparsely by a few
+stores, or not at all), sometimes a forked child that inherits them, sometimes an OOM victim;
+two or three threads: user threads running one to three ops (munmap, madvise with DONTNEED,
+DONTNEED_LOCKED, FREE and COLD, mprotect, mlock, munlock, MAP_FIXED mmap, fork, exec, exit,
+loads, stores, GUP-fast and context switches), or a kernel actor (the OOM reaper,
+writeback, migration: its migration entries are the non-present entries a hunt meets; the
+model installs swap entries only through reclaim, which it leaves out, so none are drawn).
+
+Placement is biased to page-table boundaries: each scenario picks a PMD boundary B (a PUD
+boundary one time in four) and places mappings that end at B (the last entries of a table),
+start at B, straddle it, or cover a whole PTE table, with neighbours that share a table; op
+ranges start and end at mapping edges, at B, one page either side of it, or inside a
+mapping. The allocation-failure and resched choices are switched on in some scenarios.
+
+Only what the model has is drawn; each scenario is checked by the scenario loader before it
+is explored (a scenario the loader refuses is drawn again: ``Generator.rejected`` counts
+them).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .scenario import File, HuntScenario, Mapping, Process, Thread, to_toml
+
+PAGE = 4096
+PMD_PAGES = 512                      # a PTE table maps 2 MiB
+PUD_SIZE = 1 << 30
+REGION = 0x7F0000000000              # below it nothing is mapped; PUD aligned
+
+# (MADV_PAGEOUT is page reclaim, which the model leaves out)
+MADVICES = [("MADV_DONTNEED", 5), ("MADV_FREE", 1), ("MADV_COLD", 1),
+            ("MADV_DONTNEED_LOCKED", 1)]
+USER_OPS = [("madvise", 6), ("munmap", 4), ("mprotect", 2), ("mlock", 1), ("munlock", 1),
+            ("mmap", 1), ("load", 4), ("store", 4), ("gup_fast", 1), ("fork", 1),
+            ("context_switch", 1)]
+
+
+@dataclass
+class Options:
+    """What the command line fixes; None: drawn per scenario."""
+    arch: Optional[str] = None                 # "x86", "arm64", "ppc64"
+    vendor: Optional[str] = None               # "intel", "amd"
+    era: str = "6.18"
+    fixes_off: list = field(default_factory=list)
+    choices: bool = True                       # some scenarios switch choices on
+
+
+def _pick(rng: random.Random, weighted):
+    return rng.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+
+
+class Generator:
+    def __init__(self, options: Options):
+        self.options = options
+        self.rejected = 0
+
+    def scenario(self, rng: random.Random, name: str) -> tuple[HuntScenario, str]:
+        """A scenario the loader accepts, and its TOML."""
+        from ..scenario import ScenarioError, parse
+        for _ in range(100):
+            s = self._draw(rng, name)
+            text = to_toml(s)
+            try:
+                parse(text, f"<{name}>")
+            except ScenarioError:
+                self.rejected += 1
+                continue
+            return s, text
+        raise RuntimeError("the hunt's generator drew 100 scenarios the loader refused")
+
+    # --- drawing -------------------------------------------------------------------------------
+    def _draw(self, rng: random.Random, name: str) -> HuntScenario:
+        o = self.options
+        arch = o.arch or rng.choice(["x86", "x86", "arm64"])
+        s = HuntScenario(name=name, cpus=rng.choice([2, 2, 3]), arch=arch,
+                         vendor=o.vendor or rng.choice(["intel", "amd"]), era=o.era,
+                         fixes_off=list(o.fixes_off))
+        if o.choices and rng.random() < 0.25:
+            s.choices = sorted(rng.sample(["alloc", "resched"], rng.randint(1, 2)))
+        boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
+                             rng.randint(1, 8) * PMD_PAGES * PAGE)
+        p = Process("p", oom_victim=rng.random() < 0.15)
+        s.processes.append(p)
+        for i in range(rng.choice([1, 1, 2, 2, 3])):
+            m = self._mapping(rng, s, p, boundary)
+            if m is not None:
+                p.mappings.append(m)
+        if rng.random() < 0.2:
+            s.processes.append(Process("c", fork_of="p"))
+        self._threads(rng, s, boundary)
+        return s
+
+    def _placement(self, rng: random.Random, boundary: int) -> tuple[int, int]:
+        small = rng.choice([1, 1, 2, 2, 3, 4, 8])
+        kind = rng.choice(["ends_at_table", "starts_at_table", "straddles", "inside",
+                           "whole_table"])
+        if kind == "ends_at_table":
+            return boundary - small * PAGE, small
+        if kind == "starts_at_table":
+            return boundary, small
+        if kind == "straddles":
+            before = rng.randint(1, small)
+            return boundary - before * PAGE, small + rng.randint(1, 2)
+        if kind == "inside":
+            return boundary + rng.randint(1, 64) * PAGE, small
+        return boundary - PMD_PAGES * PAGE * rng.randint(0, 1), PMD_PAGES
+
+    def _mapping(self, rng: random.Random, s: HuntScenario, p: Process,
+                 boundary: int) -> Optional[Mapping]:
+        for _ in range(10):
+            addr, pages = self._placement(rng, boundary)
+            if rng.random() < 0.4 and p.mappings:           # a neighbour sharing a table
+                last = p.mappings[-1]
+                addr = last.end if rng.random() < 0.5 else last.addr - pages * PAGE
+            if all(addr + pages * PAGE <= m.addr or m.end <= addr for m in p.mappings):
+                break
+        else:
+            return None
+        kind = _pick(rng, [("anon", 6), ("file_private", 2), ("file_shared", 2),
+                           ("shmem", 2)])
+        m = Mapping(addr, pages, prot=rng.choice(["rw", "rw", "rw", "r"]))
+        if kind != "anon":
+            f = File(f"f{len(s.files)}", pages + rng.randint(0, 2), shmem=kind == "shmem")
+            s.files.append(f)
+            m.file, m.shared = f.name, kind != "file_private"
+        small = pages <= 8
+        how = rng.random()
+        if small and how < 0.55:
+            m.populate = "write" if "w" in m.prot and rng.random() < 0.7 else "read"
+            m.populate_cpu = rng.randrange(s.cpus)
+        elif "w" in m.prot and how < 0.8:
+            # sparse: a few pages written at setup (the rest of the table stays empty)
+            for _ in range(rng.randint(1, 3)):
+                m.data[rng.randrange(pages)] = rng.randrange(1, 256)
+        if small and "w" in m.prot and rng.random() < 0.3 and not m.data:
+            m.data = {i: 0x41 + i for i in range(min(pages, 4))}
+        m.mlock = small and rng.random() < 0.1
+        return m
+
+    def _points(self, s: HuntScenario, boundary: int) -> list[int]:
+        """Addresses op ranges start and end at: mapping edges, the boundary and its
+        neighbours, a page inside each mapping."""
+        pts = {boundary, boundary - PAGE, boundary + PAGE}
+        for p in s.processes:
+            for m in p.mappings:
+                pts |= {m.addr, m.end, m.addr + PAGE * (m.pages // 2)}
+        return sorted(pts)
+
+    def _range(self, rng: random.Random, s: HuntScenario, boundary: int) -> tuple[int, int]:
+        pts = self._points(s, boundary)
+        a = rng.choice(pts[:-1])
+        b = rng.choice([x for x in pts if x > a])
+        return a, b - a
+
+    def _address(self, rng: random.Random, s: HuntScenario, boundary: int) -> int:
+        maps = [m for p in s.processes for m in p.mappings]
+        if maps and rng.random() < 0.9:
+            m = rng.choice(maps)
+            return m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
+        return boundary
+
+    def _op(self, rng: random.Random, s: HuntScenario, boundary: int, kind: str) -> dict:
+        if kind in ("load", "store"):
+            op = {"op": kind, "addr": self._address(rng, s, boundary)}
+            if kind == "store":
+                op["value"] = rng.randrange(1, 256)
+            return op
+        if kind == "gup_fast":
+            return {"op": "gup_fast", "addr": self._address(rng, s, boundary),
+                    "pages": rng.choice([1, 1, 2]), "write": rng.random() < 0.5}
+        if kind == "fork":
+            return {"op": "fork"}
+        if kind == "context_switch":
+            return {"op": "context_switch", "to": "kernel"}
+        addr, length = self._range(rng, s, boundary)
+        if kind == "madvise":
+            return {"op": "madvise", "addr": addr, "len": length,
+                    "advice": _pick(rng, MADVICES)}
+        if kind == "mprotect":
+            return {"op": "mprotect", "addr": addr, "len": length,
+                    "prot": rng.choice(["r", "rw", "none"])}
+        if kind == "mmap":
+            return {"op": "mmap", "addr": addr, "len": length, "prot": "rw",
+                    "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED"}
+        return {"op": kind, "addr": addr, "len": length}           # munmap, mlock, munlock
+
+    def _threads(self, rng: random.Random, s: HuntScenario, boundary: int) -> None:
+        n = rng.choice([2, 2, 3])
+        procs = [p.name for p in s.processes]
+        p = s.processes[0]
+        actors = []
+        if p.oom_victim:
+            actors.append(("oom_reaper", {}))
+        regular = [f for f in s.files if not f.shmem]
+        if regular:
+            actors.append(("writeback", {"file": regular[0].name,
+                                         "index": rng.randrange(regular[0].pages)}))
+        if p.mappings:
+            actors.append(("migrate", {"addr": self._address(rng, s, boundary)}))
+        for i in range(n):
+            cpu = i % s.cpus
+            if i > 0 and actors and rng.random() < 0.35:
+                actor, target = actors.pop(rng.randrange(len(actors)))
+                proc = None if actor == "writeback" else "p"
+                s.threads.append(Thread(f"A{i}", cpu, proc, actor=actor, target=target))
+                continue
+            proc = procs[i % len(procs)] if rng.random() < 0.8 else rng.choice(procs)
+            ops = [self._op(rng, s, boundary, _pick(rng, USER_OPS))
+                   for _ in range(rng.choice([1, 2, 2, 3]))]
+            s.threads.append(Thread(f"T{i}", cpu, proc, ops))
+        # exit and exec end a process's life: only for a process with one user thread.
+        users: dict = {}
+        for t in s.threads:
+            if t.actor is None:
+                users.setdefault(t.process, []).append(t)
+        for proc, ts in users.items():
+            if len(ts) == 1 and rng.random() < 0.3:
+                ts[0].ops.append({"op": rng.choice(["exit", "exit", "exec"])})
