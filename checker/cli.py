@@ -158,19 +158,26 @@ def cmd_explore(args) -> int:
         signal.signal(signal.SIGTERM, old)
 
 
-def _explore(args) -> int:
+def without_fixes(args) -> list[str]:
+    """The full commit ids of a command's --without COMMIT arguments (a usage error names
+    one that matches no fix, or several)."""
     from unmapcheck.impl.fixes import resolve_commit
+    out = []
+    for c in args.without or []:
+        try:
+            out.append(resolve_commit(c))
+        except ValueError as e:
+            raise UsageError(f"--without: {e}") from None
+    return out
+
+
+def _explore(args) -> int:
     from .explore import RandomSearch, iterative_context_bounding
     from .prove import judge
     from .scenario import load
     from .trace import counterexample_trace, render_text
 
-    without = []
-    for c in args.without or []:
-        try:
-            without.append(resolve_commit(c))
-        except ValueError as e:
-            raise UsageError(f"--without: {e}") from None
+    without = without_fixes(args)
     args.preemptions = _preemption_bound(args.preemptions)
     if args.pct is not None and args.random is None:
         raise UsageError("--pct needs --random N (the number of executions)")

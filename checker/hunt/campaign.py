@@ -122,6 +122,10 @@ class Summary:
     violating_scenarios: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    # When the first violating scenario was taken: model steps spent (machine-independent)
+    # and seconds.
+    first_steps: Optional[int] = None
+    first_seconds: Optional[float] = None
 
     def as_dict(self) -> dict:
         return {"seed": self.seed, "budget_steps": self.budget_steps,
@@ -130,13 +134,16 @@ class Summary:
                 "executions": self.executions, "steps": self.steps,
                 "violating_scenarios": self.violating_scenarios,
                 "findings": [f.as_dict() for f in self.findings],
-                "seconds": round(self.seconds, 3), "interrupted": self.interrupted}
+                "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
+                "first_violation": None if self.first_steps is None else
+                {"steps": self.first_steps, "seconds": round(self.first_seconds, 3)}}
 
 
 def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional[str],
          progress: Optional[Callable[[Summary], None]] = None,
-         max_scenarios: Optional[int] = None) -> Summary:
-    """The campaign (module docstring) on *pool* (checker.backend.Backend)."""
+         max_scenarios: Optional[int] = None, stop_at_first: bool = False) -> Summary:
+    """The campaign (module docstring) on *pool* (checker.backend.Backend); with
+    *stop_at_first* it ends with the first violating scenario (in index order)."""
     from ..scenario import parse
     t0 = time.monotonic()
     summary = Summary(seed, budget_steps)
@@ -145,7 +152,6 @@ def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional
     done: dict[int, tuple] = {}
     nxt = 0                                  # the next index to submit
     taken = 0                                # results taken in order so far
-    spent = 0
     hits: list[tuple[Explored, str]] = []
     try:
         while True:
@@ -164,16 +170,21 @@ def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional
                 summary.scenarios += 1
                 summary.steps += ex.steps
                 summary.executions += ex.executions
-                spent += ex.steps
                 if ex.outside:
                     summary.outside += 1
                     summary.outside_why[ex.outside] = summary.outside_why.get(ex.outside, 0) + 1
                 if ex.violations:
                     summary.violating_scenarios += 1
                     hits.append((ex, text))
+                    if summary.first_steps is None:
+                        summary.first_steps = summary.steps
+                        summary.first_seconds = time.monotonic() - t0
+                    if stop_at_first:
+                        stop = True
+                        break
                 if progress is not None:
                     progress(summary)
-                if spent >= budget_steps or (max_scenarios is not None and
+                if summary.steps >= budget_steps or (max_scenarios is not None and
                                              taken >= max_scenarios):
                     stop = True
                     break

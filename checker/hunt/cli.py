@@ -1,6 +1,6 @@
 """``unmapcheck hunt``: the command line of the hunt (campaign.py).
 
-    unmapcheck hunt [--seed S] [--budget SECONDS] [--scenarios N] [--out DIR]
+    unmapcheck hunt [--seed S] [--budget SECONDS] [--scenarios N] [--first] [--out DIR]
                     [--arch x86|arm64|ppc64] [--vendor intel|amd] [--era E]
                     [--without COMMIT ...] [--no-choices] [--jobs N | --dask ADDRESS] [--json]
 
@@ -31,6 +31,8 @@ def add_parser(sub, epilog: str, func) -> None:
                         f"find the same on any machine")
     h.add_argument("--scenarios", type=int, metavar="N",
                    help="stop after N scenarios (whichever of this and --budget comes first)")
+    h.add_argument("--first", action="store_true",
+                   help="stop at the first violating scenario (then shrink and write it)")
     h.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help=f"where findings are written (default {DEFAULT_OUT}/)")
     h.add_argument("--arch", choices=("x86", "arm64", "ppc64"),
@@ -54,10 +56,10 @@ def add_parser(sub, epilog: str, func) -> None:
 def run(args) -> int:
     import math
 
-    from unmapcheck.impl.fixes import FIXES, resolve_commit
+    from unmapcheck.impl.fixes import FIXES
 
     from ..backend import backend
-    from ..cli import UsageError, _int_range, _writable_output, usable_cpus
+    from ..cli import UsageError, _int_range, _writable_output, usable_cpus, without_fixes
     from ..console import Progress
     from .campaign import hunt
     from .generate import Options
@@ -73,12 +75,7 @@ def run(args) -> int:
     if args.vendor and args.arch and args.arch != "x86":
         raise UsageError(f"--vendor is x86's INVLPG semantics: not for --arch {args.arch}")
     _writable_output("--out", args.out, directory=True)
-    fixes = []
-    for c in args.without or []:
-        try:
-            fixes.append(resolve_commit(c))
-        except ValueError as e:
-            raise UsageError(f"--without: {e}") from None
+    fixes = without_fixes(args)
     eras = {FIXES[c].era for c in fixes} - {"6.18"}
     if len(eras) > 1:
         raise UsageError(f"--without: fixes of different kernel eras ({', '.join(sorted(eras))})")
@@ -98,7 +95,7 @@ def run(args) -> int:
     with backend(args.jobs or usable_cpus(), args.dask) as pool:
         try:
             summary = hunt(args.seed, steps, options, pool, args.out, on_progress,
-                           max_scenarios=args.scenarios)
+                           max_scenarios=args.scenarios, stop_at_first=args.first)
         finally:
             progress.done()
     if args.json:
@@ -125,7 +122,9 @@ def _print(s, options, budget: float) -> None:
     for why, n in sorted(s.outside_why.items(), key=lambda kv: -kv[1]):
         print(f"    {n:4}  {why}")
     print(f"  executions       {s.executions:,} ({s.steps:,} steps)")
-    print(f"  violating        {s.violating_scenarios} scenarios")
+    print(f"  violating        {s.violating_scenarios} scenarios" +
+          (f" (the first after {s.first_steps:,} steps, {s.first_seconds:.1f} s)"
+           if s.first_steps is not None else ""))
     print(f"  time             {s.seconds:.1f} s" + ("  (interrupted)" if s.interrupted else ""))
     if not s.findings:
         print("result: nothing found")

@@ -11,6 +11,8 @@ import pytest
 from unmapcheck.checker.backend import Backend
 from unmapcheck.checker.cli import main
 
+from test_prove_load import _ONE_THREAD
+
 
 def _hang(_):
     time.sleep(3600)
@@ -60,35 +62,12 @@ def test_local_backend_results_come_back_in_any_order():
         b.close()
 
 
-_USER_SCENARIO = """
-[scenario]
-name = "{name}"
-cpus = 1
-
-[[process]]
-name = "p"
-[[process.mapping]]
-addr = 0x7f0000000000
-pages = 1
-prot = "rw"
-
-[[thread]]
-name = "T0"
-process = "p"
-cpu = 0
-program = [ {{ op = "load", addr = 0x7f0000000000 }} ]
-
-[expect]
-{expect}
-"""
-
-
 def test_prove_on_a_dask_local_cluster_sends_the_obligations(tmp_path, capsys):
     """User scenario files are loaded here and the obligations (with their scenarios) are
     sent to the workers; each verdict comes back."""
     pytest.importorskip("distributed")
-    (tmp_path / "ok.toml").write_text(_USER_SCENARIO.format(name="ok", expect="never = true"))
-    (tmp_path / "bad.toml").write_text(_USER_SCENARIO.format(
+    (tmp_path / "ok.toml").write_text(_ONE_THREAD.format(name="ok", expect="never = true"))
+    (tmp_path / "bad.toml").write_text(_ONE_THREAD.format(
         name="bad", expect='exists = "T0[0] == 0x99"'))
     assert main(["prove", str(tmp_path), "impl:pgd", "--dask", "local", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)

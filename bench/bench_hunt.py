@@ -1,0 +1,86 @@
+"""How fast ``unmapcheck hunt`` finds each historic bug without its hand-written scenario.
+
+For every fix the corpus carries with an expected invariant violation (a scenario's
+``[[expect.without]]`` entry with ``sometimes``), a hunt is run with that fix off, on the
+machine of its corpus scenario (arch, vendor, era), for several seeds, stopping at the first
+violating scenario (``--first``) or when the budget is spent. Reported per fix: the median
+time and model steps to the first violating scenario over the seeds (a seed that found
+nothing counts as the budget, and the row says how many found it), whether the violation was
+the invariant the corpus expects, and the size of the shrunk scenario. Fixes whose bug is an
+outcome, not an invariant violation (a litmus condition), are listed as not hunted: the hunt
+looks for invariant violations only.
+
+    python bench/bench_hunt.py [--seeds N] [--budget SECONDS] [--jobs N] [-k PATTERN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+
+from unmapcheck.checker.backend import Backend
+from unmapcheck.checker.hunt.campaign import STEPS_PER_SECOND, hunt
+from unmapcheck.checker.hunt.generate import Options
+from unmapcheck.checker.scenario import load
+from unmapcheck.proofs import scenario_paths
+
+
+def targets(pattern: str) -> list[tuple]:
+    """(fixes, expected groups, arch, vendor, era, corpus scenario) of each fix set."""
+    out, seen = [], set()
+    for path in scenario_paths():
+        sc = load(path)
+        for v in sc.variants:
+            key = tuple(sorted(v.fixes))
+            if key in seen or pattern not in ",".join(key) + sc.name:
+                continue
+            seen.add(key)
+            out.append((list(key), list(v.sometimes), sc.arch, sc.vendor, sc.era, sc.name))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds of model steps a seed")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("-k", default="")
+    args = ap.parse_args()
+    budget = int(args.budget * STEPS_PER_SECOND)
+    print(f"hunt per fix: {args.seeds} seeds, budget {args.budget:g} s "
+          f"({budget:,} steps) each, --jobs {args.jobs}, stopping at the first violation\n")
+    print(f"{'fixes off':28} {'machine':16} {'expects':12} {'found':6} {'median s':>9} "
+          f"{'median steps':>13} {'groups found':18} shrunk (threads/ops/mappings/pages)")
+    for fixes, expects, arch, vendor, era, name in targets(args.k):
+        machine = f"{arch}{'/' + vendor if arch == 'x86' else ''} {era}"
+        if not expects:
+            print(f"{','.join(fixes):28} {machine:16} {'(outcome)':12} not hunted: an outcome, "
+                  f"not an invariant violation ({name})")
+            continue
+        times, steps, groups, sizes, found = [], [], set(), [], 0
+        for seed in range(1, args.seeds + 1):
+            opts = Options(arch=arch, vendor=vendor if arch == "x86" else None, era=era,
+                           fixes_off=fixes)
+            with tempfile.TemporaryDirectory() as out:
+                s = hunt(seed, budget, opts, Backend(args.jobs), out, stop_at_first=True)
+            if s.first_steps is None:
+                times.append(s.seconds)
+                steps.append(s.steps)
+                continue
+            found += 1
+            times.append(s.first_seconds)
+            steps.append(s.first_steps)
+            for f in s.findings:
+                groups.add(f.group)
+                sizes.append(f"{f.shrunk['threads']}/{f.shrunk['ops']}/{f.shrunk['mappings']}"
+                             f"/{f.shrunk['pages']}")
+        hit = "yes" if groups & set(expects) else ("other" if groups else "-")
+        print(f"{','.join(fixes):28} {machine:16} {','.join(expects):12} "
+              f"{found}/{args.seeds:<4} {statistics.median(times):9.1f} "
+              f"{int(statistics.median(steps)):13,} {(','.join(sorted(groups)) or '-') + ' ' + hit:18} "
+              f"{' '.join(sizes) or '-'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
