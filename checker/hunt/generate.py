@@ -6,7 +6,8 @@ and shared regular file, shmem, mlocked; populated by reads or writes, or sparse
 stores, or not at all), sometimes a forked child that inherits them, sometimes an OOM victim;
 two or three threads: user threads running one to three ops (munmap, madvise with DONTNEED,
 DONTNEED_LOCKED, FREE and COLD, mprotect, mlock, munlock, MAP_FIXED mmap, fork, exec, exit,
-loads, stores, GUP-fast and context switches), or a kernel actor (the OOM reaper,
+loads, stores, GUP-fast and context switches; a MAP_FIXED mmap is a stack, MAP_GROWSDOWN,
+one time in three), or a kernel actor (the OOM reaper,
 writeback, migration: its migration entries are the non-present entries a hunt meets; the
 model installs swap entries only through reclaim, which it leaves out, so none are drawn).
 
@@ -14,7 +15,8 @@ Placement is biased to page-table boundaries: each scenario picks a PMD boundary
 boundary one time in four) and places mappings that end at B (the last entries of a table),
 start at B, straddle it, or cover a whole PTE table, with neighbours that share a table; op
 ranges start and end at mapping edges, at B, one page either side of it, or inside a
-mapping. The allocation-failure and resched choices are switched on in some scenarios.
+mapping. The allocation-failure (alloc, enomem) and resched choices are switched on in a
+quarter of the scenarios.
 
 Only what the model has is drawn; each scenario is checked by the scenario loader before it
 is explored (a scenario the loader refuses is drawn again: ``Generator.rejected`` counts
@@ -83,7 +85,9 @@ class Generator:
                          vendor=o.vendor or rng.choice(["intel", "amd"]), era=o.era,
                          fixes_off=list(o.fixes_off))
         if o.choices and rng.random() < 0.25:
-            s.choices = sorted(rng.sample(["alloc", "resched"], rng.randint(1, 2)))
+            s.choices = sorted(rng.sample(["alloc", "alloc", "resched", "resched", "enomem"],
+                                          rng.randint(1, 2)))
+            s.choices = sorted(set(s.choices))
         boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
                              rng.randint(1, 8) * PMD_PAGES * PAGE)
         p = Process("p", oom_victim=rng.random() < 0.15)
@@ -178,7 +182,8 @@ class Generator:
         if kind == "fork":
             return {"op": "fork"}
         if kind == "context_switch":
-            return {"op": "context_switch", "to": "kernel"}
+            others = [p.name for p in s.processes]
+            return {"op": "context_switch", "to": rng.choice(["kernel", "kernel", *others])}
         addr, length = self._range(rng, s, boundary)
         if kind == "madvise":
             return {"op": "madvise", "addr": addr, "len": length,
@@ -187,8 +192,11 @@ class Generator:
             return {"op": "mprotect", "addr": addr, "len": length,
                     "prot": rng.choice(["r", "rw", "none"])}
         if kind == "mmap":
+            # over what is there (MAP_FIXED), anonymous, one time in three a stack
+            # (MAP_GROWSDOWN: a fault below it grows it)
+            stack = "|MAP_GROWSDOWN" if rng.random() < 0.33 else ""
             return {"op": "mmap", "addr": addr, "len": length, "prot": "rw",
-                    "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED"}
+                    "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED" + stack}
         return {"op": kind, "addr": addr, "len": length}           # munmap, mlock, munlock
 
     def _threads(self, rng: random.Random, s: HuntScenario, boundary: int) -> None:
