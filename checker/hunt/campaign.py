@@ -2,8 +2,9 @@
 
 Scenario i of a campaign with seed S is drawn from ``Random(scenario_seed(S, i))`` and
 explored by :func:`explore_one` under a fixed budget: DPOR with iterative context bounding up
-to one preemption (EXECUTIONS executions a round), then, if that found nothing, PCT of depth
-2 (PCT_RUNS executions, seeded by i). Everything is counted in executions and model steps,
+to one preemption (EXECUTIONS executions a round, SCENARIO_STEPS model steps over all rounds
+and injection plans), then, if that found nothing within it, PCT of depth 2 (PCT_RUNS
+executions, seeded by i). Everything is counted in executions and model steps,
 never in seconds, so a scenario's result is the same on any machine and whatever runs beside
 it. ``--budget SECONDS`` is converted to model steps (STEPS_PER_SECOND, about one second of
 one core here): the campaign explores scenarios 0, 1, 2 ... until their steps add up to the
@@ -37,6 +38,7 @@ from .scenario import HuntScenario, to_toml
 EXECUTIONS = 150          # DPOR executions per round (bounds 0 and 1)
 PCT_RUNS = 40             # PCT executions when DPOR found nothing
 PCT_DEPTH = 2
+SCENARIO_STEPS = 150_000  # model steps one scenario's DPOR may spend (all bounds and plans)
 STEPS_PER_SECOND = 40_000  # the explorer's rate on one core here (bench/bench_explore.py)
 SHRINK_RUNS = 80          # explorations one finding's shrinking may spend
 
@@ -62,9 +64,18 @@ def explore_text(text: str, name: str, pct_seed: int) -> tuple:
     from ..explore import RandomSearch, _merge, iterative_context_bounding
     from ..scenario import ScenarioError, parse
     sc = parse(text, f"<{name}>")
+    spent = [0]
+
+    def within_budget(search, ex) -> None:
+        # Every search of the scenario (each bound, each injection plan) shares one budget
+        # of model steps: a scenario of long executions or many plans stops early.
+        spent[0] += len(ex.events)
+        if spent[0] >= SCENARIO_STEPS:
+            search.stop = True
     try:
-        res = iterative_context_bounding(sc, 1, stop_at_first=True, max_executions=EXECUTIONS)
-        if not res.counterexamples:
+        res = iterative_context_bounding(sc, 1, stop_at_first=True, max_executions=EXECUTIONS,
+                                         on_execution=within_budget)
+        if not res.counterexamples and spent[0] < SCENARIO_STEPS:
             more = RandomSearch(sc, PCT_RUNS, pct_seed, pct_depth=PCT_DEPTH).run()
             res = _merge(res, more)
     except ScenarioError as e:

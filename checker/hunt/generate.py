@@ -18,7 +18,8 @@ ranges start and end at mapping edges, at B, one page either side of it, or insi
 mapping. The allocation-failure (alloc, enomem) and resched choices are switched on in a
 quarter of the scenarios.
 
-Only what the model has is drawn; each scenario is checked by the scenario loader before it
+Each scenario draws from its own random subset of these features (swarm testing, the
+:class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the scenario loader before it
 is explored (a scenario the loader refuses is drawn again: ``Generator.rejected`` counts
 them).
 """
@@ -84,21 +85,21 @@ class Generator:
         s = HuntScenario(name=name, cpus=rng.choice([2, 2, 3]), arch=arch,
                          vendor=o.vendor or rng.choice(["intel", "amd"]), era=o.era,
                          fixes_off=list(o.fixes_off))
+        sw = Swarm.draw(rng)
         if o.choices and rng.random() < 0.25:
-            s.choices = sorted(rng.sample(["alloc", "alloc", "resched", "resched", "enomem"],
-                                          rng.randint(1, 2)))
-            s.choices = sorted(set(s.choices))
+            s.choices = sorted(set(rng.sample(["alloc", "alloc", "resched", "resched",
+                                               "enomem"], rng.randint(1, 2))))
         boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
                              rng.randint(1, 8) * PMD_PAGES * PAGE)
-        p = Process("p", oom_victim=rng.random() < 0.15)
+        p = Process("p", oom_victim="oom_reaper" in sw.actors)
         s.processes.append(p)
         for i in range(rng.choice([1, 1, 2, 2, 3])):
-            m = self._mapping(rng, s, p, boundary)
+            m = self._mapping(rng, s, p, boundary, sw)
             if m is not None:
                 p.mappings.append(m)
-        if rng.random() < 0.2:
+        if sw.fork_child:
             s.processes.append(Process("c", fork_of="p"))
-        self._threads(rng, s, boundary)
+        self._threads(rng, s, boundary, sw)
         return s
 
     def _placement(self, rng: random.Random, boundary: int) -> tuple[int, int]:
@@ -117,7 +118,7 @@ class Generator:
         return boundary - PMD_PAGES * PAGE * rng.randint(0, 1), PMD_PAGES
 
     def _mapping(self, rng: random.Random, s: HuntScenario, p: Process,
-                 boundary: int) -> Optional[Mapping]:
+                 boundary: int, sw: "Swarm") -> Optional[Mapping]:
         for _ in range(10):
             addr, pages = self._placement(rng, boundary)
             if rng.random() < 0.4 and p.mappings:           # a neighbour sharing a table
@@ -127,8 +128,7 @@ class Generator:
                 break
         else:
             return None
-        kind = _pick(rng, [("anon", 6), ("file_private", 2), ("file_shared", 2),
-                           ("shmem", 2)])
+        kind = rng.choice(sw.mappings)
         m = Mapping(addr, pages, prot=rng.choice(["rw", "rw", "rw", "r"]))
         if kind != "anon":
             f = File(f"f{len(s.files)}", pages + rng.randint(0, 2), shmem=kind == "shmem")
@@ -145,7 +145,7 @@ class Generator:
                 m.data[rng.randrange(pages)] = rng.randrange(1, 256)
         if small and "w" in m.prot and rng.random() < 0.3 and not m.data:
             m.data = {i: 0x41 + i for i in range(min(pages, 4))}
-        m.mlock = small and rng.random() < 0.1
+        m.mlock = small and sw.mlock and rng.random() < 0.5
         return m
 
     def _points(self, s: HuntScenario, boundary: int) -> list[int]:
@@ -199,7 +199,8 @@ class Generator:
                     "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED" + stack}
         return {"op": kind, "addr": addr, "len": length}           # munmap, mlock, munlock
 
-    def _threads(self, rng: random.Random, s: HuntScenario, boundary: int) -> None:
+    def _threads(self, rng: random.Random, s: HuntScenario, boundary: int,
+                 sw: "Swarm") -> None:
         n = rng.choice([2, 2, 3])
         procs = [p.name for p in s.processes]
         p = s.processes[0]
@@ -207,20 +208,21 @@ class Generator:
         if p.oom_victim:
             actors.append(("oom_reaper", {}))
         regular = [f for f in s.files if not f.shmem]
-        if regular:
+        if "writeback" in sw.actors and regular:
             actors.append(("writeback", {"file": regular[0].name,
                                          "index": rng.randrange(regular[0].pages)}))
-        if p.mappings:
+        if "migrate" in sw.actors and p.mappings:
             actors.append(("migrate", {"addr": self._address(rng, s, boundary)}))
+        rng.shuffle(actors)
         for i in range(n):
             cpu = i % s.cpus
-            if i > 0 and actors and rng.random() < 0.35:
-                actor, target = actors.pop(rng.randrange(len(actors)))
+            if i > 0 and actors:                # (thread 0 is always a user thread)
+                actor, target = actors.pop()
                 proc = None if actor == "writeback" else "p"
                 s.threads.append(Thread(f"A{i}", cpu, proc, actor=actor, target=target))
                 continue
             proc = procs[i % len(procs)] if rng.random() < 0.8 else rng.choice(procs)
-            ops = [self._op(rng, s, boundary, _pick(rng, USER_OPS))
+            ops = [self._op(rng, s, boundary, _pick(rng, sw.ops))
                    for _ in range(rng.choice([1, 2, 2, 3]))]
             s.threads.append(Thread(f"T{i}", cpu, proc, ops))
         # exit and exec end a process's life: only for a process with one user thread.
@@ -229,5 +231,34 @@ class Generator:
             if t.actor is None:
                 users.setdefault(t.process, []).append(t)
         for proc, ts in users.items():
-            if len(ts) == 1 and rng.random() < 0.3:
-                ts[0].ops.append({"op": rng.choice(["exit", "exit", "exec"])})
+            if len(ts) == 1 and sw.ends and rng.random() < 0.7:
+                ts[0].ops.append({"op": rng.choice(sw.ends)})
+
+
+@dataclass
+class Swarm:
+    """The features one scenario draws from (swarm testing: Groce, Zhang, Eide, Chen and
+    Regehr, ISSTA 2012). Each feature is in with probability one half (at least one op kind
+    and one mapping kind), so the rare combinations that a bug needs (an OOM victim with an
+    mlocked mapping that exits while the reaper runs; a dirty shared file page that is
+    unmapped while writeback runs) come up far more often than when every feature is
+    always possible, each feature getting only a small share of every scenario."""
+    ops: list
+    mappings: list
+    actors: list
+    ends: list
+    mlock: bool
+    fork_child: bool
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> "Swarm":
+        def some(items: list, p: float = 0.5) -> list:
+            got = [x for x in items if rng.random() < p]
+            return got or [rng.choice(items)]
+        mappings = some(["anon", "file_private", "file_shared", "shmem"])
+        actors = [a for a in ("oom_reaper", "writeback", "migrate") if rng.random() < 0.35]
+        if "writeback" in actors and not {"file_private", "file_shared"} & set(mappings):
+            mappings.append("file_shared")          # writeback needs a regular file
+        return cls(ops=some(USER_OPS), mappings=mappings, actors=actors,
+                   ends=[e for e in ("exit", "exec") if rng.random() < 0.35],
+                   mlock=rng.random() < 0.3, fork_child=rng.random() < 0.25)
