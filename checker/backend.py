@@ -78,19 +78,28 @@ class Backend:
         return set(done), set(rest)
 
     def close(self, futures=()) -> None:
-        """Cancel *futures* (those not started are dropped) and stop the local workers,
-        killing any still running a task: the work of a run that is over is not finished."""
+        """Cancel *futures* (those not started are dropped) and stop the local workers. If
+        some of them are still running, their workers are stopped (SIGTERM, then SIGKILL
+        after 5 s): the work of a run that is over is not finished. Otherwise the workers
+        exit normally (so what they do at exit, such as saving coverage data, is done)."""
+        futures = list(futures)
         for f in futures:
             f.cancel()
         if self.executor is None:
+            return
+        if not any(f.running() for f in futures):
+            self.executor.shutdown(wait=True, cancel_futures=True)
             return
         processes = list((getattr(self.executor, "_processes", None) or {}).values())
         self.executor.shutdown(wait=False, cancel_futures=True)
         for p in processes:          # shutdown() alone lets running tasks run to their end
             if p.is_alive():
-                p.kill()
+                p.terminate()
         for p in processes:
             p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
 
 
 def dask_client(address: str):
