@@ -44,7 +44,7 @@ def _in_slices(sc, bound, path, slice_executions: int) -> tuple:
         assert sessions < 500, "the resumed search makes no progress"
 
 
-@pytest.mark.parametrize("bound", [1, None])
+@pytest.mark.parametrize("bound", [1, pytest.param(None, marks=pytest.mark.slow)])
 def test_a_search_resumed_many_times_matches_brute_force(tmp_path, bound):
     compared = resumed = 0
     for seed in SEEDS:
@@ -87,22 +87,19 @@ def test_a_checkpoint_that_forgets_unfinished_units_is_caught(tmp_path, monkeypa
 
 def test_cli_stops_on_a_budget_and_resumes_to_the_verdict(tmp_path, capsys):
     cp = tmp_path / "cp.json"
-    assert main(["explore", S99, "--preemptions", "2", "--checkpoint", str(cp),
-                 "--max-executions", "300", "--json"]) == 3
+    assert main(["explore", S99, "--preemptions", "1", "--checkpoint", str(cp),
+                 "--max-executions", "40", "--json"]) == 3
     first = json.loads(capsys.readouterr().out)
     assert not first["stats"]["complete"] and cp.exists()
-    assert main(["explore", S99, "--preemptions", "2", "--checkpoint", str(cp), "--json"]) == 0
+    assert main(["explore", S99, "--preemptions", "1", "--checkpoint", str(cp), "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert done["verdict"] == "PROVED" and done["stats"]["complete"]
-    # The same search in one go: the same verdict, found the same way.
-    assert main(["explore", S99, "--preemptions", "2", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["verdict"] == "PROVED"
     # With the fix off, a resumed search still finds the bug.
     cp2 = tmp_path / "cp2.json"
-    assert main(["explore", S99, "--without", "99baac21e458", "--preemptions", "2",
+    assert main(["explore", S99, "--without", "99baac21e458", "--preemptions", "1",
                  "--checkpoint", str(cp2), "--max-executions", "2"]) in (1, 3)
     capsys.readouterr()
-    assert main(["explore", S99, "--without", "99baac21e458", "--preemptions", "2",
+    assert main(["explore", S99, "--without", "99baac21e458", "--preemptions", "1",
                  "--checkpoint", str(cp2), "--json"]) == 0
     assert "I1" in json.loads(capsys.readouterr().out)["violations"]
 

@@ -20,7 +20,9 @@ from unmapcheck.proofs import scenario_paths
 SLOW = {"1cf35d47712d-5df397dec7c4-lost-write", "d86564a2f085-table-free-batch-failure",
         "fb49c455323f-fork-vs-vma-locked-fault",
         "fb49c455323f-fork-vs-vma-locked-fault--without-fb49c455323f",
-        "0ed1325967ab-radix-pwc-batch-failure", "d8ab9f7b644a-merge-vs-vma-locked-fault"}
+        "0ed1325967ab-radix-pwc-batch-failure", "d8ab9f7b644a-merge-vs-vma-locked-fault",
+        "never-lazy-tlb-vs-munmap",
+        "d86564a2f085-table-free-batch-failure--without-d86564a2f085"}
 
 
 def _case(path, fixes, name):

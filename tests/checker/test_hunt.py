@@ -57,10 +57,10 @@ def _signature(summary) -> tuple:
 
 
 def test_a_campaign_is_the_same_whatever_runs_it(tmp_path):
-    opts = Options(fixes_off=["99baac21e458"])
-    one = hunt(5, 10 ** 9, opts, Backend(0), str(tmp_path / "a"), max_scenarios=6)
-    two = hunt(5, 10 ** 9, opts, Backend(2), str(tmp_path / "b"), max_scenarios=6)
-    assert one.scenarios == 6 and _signature(one) == _signature(two)
+    opts = Options(fixes_off=["99baac21e458"], arch="x86")
+    one = hunt(1, 10 ** 9, opts, Backend(0), str(tmp_path / "a"), max_scenarios=3)
+    two = hunt(1, 10 ** 9, opts, Backend(2), str(tmp_path / "b"), max_scenarios=3)
+    assert one.scenarios == 3 and one.findings and _signature(one) == _signature(two)
     for f1, f2 in zip(one.findings, two.findings):
         for kind in ("toml", "trace"):
             assert open(f1.files[kind]).read().replace(str(tmp_path / "a"), "") == \
