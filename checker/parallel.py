@@ -6,8 +6,9 @@ a bound, conservative backtracking with one), every execution that extends it
 states along it as any search does; races whose reversal belongs to a state above the unit's
 *export depth* (its prefix plus SPLIT steps) are not explored there but handed back as new
 units (the schedule to that state plus the thread to try), so the search spreads over the
-workers as it goes; when a unit's time slice (TIME_SLICE) ends, everything it has not
-explored is handed back the same way. Races that cross a split stay sound that way: every
+workers as it goes; when a unit's time slice (TIME_SLICE), the search's time or its
+execution budget ends, everything it has not explored is handed back the same way (a unit
+runs each execution to its end, so what it leaves is always a choice at some state). Races that cross a split stay sound that way: every
 backtrack point a worker finds is either explored by it or becomes a unit.
 
 The **coordinator** owns the top of the tree: the set of unit prefixes ever queued, and for
@@ -19,6 +20,12 @@ its prefix holds the threads ordered before its own choice there, never one orde
 so no two units prune each other's executions. A unit is also dropped when a thread queued
 at its state is an initial of the race that asked for it (the source-set check, made with
 the coordinator's knowledge of the state).
+
+All the coordinator knows is a :class:`Coordinator`: a stopped search (deadline, budget,
+Ctrl-C) returns it to *on_state*, and a search given it back (*resume*) runs the units that
+had not finished, so a checkpoint (checker/checkpoint.py) resumes without losing or
+counting anything twice. The coordinator stops waiting at the deadline: units still queued
+or running then stay pending.
 
 Results merge as the results of disjoint searches (explore._merge): the outcomes and
 violated invariants are those one process finds; the best counterexample of each invariant
