@@ -32,11 +32,11 @@ def targets(pattern: str) -> list[tuple]:
     for path in scenario_paths():
         sc = load(path)
         for v in sc.variants:
-            key = tuple(sorted(v.fixes))
-            if key in seen or pattern not in ",".join(key) + sc.name:
+            key = (tuple(sorted(v.fixes)), sc.arch, sc.vendor if sc.arch == "x86" else "")
+            if key in seen or pattern not in ",".join(key[0]) + sc.name:
                 continue
             seen.add(key)
-            out.append((list(key), list(v.sometimes), sc.arch, sc.vendor, sc.era, sc.name))
+            out.append((list(key[0]), list(v.sometimes), sc.arch, sc.vendor, sc.era, sc.name))
     return out
 
 

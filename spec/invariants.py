@@ -200,15 +200,17 @@ def _i1_freed_frame():
         return f"{_tlb_text(t)}, but pfn {t.entry.pfn} is {state}: a use-after-free through " \
                f"a stale TLB entry"
 
-    def usable(S, B, t):
-        # An entry of an mm that no task can run any more (mm_users == 0: exit_mmap, or
-        # freed) can never be used by a user access: arm64 does not flush a fullmm gather's
-        # leaf entries for that reason ("the ASID allocator will invalidate the ASID before
-        # it is reused"), and the model never reuses an mm's ASID. Walk caches are judged
-        # for every mm (I1.freed_table): speculative walks do not need a running task.
-        mm = S.tlb_mm(t)
-        return B.And(mm is not None, B.Not(S.mm_exited(mm)) if mm is not None else False)
-    return (lambda S, ev: S.select(S.tlb_entries(), usable), body, message)
+    return (lambda S, ev: S.select(S.tlb_entries(), _usable_by_user), body, message)
+
+
+def _usable_by_user(S, B, t):
+    """TLB entry *t* can still serve a user access. An entry of an mm that no task can run
+    any more (mm_users == 0: exit_mmap, or freed) never can: arm64 does not flush a fullmm
+    gather's leaf entries for that reason ("the ASID allocator will invalidate the ASID
+    before it is reused"), and the model never reuses an mm's ASID. (Walk caches are judged
+    for every mm, I1.freed_table: speculative walks do not need a running task.)"""
+    mm = S.tlb_mm(t)
+    return B.And(mm is not None, B.Not(S.mm_exited(mm)) if mm is not None else False)
 
 
 @invariant("I1.freed_table", "no paging-structure cache entry reaches a freed page-table page",
@@ -468,10 +470,12 @@ def _lost_write():
     # so they cannot lose a write this way.
     def judged(S, B, t):
         # (the domain, so that the PTE scan below runs only for entries that need it)
+        # (and only an entry a user store can still use: _usable_by_user)
         f = S.frame(S.tlb_pfn(t))
         behind_ptl = B.And(S.page_table_locked(), S.mapcount(f) > 0)
-        return B.And(S.frame_pagecache(f), B.Not(S.frame_swapbacked(f)),
-                     S.tlb_write(t), S.tlb_dirty(t), B.Not(behind_ptl))
+        return B.And(_usable_by_user(S, B, t), S.frame_pagecache(f),
+                     B.Not(S.frame_swapbacked(f)), S.tlb_write(t), S.tlb_dirty(t),
+                     B.Not(behind_ptl))
 
     def body(S, B, t, ev):
         f = S.frame(S.tlb_pfn(t))

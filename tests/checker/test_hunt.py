@@ -136,3 +136,14 @@ def test_an_unwritable_output_folder_is_refused_before_the_work(tmp_path, capsys
     blocker.write_text("x")
     assert main(["hunt", "--scenarios", "1", "--out", str(blocker)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_hunt_on_a_dask_local_cluster_explores_the_same_scenarios(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    runs = []
+    for backend in (["--jobs", "1"], ["--dask", "local"]):
+        assert main(["hunt", "--seed", "3", "--scenarios", "2", "--out", str(tmp_path),
+                     "--json", *backend]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        runs.append((doc["scenarios"], doc["steps"], doc["executions"]))
+    assert runs[0] == runs[1] and runs[0][0] == 2
