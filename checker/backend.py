@@ -3,8 +3,8 @@ the oracle's campaign shards (and the Dask client mutate uses for its mutants).
 
 A :class:`Backend` runs tasks (a function and its arguments) on
 
-- this process (``jobs=0``): each task runs when submitted; used where a search must stay in
-  one process (a test that patches a function, a checkpointed search with one job);
+- this process (``jobs=0``): each task runs when submitted; for a search that must stay in
+  one process (a test that patches a function the tasks call);
 - a local pool of ``jobs`` forked worker processes (``--jobs N``): forked, so a task may
   refer to what the parent loaded before the pool started (prove's obligations, user
   scenario files included) instead of pickling it;
@@ -15,8 +15,8 @@ A :class:`Backend` runs tasks (a function and its arguments) on
 
 Every command drives it the same way: ``submit`` tasks, ``wait_any`` for the first to end,
 and on leaving (normally, at the first failure of a fail-fast run, on Ctrl-C or SIGTERM)
-``close``, which drops the tasks not started and stops those running: a local worker is
-killed, a Dask task cancelled.
+``close``, which drops the tasks not started and stops those running (a local worker gets
+SIGTERM, then SIGKILL; a Dask task is cancelled), while idle local workers exit normally.
 """
 
 from __future__ import annotations
