@@ -30,9 +30,7 @@ def _candidates(s: HuntScenario) -> Iterator[HuntScenario]:
             yield edit(lambda c, i=i: c.threads.pop(i))
     for p in s.processes:
         if p.fork_of is not None:
-            yield edit(lambda c, n=p.name: (
-                c.processes.__setitem__(slice(None), [q for q in c.processes if q.name != n]),
-                c.threads.__setitem__(slice(None), [t for t in c.threads if t.process != n])))
+            yield edit(lambda c, n=p.name: _drop_process(c, n))
     for i, t in enumerate(s.threads):
         for k in range(len(t.ops)):
             yield edit(lambda c, i=i, k=k: c.threads[i].ops.pop(k))
@@ -58,6 +56,12 @@ def _candidates(s: HuntScenario) -> Iterator[HuntScenario]:
         yield edit(lambda c: setattr(c, "choices", []))
     if s.cpus > 2:
         yield edit(_two_cpus)
+
+
+def _drop_process(c: HuntScenario, name: str) -> None:
+    """A forked process goes with the threads that run in it."""
+    c.processes = [q for q in c.processes if q.name != name]
+    c.threads = [t for t in c.threads if t.process != name]
 
 
 def _drop_mapping(c: HuntScenario, pi: int, mi: int) -> None:
