@@ -148,14 +148,20 @@ def _writable_output(flag: str, path: Optional[str], directory: bool = False) ->
 
 
 # --- explore ------------------------------------------------------------------------------------
-def cmd_explore(args) -> int:
-    # SIGTERM (a batch system's time limit, `kill`) ends the search as Ctrl-C does: the
-    # statistics so far, the best trace, exit 3.
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a batch system's time limit, `kill`) ends a long command as Ctrl-C does."""
     old = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _explore(args)
+        yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def cmd_explore(args) -> int:
+    # (the statistics so far, the best trace, exit 3)
+    with _sigterm_as_ctrl_c():
+        return _explore(args)
 
 
 def without_fixes(args) -> list[str]:
@@ -566,7 +572,9 @@ def cmd_fixes(args) -> int:
 
 def cmd_hunt(args) -> int:
     from .hunt.cli import run as hunt_run
-    return hunt_run(args)
+    # (what was found so far is shrunk and written, exit 1; nothing found: exit 3)
+    with _sigterm_as_ctrl_c():
+        return hunt_run(args)
 
 
 def cmd_oracle(args) -> int:

@@ -147,3 +147,19 @@ def test_a_hunt_on_a_dask_local_cluster_explores_the_same_scenarios(tmp_path, ca
         doc = json.loads(capsys.readouterr().out)
         runs.append((doc["scenarios"], doc["steps"], doc["executions"]))
     assert runs[0] == runs[1] and runs[0][0] == 2
+
+
+def test_sigterm_ends_a_hunt_with_its_summary(tmp_path):
+    """A hunt stopped by SIGTERM reports what it explored and exits 3 (nothing found)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "unmapcheck.checker.cli", "hunt", "--seed",
+                             "1", "--budget", "600", "--jobs", "1", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, (out, err)
+    assert "(interrupted)" in out and "result: nothing found" in out
