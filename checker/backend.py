@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Callable, Optional
 
 CONNECT_TIMEOUT = 10          # seconds to reach a Dask scheduler
+GRACE = 10                    # seconds idle local workers get to exit on their own
 
 
 class BackendError(Exception):
@@ -79,20 +80,24 @@ class Backend:
 
     def close(self, futures=()) -> None:
         """Cancel *futures* (those not started are dropped) and stop the local workers. If
-        some of them are still running, their workers are stopped (SIGTERM, then SIGKILL
-        after 5 s): the work of a run that is over is not finished. Otherwise the workers
-        exit normally (so what they do at exit, such as saving coverage data, is done)."""
+        some of them are still running, their workers are stopped at once (SIGTERM, then
+        SIGKILL after 5 s): the work of a run that is over is not finished. Otherwise the
+        workers are given GRACE seconds to exit normally (so what they do at exit, such as
+        saving coverage data, is done), then stopped the same way: a pool left in a state
+        where it would never let them go (a submit cut off by Ctrl-C) cannot hang the
+        command."""
         futures = list(futures)
         for f in futures:
             f.cancel()
         if self.executor is None:
             return
-        if not any(f.running() for f in futures):
-            self.executor.shutdown(wait=True, cancel_futures=True)
-            return
+        abandon = any(f.running() for f in futures)
         processes = list((getattr(self.executor, "_processes", None) or {}).values())
         self.executor.shutdown(wait=False, cancel_futures=True)
-        for p in processes:          # shutdown() alone lets running tasks run to their end
+        if not abandon:
+            for p in processes:
+                p.join(timeout=GRACE)
+        for p in processes:
             if p.is_alive():
                 p.terminate()
         for p in processes:

@@ -35,7 +35,10 @@ split: its wakeup sequences would reach across units; the parallel search is sou
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -64,6 +67,21 @@ def explore_unit(scenario: Scenario, bound: Optional[int], prefix: tuple, order:
                         time_slice=time_slice)
     res = search.run()
     return res, search.exported
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM are held (delivered on leaving) while the coordinator's state
+    changes, so an interrupted search leaves a consistent state (main thread only)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 @dataclass
@@ -164,24 +182,27 @@ def explore_parallel(scenario: Scenario, bound: Optional[int], jobs: int = 2,
                 cut_short = True
                 break
             done, _ = pool.wait_any(set(running), timeout=left)
-            for f in done:
-                prefix = running.pop(f)
-                res, units = f.result()
-                if not res.stats.complete:
-                    # Cut short (time, budget): what it explored is reported, but the unit
-                    # stays pending, so a resumed search runs all of it again.
-                    partial.append(res)
-                    cut_short = True
-                    continue
-                st.pending.discard(prefix)
-                st.merged = _merge(st.merged, res)
-                if st.merged.stats.executions >= budget:
-                    cut_short = True
-                if cut_short:
-                    st.handed.extend(units)
-                    continue
-                for unit in units:
-                    consider(*unit)
+            # (Ctrl-C and SIGTERM wait until the results are in the state: a checkpoint
+            # never holds a unit both merged and pending, or its handed units half queued)
+            with _signals_deferred():
+                for f in done:
+                    prefix = running.pop(f)
+                    res, units = f.result()
+                    if not res.stats.complete:
+                        # Cut short (interrupted): what it explored is reported, but the
+                        # unit stays pending, so a resumed search runs all of it again.
+                        partial.append(res)
+                        cut_short = True
+                        continue
+                    st.pending.discard(prefix)
+                    st.merged = _merge(st.merged, res)
+                    if st.merged.stats.executions >= budget:
+                        cut_short = True
+                    if cut_short:
+                        st.handed.extend(units)
+                        continue
+                    for unit in units:
+                        consider(*unit)
             if on_state is not None and time.monotonic() - last_state >= state_every:
                 on_state(st)
                 last_state = time.monotonic()
