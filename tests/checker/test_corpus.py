@@ -15,14 +15,17 @@ from unmapcheck.checker.scenario import load
 from unmapcheck.checker.trace import counterexample_trace, replay
 from unmapcheck.proofs import scenario_paths
 
-# The costliest explorations (over 12 s each here) run under the slow marker, to keep the
+# The costliest explorations (about 10 s or more each here) run under the slow marker, to keep the
 # default run under 10 minutes; `unmapcheck prove` runs them all.
 SLOW = {"1cf35d47712d-5df397dec7c4-lost-write", "d86564a2f085-table-free-batch-failure",
         "fb49c455323f-fork-vs-vma-locked-fault",
         "fb49c455323f-fork-vs-vma-locked-fault--without-fb49c455323f",
         "0ed1325967ab-radix-pwc-batch-failure", "d8ab9f7b644a-merge-vs-vma-locked-fault",
         "never-lazy-tlb-vs-munmap",
-        "d86564a2f085-table-free-batch-failure--without-d86564a2f085"}
+        "d86564a2f085-table-free-batch-failure--without-d86564a2f085",
+        "d8ab9f7b644a-merge-vs-vma-locked-fault--without-d8ab9f7b644a",
+        "0ed1325967ab-radix-pwc-batch-failure--without-0ed1325967ab",
+        "never-vma-locked-fault-vs-neighbour", "never-munmap-vs-dontneed-overlap"}
 
 
 def _case(path, fixes, name):

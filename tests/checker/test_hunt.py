@@ -58,9 +58,9 @@ def _signature(summary) -> tuple:
 
 def test_a_campaign_is_the_same_whatever_runs_it(tmp_path):
     opts = Options(fixes_off=["99baac21e458"], arch="x86")
-    one = hunt(1, 10 ** 9, opts, Backend(0), str(tmp_path / "a"), max_scenarios=3)
-    two = hunt(1, 10 ** 9, opts, Backend(2), str(tmp_path / "b"), max_scenarios=3)
-    assert one.scenarios == 3 and one.findings and _signature(one) == _signature(two)
+    one = hunt(1, 10 ** 9, opts, Backend(0), str(tmp_path / "a"), max_scenarios=2)
+    two = hunt(1, 10 ** 9, opts, Backend(2), str(tmp_path / "b"), max_scenarios=2)
+    assert one.scenarios == 2 and one.findings and _signature(one) == _signature(two)
     for f1, f2 in zip(one.findings, two.findings):
         for kind in ("toml", "trace"):
             assert open(f1.files[kind]).read().replace(str(tmp_path / "a"), "") == \
@@ -149,6 +149,7 @@ def test_a_hunt_on_a_dask_local_cluster_explores_the_same_scenarios(tmp_path, ca
     assert runs[0] == runs[1] and runs[0][0] == 2
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_hunt_with_its_summary(tmp_path):
     """A hunt stopped by SIGTERM reports what it explored and exits 3 (nothing found)."""
     import signal
