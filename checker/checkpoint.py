@@ -128,7 +128,6 @@ class Checkpoint:
         self.ident = ident
         self.rounds: dict[str, dict] = {}            # round key -> result (JSON)
         self.current: Optional[tuple[str, dict]] = None   # round key, coordinator (JSON)
-        self.resumed = False
 
     @classmethod
     def open(cls, path: str, ident: dict, threads: int) -> "Checkpoint":
@@ -175,7 +174,6 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"--checkpoint {path}: malformed checkpoint "
                                   f"({type(e).__name__}: {e})") from None
-        cp.resumed = True
         return cp
 
     def save(self) -> None:
