@@ -110,7 +110,10 @@ def _build(scenario: Scenario, where: list, fail):
             mark_oom_victim(proc.task)
     sched.uninstall()
     # Locks are all free after setup; the threads start from a quiescent state.
-    return system, {"files": files, "procs": procs}
+    shared = [t.cpu for t in scenario.threads]
+    # CPU -> the thread running an op on it, for CPUs that more than one thread runs on
+    running = {c: None for c in set(shared) if shared.count(c) > 1}
+    return system, {"files": files, "procs": procs, "running": running}
 
 
 def _fill_file(system: System, fd: int, data: dict[int, int], fail) -> None:
@@ -177,6 +180,37 @@ def _not_modelled(scenario: Scenario, where: str, line, what: str,
     return ScenarioError(_one_line(f"{loc}: {where}: {what}: {why}"))
 
 
+class _OnCpu:
+    """Threads that share a CPU run their ops one at a time: a thread takes its CPU for
+    an op (an actor for all its work) and gives it back at the end, so the CPU switches
+    between them only at op boundaries, where its mm is switched by the next op's entry.
+    The kernel preempting a thread inside a system call to run another thread of the
+    same CPU is not modelled (a thread's ``context_switch`` op is how a scenario shares a
+    CPU mid-program); what this rules out is an interleaving the kernel cannot produce:
+    another thread running inside an IRQs-off section or a half-done switch_mm, or a
+    preempted thread resuming without its mm switched back. The two steps are declared
+    like a lock's, on ("cpu_run", cpu), so the explorer orders them as it orders locks."""
+
+    def __init__(self, env: dict, t):
+        self.running = env["running"]
+        self.cpu = t.spec.cpu
+        self.name = t.name
+
+    def __enter__(self):
+        if self.cpu in self.running:
+            sched.point(f"schedule() in (CPU{self.cpu})", writes=(("cpu_run", self.cpu),),
+                        wait=lambda: self.running[self.cpu] is None)
+            self.running[self.cpu] = self.name
+
+    def __exit__(self, kind, value, tb):
+        if self.cpu in self.running and self.running[self.cpu] == self.name:
+            if kind is None or issubclass(kind, (SigSegv, SigBus)):   # (not a BUG)
+                sched.point(f"schedule() out (CPU{self.cpu})",
+                            writes=(("cpu_run", self.cpu),))
+            self.running[self.cpu] = None
+        return False
+
+
 def thread_body(execution, t) -> None:
     """What one scenario thread executes (inside its greenlet)."""
     spec = t.spec
@@ -188,7 +222,8 @@ def thread_body(execution, t) -> None:
         for i, op in enumerate(spec.program):
             t.op_index = i
             try:
-                res = run_op(system, proc, spec.cpu, op, env)
+                with _OnCpu(env, t):
+                    res = run_op(system, proc, spec.cpu, op, env)
             except SigSegv:
                 res = "SIGSEGV"
             except SigBus:
@@ -198,6 +233,15 @@ def thread_body(execution, t) -> None:
                                     e) from None
             execution.record_result(t, res)
         return
+    with _OnCpu(env, t):
+        _actor_body(execution, t)
+
+
+def _actor_body(execution, t) -> None:
+    """A kernel actor's work (scenario ``actor``)."""
+    spec = t.spec
+    system = execution.system
+    env = execution.env
     machine = system.machine
     t.ctx.syscall = spec.actor
     if spec.actor == "oom_reaper":

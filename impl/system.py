@@ -248,16 +248,20 @@ class Process:
     def context_switch(self, to: Optional["Process"], cpu: int = 0) -> None:
         """kernel/sched/core.c context_switch(): the CPU this thread runs on switches to a
         thread of process *to* (switch_mm: the CPU loads its mm), or to a kernel thread when
-        *to* is None (enter_lazy_tlb: on x86 the old mm stays loaded, lazily). The thread's
+        *to* is None or has exited (enter_lazy_tlb: on x86 the old mm stays loaded, lazily). The thread's
         next operation switches back. Not a system call: the thread is preempted where it
         is (the model enters the kernel as "context_switch")."""
         from .cpu import context_switch_to_kernel_thread, switch_mm
         ctx = self._enter("context_switch", cpu)
         cpu_obj = self.machine.cpus[cpu]
+        if to is not None:
+            # pick_next_task(): a process that has exited (exit_mm cleared its task's mm) has
+            # no thread left to run, so the CPU runs a kernel thread (the idle task) instead
+            sched.point("pick_next_task", reads=(("task", to.pid),))
+            if to.task.mm is None:
+                to = None
         if to is None:
             context_switch_to_kernel_thread(self.machine, cpu_obj)
-        elif to.task.mm is None:
-            raise ValueError(f"process {to.pid} has exited")
         else:
             switch_mm(cpu_obj, to.task.mm)
         ctx.syscall = ""
@@ -293,6 +297,9 @@ class Process:
         """kernel/exit.c do_exit -> exit_mm -> mmput."""
         from .fork import mmput
         ctx = self._enter("exit", cpu)
+        # exit_mm(): task_lock(current); current->mm = NULL (what a context switch to this
+        # process reads: pick_next_task in context_switch())
+        sched.point("task_lock: current->mm = NULL", writes=(("task", self.pid),))
         mm = self.task.mm
         # (for the checker: the mm this task works on once task->mm is NULL, as an actor's)
         ctx.mm = mm

@@ -2,21 +2,28 @@
 
 One scenario is drawn from one ``random.Random`` (seeded by the campaign): 2 or 3 CPUs; one
 process with one to three mappings of the kinds the model has (private anonymous, private
-and shared regular file, shmem, mlocked; populated by reads or writes, or sparsely by a few
-stores, or not at all), sometimes a forked child that inherits them, sometimes an OOM victim;
-two or three threads: user threads running one to three ops (munmap, madvise with DONTNEED,
-DONTNEED_LOCKED, FREE and COLD, mprotect, mlock, munlock, MAP_FIXED mmap, fork, exec, exit,
-loads, stores, GUP-fast and context switches; a MAP_FIXED mmap is a stack, MAP_GROWSDOWN,
-one time in three), or a kernel actor (the OOM reaper,
-writeback, migration: its migration entries are the non-present entries a hunt meets; the
-model installs swap entries only through reclaim, which it leaves out, so none are drawn).
+and shared regular file, shmem, mlocked, PROT_NONE guards; populated by reads or writes, or
+sparsely by a few stores, or not at all), sometimes a forked child that inherits them,
+sometimes an OOM victim, sometimes an unrelated process (another mm for a CPU to switch to);
+two or three threads: user threads running one to three ops, or three to five (munmap,
+madvise with DONTNEED, DONTNEED_LOCKED, FREE and COLD, mprotect, mlock, munlock, MAP_FIXED
+mmap, fork, exec, exit, loads, stores, GUP-fast and context switches; a MAP_FIXED mmap is a
+stack, MAP_GROWSDOWN, one time in three), or a kernel actor (the OOM reaper, writeback,
+migration: its migration entries are the non-present entries a hunt meets; the model
+installs swap entries only through reclaim, which it leaves out, so none are drawn). The
+first thread may begin with a prelude that puts a page table in a state table freeing and
+flushing must handle (populated by this CPU; allocated but empty; empty and still reached
+from this CPU's paging-structure caches: Generator._prelude).
 
 Placement is biased to page-table boundaries: each scenario picks a PMD boundary B (a PUD
 boundary one time in four) and places mappings that end at B (the last entries of a table),
-start at B, straddle it, or cover a whole PTE table, with neighbours that share a table; op
+start at B, straddle it, or cover a whole PTE table, with neighbours that share a table
+(adjacent, or one or two pages apart: a hole a MAP_FIXED mmap can fill and merge); op
 ranges start and end at mapping edges, at B, one page either side of it, or inside a
-mapping. The allocation-failure (alloc, enomem) and resched choices are switched on in a
-quarter of the scenarios.
+mapping; loads and stores also land just outside a mapping. The allocation-failure (alloc,
+enomem) and resched choices are switched on in a quarter of the scenarios, with up to two
+failing branches an execution (an error path can need a GFP_NOWAIT attempt and its retry
+to fail) one time in three.
 
 Each scenario draws from its own random subset of these features (swarm testing, the
 :class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the scenario loader before it
@@ -87,10 +94,13 @@ class Generator:
                          fixes_off=list(o.fixes_off))
         sw = Swarm.draw(rng)
         if o.choices and rng.random() < 0.25:
-            s.choices = sorted(set(rng.sample(["alloc", "alloc", "resched", "resched",
-                                               "enomem"], rng.randint(1, 2))))
+            s.choices = rng.choice([["alloc"], ["alloc"], ["enomem"], ["resched"],
+                                    ["resched"], ["alloc", "enomem"], ["alloc", "resched"]])
         boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
                              rng.randint(1, 8) * PMD_PAGES * PAGE)
+        if o.choices and any(c in s.choices for c in ("alloc", "enomem")):
+            # an error path can need two failures (a GFP_NOWAIT attempt and its retry)
+            s.max_choices = rng.choice([1, 1, 2])
         p = Process("p", oom_victim="oom_reaper" in sw.actors)
         s.processes.append(p)
         for i in range(rng.choice([1, 1, 2, 2, 3])):
@@ -99,6 +109,16 @@ class Generator:
                 p.mappings.append(m)
         if sw.fork_child:
             s.processes.append(Process("c", fork_of="p"))
+        if sw.other_process:
+            # an unrelated process: another mm for a CPU to switch to (switch_mm between two
+            # user mms, not the lazy switch to a kernel thread), with a mapping of its own
+            # one time in two
+            q = Process("q")
+            s.processes.append(q)
+            if rng.random() < 0.5:
+                m = self._mapping(rng, s, q, boundary, sw)
+                if m is not None:
+                    q.mappings.append(m)
         self._threads(rng, s, boundary, sw)
         return s
 
@@ -123,20 +143,27 @@ class Generator:
             addr, pages = self._placement(rng, boundary)
             if rng.random() < 0.4 and p.mappings:           # a neighbour sharing a table
                 last = p.mappings[-1]
-                addr = last.end if rng.random() < 0.5 else last.addr - pages * PAGE
+                # adjacent, or (with holes) one or two pages away: a hole a MAP_FIXED mmap
+                # can fill, merging with both sides
+                gap = rng.choice([1, 2]) * PAGE if sw.holes and rng.random() < 0.6 else 0
+                addr = (last.end + gap if rng.random() < 0.5 else
+                        last.addr - pages * PAGE - gap)
             if all(addr + pages * PAGE <= m.addr or m.end <= addr for m in p.mappings):
                 break
         else:
             return None
         kind = rng.choice(sw.mappings)
-        m = Mapping(addr, pages, prot=rng.choice(["rw", "rw", "rw", "r"]))
+        m = Mapping(addr, pages, prot=rng.choice(["rw", "rw", "rw", "r"] +
+                                                 (["none"] if sw.guard else [])))
         if kind != "anon":
             f = File(f"f{len(s.files)}", pages + rng.randint(0, 2), shmem=kind == "shmem")
             s.files.append(f)
             m.file, m.shared = f.name, kind != "file_private"
         small = pages <= 8
         how = rng.random()
-        if small and how < 0.55:
+        if m.prot == "none":                # a guard region: nothing to populate or write
+            pass
+        elif small and how < 0.55:
             m.populate = "write" if "w" in m.prot and rng.random() < 0.7 else "read"
             m.populate_cpu = rng.randrange(s.cpus)
         elif "w" in m.prot and how < 0.8:
@@ -165,12 +192,19 @@ class Generator:
 
     def _address(self, rng: random.Random, s: HuntScenario, boundary: int) -> int:
         maps = [m for p in s.processes for m in p.mappings]
-        if maps and rng.random() < 0.9:
+        r = rng.random()
+        if maps and r < 0.8:
             m = rng.choice(maps)
             return m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
+        if maps and r < 0.9:
+            # just outside a mapping: a hole, a guard or a neighbour (a fault there walks
+            # the same page table and may find no VMA)
+            m = rng.choice(maps)
+            return rng.choice([m.end, m.addr - PAGE])
         return boundary
 
-    def _op(self, rng: random.Random, s: HuntScenario, boundary: int, kind: str) -> dict:
+    def _op(self, rng: random.Random, s: HuntScenario, boundary: int, kind: str,
+            own: str) -> dict:
         if kind in ("load", "store"):
             op = {"op": kind, "addr": self._address(rng, s, boundary)}
             if kind == "store":
@@ -182,8 +216,11 @@ class Generator:
         if kind == "fork":
             return {"op": "fork"}
         if kind == "context_switch":
-            others = [p.name for p in s.processes]
-            return {"op": "context_switch", "to": rng.choice(["kernel", "kernel", *others])}
+            # to a kernel thread (lazy TLB mode) or to another process's mm; the thread's
+            # next op switches back
+            others = [p.name for p in s.processes if p.name != own]
+            return {"op": "context_switch",
+                    "to": rng.choice(others) if others and rng.random() < 0.6 else "kernel"}
         addr, length = self._range(rng, s, boundary)
         if kind == "madvise":
             return {"op": "madvise", "addr": addr, "len": length,
@@ -193,15 +230,50 @@ class Generator:
                     "prot": rng.choice(["r", "rw", "none"])}
         if kind == "mmap":
             # over what is there (MAP_FIXED), anonymous, one time in three a stack
-            # (MAP_GROWSDOWN: a fault below it grows it)
+            # (MAP_GROWSDOWN: a fault below it grows it); one time in two exactly into a
+            # hole between two mappings of the thread's process (vma_merge on both sides)
+            holes = [(a.end, b.addr - a.end) for p in s.processes if p.name == own
+                     for a, b in zip(sorted(p.mappings, key=lambda m: m.addr),
+                                     sorted(p.mappings, key=lambda m: m.addr)[1:])
+                     if a.end < b.addr]
+            if holes and rng.random() < 0.5:
+                addr, length = rng.choice(holes)
             stack = "|MAP_GROWSDOWN" if rng.random() < 0.33 else ""
             return {"op": "mmap", "addr": addr, "len": length, "prot": "rw",
                     "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED" + stack}
         return {"op": kind, "addr": addr, "len": length}           # munmap, mlock, munlock
 
+    def _prelude(self, rng: random.Random, s: HuntScenario, kind: str) -> list:
+        """Ops that first put one page table of the process in a state table freeing and
+        TLB flushing must handle (Swarm.prelude): 'touch', the table populated and cached
+        by this CPU; 'emptied', the table allocated but mapping nothing; 'cached_empty',
+        allocated, empty and reached from this CPU's paging-structure caches: the walk of
+        a fault that finds no PTE and no access right (a PROT_NONE VMA, SIGSEGV) caches
+        the pointer to the table and leaves no TLB entry, so only a flush that names an
+        address inside the table invalidates it (on AMD, whose INVLPG drops only the
+        paging-structure entries on the path to its address)."""
+        maps = [m for m in s.processes[0].mappings if m.prot == "rw"]
+        if not maps:
+            return []
+        m = rng.choice(maps)
+        page = m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
+        ops = [{"op": "store", "addr": page, "value": rng.randrange(1, 256)}]
+        if kind in ("emptied", "cached_empty"):
+            ops.append({"op": "madvise", "addr": page, "len": PAGE,
+                        "advice": "MADV_DONTNEED"})
+        if kind == "cached_empty":
+            ops += [{"op": "mprotect", "addr": m.addr, "len": m.pages * PAGE, "prot": "none"},
+                    {"op": "load", "addr": page}]
+        return ops
+
     def _threads(self, rng: random.Random, s: HuntScenario, boundary: int,
                  sw: "Swarm") -> None:
+        # One CPU a thread: threads that share a CPU run their ops one at a time
+        # (docs/scenario-format.md), which would hide every race inside a system call
+        # between them; a scenario shares a CPU through its context_switch ops, and a third
+        # thread brings a third CPU.
         n = rng.choice([2, 2, 3])
+        s.cpus = max(s.cpus, n)
         procs = [p.name for p in s.processes]
         p = s.processes[0]
         actors = []
@@ -221,9 +293,17 @@ class Generator:
                 proc = None if actor == "writeback" else "p"
                 s.threads.append(Thread(f"A{i}", cpu, proc, actor=actor, target=target))
                 continue
-            proc = procs[i % len(procs)] if rng.random() < 0.8 else rng.choice(procs)
-            ops = [self._op(rng, s, boundary, _pick(rng, sw.ops))
-                   for _ in range(rng.choice([1, 2, 2, 3]))]
+            # threads run in the process and its forked child; the unrelated process is
+            # mostly a context-switch target
+            near = [x for x in procs if x != "q"]
+            if "q" in procs and i > 0 and rng.random() < 0.15:
+                proc = "q"
+            else:
+                proc = near[i % len(near)] if rng.random() < 0.8 else rng.choice(near)
+            count = rng.choice([3, 4, 5] if sw.long_programs else [1, 2, 2, 3])
+            ops = [self._op(rng, s, boundary, _pick(rng, sw.ops), proc) for _ in range(count)]
+            if i == 0 and sw.prelude:
+                ops = self._prelude(rng, s, sw.prelude) + ops
             s.threads.append(Thread(f"T{i}", cpu, proc, ops))
         # exit and exec end a process's life: only for a process with one user thread.
         users: dict = {}
@@ -249,6 +329,11 @@ class Swarm:
     ends: list
     mlock: bool
     fork_child: bool
+    other_process: bool = False     # an unrelated process q (another mm to switch to)
+    holes: bool = False             # neighbours one or two pages apart
+    guard: bool = False             # PROT_NONE mappings
+    long_programs: bool = False     # three to five ops a thread instead of one to three
+    prelude: str = ""               # Generator._prelude: "", touch, emptied, cached_empty
 
     @classmethod
     def draw(cls, rng: random.Random) -> "Swarm":
@@ -261,4 +346,8 @@ class Swarm:
             mappings.append("file_shared")          # writeback needs a regular file
         return cls(ops=some(USER_OPS), mappings=mappings, actors=actors,
                    ends=[e for e in ("exit", "exec") if rng.random() < 0.35],
-                   mlock=rng.random() < 0.3, fork_child=rng.random() < 0.25)
+                   mlock=rng.random() < 0.3, fork_child=rng.random() < 0.25,
+                   other_process=rng.random() < 0.2, holes=rng.random() < 0.3,
+                   guard=rng.random() < 0.15, long_programs=rng.random() < 0.15,
+                   prelude=rng.choice(["touch", "emptied", "cached_empty"]) if rng.random() < 0.2
+                   else "")

@@ -65,6 +65,7 @@ class HuntScenario:
     era: str = "6.18"
     fixes_off: list = field(default_factory=list)
     choices: list = field(default_factory=list)
+    max_choices: int = 1
     files: list = field(default_factory=list)
     processes: list = field(default_factory=list)
     threads: list = field(default_factory=list)
@@ -105,6 +106,8 @@ def to_toml(s: HuntScenario) -> str:
     out += [f"era = {_value(s.era)}", f"fixes_off = {_value(list(s.fixes_off))}"]
     if s.choices:
         out.append(f"choices = {_value(list(s.choices))}")
+        if s.max_choices != 1:
+            out.append(f"max_choices = {s.max_choices}")
     for f in s.files:
         out += ["", "[[file]]", f"name = {_value(f.name)}", f"size = {f.pages * 4096:#x}",
                 f"shmem = {_value(f.shmem)}"]

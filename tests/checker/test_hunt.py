@@ -27,6 +27,7 @@ def test_generated_scenarios_load_and_sit_on_table_boundaries():
         s, text = g.scenario(random.Random(i), f"g{i}")
         sc = parse(text, "<g>")
         assert len(sc.threads) == len(s.threads) >= 2
+        assert len({t.cpu for t in s.threads}) == len(s.threads)      # a CPU each
         maps = [m for p in s.processes for m in p.mappings]
         assert sum(len(p.mappings) for p in sc.processes) == len(maps)
         table = PMD_PAGES * PAGE
@@ -164,3 +165,86 @@ def test_sigterm_ends_a_hunt_with_its_summary(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, (out, err)
     assert "(interrupted)" in out and "result: nothing found" in out
+
+
+def test_the_generator_draws_every_feature_of_its_swarm():
+    """Over a few hundred scenarios: an unrelated process to switch to, neighbours with a
+    hole between them, PROT_NONE guards, long programs, the table-state preludes and two
+    failing branches; every context switch names another process or a kernel thread."""
+    g = Generator(Options())
+    seen = dict(other=0, hole=0, guard=0, long=0, cached_empty=0, two_choices=0)
+    for i in range(300):
+        s, _ = g.scenario(random.Random(i), f"g{i}")
+        names = {p.name for p in s.processes}
+        seen["other"] += "q" in names
+        for p in s.processes:
+            spans = sorted((m.addr, m.end) for m in p.mappings)
+            seen["hole"] += any(0 < b[0] - a[1] <= 2 * PAGE for a, b in zip(spans, spans[1:]))
+            seen["guard"] += any(m.prot == "none" and not m.data and m.populate == "none"
+                                 for m in p.mappings)
+        seen["long"] += any(len(t.ops) >= 4 for t in s.threads)
+        ops = [op["op"] for t in s.threads[:1] for op in t.ops]
+        seen["cached_empty"] += ops[:4] == ["store", "madvise", "mprotect", "load"]
+        seen["two_choices"] += s.max_choices == 2
+        for t in s.threads:
+            for op in t.ops:
+                if op["op"] == "context_switch":
+                    assert op["to"] == "kernel" or op["to"] in names - {t.process}, op
+    assert all(n >= 5 for n in seen.values()), seen
+
+
+def test_shrinking_drops_an_unrelated_process_with_its_threads_and_switches():
+    from unmapcheck.checker.hunt.scenario import HuntScenario, Process, Thread
+    from unmapcheck.checker.hunt.shrink import _candidates
+    s = HuntScenario("x", 2, "x86", processes=[Process("p"), Process("q"),
+                                                Process("c", fork_of="q")],
+                     threads=[Thread("T0", 0, "p", [{"op": "context_switch", "to": "c"},
+                                                    {"op": "load", "addr": 0x7f0000000000}]),
+                              Thread("T1", 1, "q", [{"op": "exit"}]),
+                              Thread("T2", 1, "c", [{"op": "exit"}])])
+    dropped = [c for c in _candidates(s) if len(c.processes) < 3]
+    without_q = next(c for c in dropped if "q" not in {p.name for p in c.processes})
+    assert [p.name for p in without_q.processes] == ["p"]       # c was forked from q
+    assert [t.name for t in without_q.threads] == ["T0"]
+    assert without_q.threads[0].ops == [{"op": "load", "addr": 0x7f0000000000}]
+
+
+def test_the_explorer_orders_a_switch_to_a_process_both_ways_around_its_exit():
+    """DPOR explores the switch that finds the process alive and the one that finds it gone
+    (the CPU then runs the idle task), with no internal error."""
+    from unmapcheck.checker.explore import iterative_context_bounding
+    text = """
+[scenario]
+name = "switch-vs-exit"
+cpus = 2
+arch = "x86"
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 1
+prot = "rw"
+[[process]]
+name = "q"
+[[thread]]
+name = "T0"
+process = "p"
+cpu = 0
+program = [{ op = "context_switch", to = "q" }, { op = "load", addr = 0x7f0000000000 }]
+[[thread]]
+name = "T1"
+process = "q"
+cpu = 1
+program = [{ op = "exit" }]
+[expect]
+never = true
+"""
+    orders = set()
+
+    def order(search, ex) -> None:
+        labels = [e.label for e in ex.events]
+        pick = labels.index("pick_next_task")
+        gone = labels.index("task_lock: current->mm = NULL")
+        orders.add(pick < gone)
+    res = iterative_context_bounding(parse(text, "<t>"), None, on_execution=order)
+    assert not res.counterexamples and orders == {True, False}

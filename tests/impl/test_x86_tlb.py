@@ -165,3 +165,15 @@ def test_context_switch_op_errors_are_one_line():
         parse(text, "bad.toml")
     msg = str(e.value)
     assert "\n" not in msg and "program[1].to" in msg and "kernel" in msg
+
+
+def test_a_switch_to_a_process_that_has_exited_runs_a_kernel_thread():
+    """pick_next_task(): an exited process has no thread left, so the CPU runs the idle
+    task (x86: lazy TLB mode on the mm it had loaded) instead of failing."""
+    s, m, q = _two_processes()
+    m.store(BASE, 1, cpu=0)
+    assert q.exit(cpu=1) == 0
+    m.context_switch(q, cpu=0)
+    cpu0 = s.machine.cpus[0]
+    assert cpu0.tlbstate.is_lazy and cpu0.tlbstate.loaded_mm is m.mm
+    assert m.load(BASE, cpu=0) == 1
