@@ -248,9 +248,9 @@ class Process:
     def context_switch(self, to: Optional["Process"], cpu: int = 0) -> None:
         """kernel/sched/core.c context_switch(): the CPU this thread runs on switches to a
         thread of process *to* (switch_mm: the CPU loads its mm), or to a kernel thread when
-        *to* is None or has exited (enter_lazy_tlb: on x86 the old mm stays loaded, lazily). The thread's
-        next operation switches back. Not a system call: the thread is preempted where it
-        is (the model enters the kernel as "context_switch")."""
+        *to* is None or has exited (enter_lazy_tlb: on x86 the old mm stays loaded,
+        lazily). The thread's next operation switches back. Not a system call: the thread
+        is preempted where it is (the model enters the kernel as "context_switch")."""
         from .cpu import context_switch_to_kernel_thread, switch_mm
         ctx = self._enter("context_switch", cpu)
         cpu_obj = self.machine.cpus[cpu]

@@ -19,8 +19,8 @@ Placement is biased to page-table boundaries: each scenario picks a PMD boundary
 boundary one time in four) and places mappings that end at B (the last entries of a table),
 start at B, straddle it, or cover a whole PTE table, with neighbours that share a table
 (adjacent, or one or two pages apart: a hole a MAP_FIXED mmap can fill and merge); op
-ranges start and end at mapping edges, at B, one page either side of it, or inside a
-mapping; loads and stores also land just outside a mapping. The allocation-failure (alloc,
+ranges cover one whole mapping, or start and end at mapping edges, at B, one page either
+side of it, or inside a mapping; loads and stores also land just outside a mapping. The allocation-failure (alloc,
 enomem) and resched choices are switched on in a quarter of the scenarios, with up to two
 failing branches an execution (an error path can need a GFP_NOWAIT attempt and its retry
 to fail) one time in three.
@@ -185,6 +185,11 @@ class Generator:
         return sorted(pts)
 
     def _range(self, rng: random.Random, s: HuntScenario, boundary: int) -> tuple[int, int]:
+        maps = [m for p in s.processes for m in p.mappings]
+        if maps and rng.random() < 0.25:
+            # one whole mapping, the way programs free or advise a buffer
+            m = rng.choice(maps)
+            return m.addr, m.pages * PAGE
         pts = self._points(s, boundary)
         a = rng.choice(pts[:-1])
         b = rng.choice([x for x in pts if x > a])
@@ -232,10 +237,9 @@ class Generator:
             # over what is there (MAP_FIXED), anonymous, one time in three a stack
             # (MAP_GROWSDOWN: a fault below it grows it); one time in two exactly into a
             # hole between two mappings of the thread's process (vma_merge on both sides)
-            holes = [(a.end, b.addr - a.end) for p in s.processes if p.name == own
-                     for a, b in zip(sorted(p.mappings, key=lambda m: m.addr),
-                                     sorted(p.mappings, key=lambda m: m.addr)[1:])
-                     if a.end < b.addr]
+            mine = sorted((m for p in s.processes if p.name == own for m in p.mappings),
+                          key=lambda m: m.addr)
+            holes = [(a.end, b.addr - a.end) for a, b in zip(mine, mine[1:]) if a.end < b.addr]
             if holes and rng.random() < 0.5:
                 addr, length = rng.choice(holes)
             stack = "|MAP_GROWSDOWN" if rng.random() < 0.33 else ""
@@ -255,7 +259,10 @@ class Generator:
         maps = [m for m in s.processes[0].mappings if m.prot == "rw"]
         if not maps:
             return []
-        m = rng.choice(maps)
+        # a table is freed (and its paging-structure entries must go) only by a range that
+        # covers it all: the table of a mapping that spans one when there is one
+        whole = [m for m in maps if m.pages >= PMD_PAGES]
+        m = rng.choice(whole or maps)
         page = m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
         ops = [{"op": "store", "addr": page, "value": rng.randrange(1, 256)}]
         if kind in ("emptied", "cached_empty"):
@@ -349,5 +356,5 @@ class Swarm:
                    mlock=rng.random() < 0.3, fork_child=rng.random() < 0.25,
                    other_process=rng.random() < 0.2, holes=rng.random() < 0.3,
                    guard=rng.random() < 0.15, long_programs=rng.random() < 0.15,
-                   prelude=rng.choice(["touch", "emptied", "cached_empty"]) if rng.random() < 0.2
+                   prelude=rng.choice(["touch", "emptied", "cached_empty"]) if rng.random() < 0.3
                    else "")
