@@ -43,6 +43,7 @@ PAGE = 4096
 PMD_PAGES = 512                      # a PTE table maps 2 MiB
 PUD_SIZE = 1 << 30
 REGION = 0x7F0000000000              # below it nothing is mapped; PUD aligned
+OTHER = "q"                          # the unrelated process (Swarm.other_process)
 
 # (MADV_PAGEOUT is page reclaim, which the model leaves out)
 MADVICES = [("MADV_DONTNEED", 5), ("MADV_FREE", 1), ("MADV_COLD", 1),
@@ -113,7 +114,7 @@ class Generator:
             # an unrelated process: another mm for a CPU to switch to (switch_mm between two
             # user mms, not the lazy switch to a kernel thread), with a mapping of its own
             # one time in two
-            q = Process("q")
+            q = Process(OTHER)
             s.processes.append(q)
             if rng.random() < 0.5:
                 m = self._mapping(rng, s, q, boundary, sw)
@@ -302,9 +303,9 @@ class Generator:
                 continue
             # threads run in the process and its forked child; the unrelated process is
             # mostly a context-switch target
-            near = [x for x in procs if x != "q"]
-            if "q" in procs and i > 0 and rng.random() < 0.15:
-                proc = "q"
+            near = [x for x in procs if x != OTHER]
+            if OTHER in procs and i > 0 and rng.random() < 0.15:
+                proc = OTHER
             else:
                 proc = near[i % len(near)] if rng.random() < 0.8 else rng.choice(near)
             count = rng.choice([3, 4, 5] if sw.long_programs else [1, 2, 2, 3])
