@@ -860,7 +860,8 @@ class _Loader:
 
     def check_exits(self, threads: list[ThreadSpec]) -> None:
         """``exit`` is the process's last thread leaving (the process is gone after it):
-        nothing may follow it in its thread, and no other thread may use that process."""
+        nothing may follow it in its thread, and no other thread may use that process.
+        ``exec`` needs a process of one user thread (de_thread() is not modelled)."""
         exits: dict[str, tuple[int, ThreadSpec, Op]] = {}
         for i, t in enumerate(threads):
             for j, op in enumerate(t.program):
@@ -885,6 +886,23 @@ class _Loader:
                                     f"exits process {_show(t.process)} ({op.where}), the "
                                     f"last thread leaving it, so no other thread may run ops "
                                     f"on it", "program")
+        # exec in a multi-threaded process: fs/exec.c de_thread() kills every other thread
+        # of the process and waits for them to leave before exec_mmap(); the model has no
+        # de_thread(), so another user thread of that process would go on running in the
+        # mm that exec tears down, a false alarm
+        for i, t in enumerate(threads):
+            for op in t.program:
+                if op.op != "exec":
+                    continue
+                other = next((k for k, u in enumerate(threads) if u is not t and
+                              u.actor is None and u.program and u.process == t.process),
+                             None)
+                if other is not None:
+                    raise self.fail(op.where, f"exec in process {_show(t.process)}, which "
+                                    f"thread {_show(threads[other].name)} (thread[{other}]) "
+                                    f"also runs: exec kills the other threads first "
+                                    f"(de_thread), which the model leaves out, so exec needs "
+                                    f"a process of one user thread", "op")
 
     # --- [bounds] -----------------------------------------------------------------------
     def bounds(self) -> tuple[Optional[int], int, int]:

@@ -12,6 +12,12 @@ budget, in that order even when they run in parallel (results are taken in index
 the ones after the budget is spent are dropped), so the same seed and budget give the same
 findings, and the same files, with any --jobs or cluster.
 
+A **guided** campaign (the default; ``--unguided`` turns it off) makes half its scenarios by
+editing earlier ones whose executions reached a kernel step, an edge or a race no earlier
+scenario had (evolve.py, signal.py); scenario i is then made when the result of scenario
+i - LAG - 1 is taken, so it too is the same whatever runs it. The other half, and every
+scenario of an unguided campaign, are the swarm draws above.
+
 A **finding** is a violated invariant group. Its **signature** is the group and the two
 kernel functions of the race the trace highlights (checker/trace.py find_race: the latest
 pair of conflicting steps of different threads before the violation); one finding is kept
@@ -27,12 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .generate import Generator, Options
+from .generate import Options
 from .scenario import HuntScenario, to_toml
 
 EXECUTIONS = 150          # DPOR executions per round (bounds 0 and 1)
@@ -56,13 +61,17 @@ class Explored:
     executions: int = 0
     violations: dict = field(default_factory=dict)    # group -> invariant name, message
     outside: str = ""                                 # why the model cannot run it
+    features: frozenset = frozenset()                 # its signal (signal.py), guided only
 
 
-def explore_text(text: str, name: str, pct_seed: int) -> tuple:
+def explore_text(text: str, name: str, pct_seed: int,
+                 features: Optional[set] = None) -> tuple:
     """Explore one scenario's TOML under the hunt's budget: (Result or None, steps,
-    executions, why it is outside the model)."""
+    executions, why it is outside the model). With *features*, the signal of its DPOR
+    executions is added to it (signal.py)."""
     from ..explore import RandomSearch, _merge, iterative_context_bounding
     from ..scenario import ScenarioError, parse
+    from .signal import add_features
     sc = parse(text, f"<{name}>")
     spent = [0]
 
@@ -70,6 +79,8 @@ def explore_text(text: str, name: str, pct_seed: int) -> tuple:
         # Every search of the scenario (each bound, each injection plan) shares one budget
         # of model steps: a scenario of long executions or many plans stops early.
         spent[0] += len(ex.events)
+        if features is not None:
+            add_features(ex.events, features)
         if spent[0] >= SCENARIO_STEPS:
             search.stop = True
     try:
@@ -84,16 +95,17 @@ def explore_text(text: str, name: str, pct_seed: int) -> tuple:
     return res, res.stats.steps, res.stats.executions, ""
 
 
-def explore_one(index: int, seed: int, options: Options) -> tuple[Explored, str]:
-    """Draw scenario *index* of the campaign and explore it (a task of the backend)."""
-    rng = random.Random(scenario_seed(seed, index))
-    s, text = Generator(options).scenario(rng, f"hunt-{seed}-{index}")
-    res, steps, execs, outside = explore_text(text, s.name, scenario_seed(seed, index))
-    out = Explored(index, steps, execs, outside=outside)
+def explore_one(index: int, text: str, name: str, pct_seed: int,
+                signal: bool) -> Explored:
+    """Explore scenario *index* of the campaign (a task of the backend)."""
+    features: Optional[set] = set() if signal else None
+    res, steps, execs, outside = explore_text(text, name, pct_seed, features)
+    out = Explored(index, steps, execs, outside=outside,
+                   features=frozenset(features or ()))
     if res is not None:
         out.violations = {g: (c.violation.name, c.violation.message)
                           for g, c in sorted(res.counterexamples.items())}
-    return out, text
+    return out
 
 
 @dataclass
@@ -108,6 +120,7 @@ class Finding:
     preemptions: int = 0
     steps: int = 0
     files: dict = field(default_factory=dict)       # toml, trace, html -> path
+    spec: Optional[HuntScenario] = None             # the scenario as drawn or edited
 
     @property
     def signature(self) -> tuple:
@@ -133,6 +146,10 @@ class Summary:
     violating_scenarios: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    guided: bool = True
+    mutated: int = 0                # scenarios that were edits of earlier ones (evolve.py)
+    corpus: int = 0                 # scenarios kept for reaching something new
+    features: int = 0               # distinct features reached (signal.py)
     # When the first violating scenario was taken: model steps spent (machine-independent)
     # and seconds.
     first_steps: Optional[int] = None
@@ -146,28 +163,45 @@ class Summary:
                 "violating_scenarios": self.violating_scenarios,
                 "findings": [f.as_dict() for f in self.findings],
                 "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
+                "guided": self.guided, "edited_scenarios": self.mutated,
+                "corpus": self.corpus, "features": self.features,
                 "first_violation": None if self.first_steps is None else
                 {"steps": self.first_steps, "seconds": round(self.first_seconds, 3)}}
 
 
 def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional[str],
          progress: Optional[Callable[[Summary], None]] = None,
-         max_scenarios: Optional[int] = None, stop_at_first: bool = False) -> Summary:
+         max_scenarios: Optional[int] = None, stop_at_first: bool = False,
+         guided: bool = True) -> Summary:
     """The campaign (module docstring) on *pool* (checker.backend.Backend); with
-    *stop_at_first* it ends with the first violating scenario (in index order)."""
-    from ..scenario import parse
+    *stop_at_first* it ends with the first violating scenario (in index order); *guided*:
+    half the scenarios are edits of earlier ones that reached something new (evolve.py),
+    else every scenario is a swarm draw."""
+    from .evolve import LAG, Evolution
     t0 = time.monotonic()
-    summary = Summary(seed, budget_steps)
+    summary = Summary(seed, budget_steps, guided=guided)
+    evolution = Evolution(seed, options, guided)
     window = 2 * pool.workers
     running: dict = {}                       # future -> index
-    done: dict[int, tuple] = {}
+    done: dict[int, Explored] = {}
+    drawn: dict[int, tuple] = {}             # index -> (spec, text), made but not taken
     nxt = 0                                  # the next index to submit
     taken = 0                                # results taken in order so far
-    hits: list[tuple[Explored, str]] = []
+    hits: list[tuple[Explored, HuntScenario, str]] = []
+
+    def make(i: int) -> None:
+        # scenario i is made from what the results before i - LAG taught (evolve.py)
+        if max_scenarios is None or i < max_scenarios:
+            drawn[i] = evolution.draw(i, scenario_seed(seed, i))
+
+    for i in range(LAG + 1):
+        make(i)
     try:
         while True:
-            while len(running) < window and (max_scenarios is None or nxt < max_scenarios):
-                running[pool.submit(explore_one, nxt, seed, options)] = nxt
+            while len(running) < window and nxt in drawn:
+                spec, text, _ = drawn[nxt]
+                running[pool.submit(explore_one, nxt, text, spec.name,
+                                    scenario_seed(seed, nxt), guided)] = nxt
                 nxt += 1
             if not running:
                 break
@@ -176,8 +210,12 @@ def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional
                 done[running.pop(f)] = f.result()
             stop = False
             while taken in done:
-                ex, text = done.pop(taken)
+                ex = done.pop(taken)
+                spec, text, parent = drawn.pop(taken)
+                evolution.take(taken, spec, ex.features, ex.steps)
+                summary.mutated += parent is not None
                 taken += 1
+                make(taken + LAG)
                 summary.scenarios += 1
                 summary.steps += ex.steps
                 summary.executions += ex.executions
@@ -186,7 +224,7 @@ def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional
                     summary.outside_why[ex.outside] = summary.outside_why.get(ex.outside, 0) + 1
                 if ex.violations:
                     summary.violating_scenarios += 1
-                    hits.append((ex, text))
+                    hits.append((ex, spec, text))
                     if summary.first_steps is None:
                         summary.first_steps = summary.steps
                         summary.first_seconds = time.monotonic() - t0
@@ -205,22 +243,24 @@ def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional
         summary.interrupted = True
     finally:
         pool.close(set(running))
+    summary.corpus = len(evolution.corpus)
+    summary.features = len(evolution.hits)
     seen: set = set()
-    for ex, text in hits:
+    for ex, spec, text in hits:
         for group, (name, message) in ex.violations.items():
-            finding = _finding(ex, text, group, name, message, seed)
+            finding = _finding(ex, spec, text, group, name, message, seed)
             if finding is None or finding.signature in seen:
                 continue
             seen.add(finding.signature)
             summary.findings.append(finding)
     for n, f in enumerate(summary.findings, 1):
-        _shrink_and_write(f, n, out_dir, seed, options)
+        _shrink_and_write(f, n, out_dir, seed)
     summary.seconds = time.monotonic() - t0
     return summary
 
 
-def _finding(ex: Explored, text: str, group: str, name: str, message: str,
-             seed: int) -> Optional["Finding"]:
+def _finding(ex: Explored, spec: HuntScenario, text: str, group: str, name: str,
+             message: str, seed: int) -> Optional["Finding"]:
     """The finding of *group* in scenario *ex*, with the racing functions of its trace."""
     from ..scenario import parse
     sc = parse(text, f"<hunt-{seed}-{ex.index}>")
@@ -228,7 +268,7 @@ def _finding(ex: Explored, text: str, group: str, name: str, message: str,
     if res is None or group not in res.counterexamples:
         return None
     tr = _trace(sc, res.counterexamples[group])
-    return Finding(group, name, message, _race_functions(tr), ex.index)
+    return Finding(group, name, message, _race_functions(tr), ex.index, spec=spec)
 
 
 def _trace(sc, cex):
@@ -243,13 +283,10 @@ def _race_functions(tr) -> tuple:
     return tuple(sorted({tr.steps[i].function for i in tr.race}))
 
 
-def _shrink_and_write(f: Finding, n: int, out_dir: Optional[str], seed: int,
-                      options: Options) -> None:
+def _shrink_and_write(f: Finding, n: int, out_dir: Optional[str], seed: int) -> None:
     from ..scenario import parse
     from .shrink import shrink
-    # The scenario as data again: drawn anew from its seed (the draw is deterministic).
-    spec, _ = Generator(options).scenario(random.Random(scenario_seed(seed, f.index)),
-                                          f"hunt-{seed}-{f.index}")
+    spec = f.spec
     f.original = spec.size()
     small = shrink(spec, f.group, seed, SHRINK_RUNS)
     small.name = f"hunt-{seed}-{f.index}-{f.group.lower()}"

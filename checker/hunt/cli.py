@@ -2,7 +2,8 @@
 
     unmapcheck hunt [--seed S] [--budget SECONDS] [--scenarios N] [--first] [--out DIR]
                     [--arch x86|arm64|ppc64] [--vendor intel|amd] [--era E]
-                    [--without COMMIT ...] [--no-choices] [--jobs N | --dask ADDRESS] [--json]
+                    [--without COMMIT ...] [--no-choices] [--unguided]
+                    [--jobs N | --dask ADDRESS] [--json]
 
 Exit codes: 0 nothing found; 1 a finding (an invariant violated: its shrunk scenario, trace
 and report are in --out); 2 bad input; 3 interrupted before the budget was spent, nothing
@@ -12,7 +13,6 @@ found.
 from __future__ import annotations
 
 import json
-import sys
 
 from .campaign import STEPS_PER_SECOND
 
@@ -45,6 +45,9 @@ def add_parser(sub, epilog: str, func) -> None:
                    help="switch a historic fix off in every scenario (repeatable)")
     h.add_argument("--no-choices", action="store_true",
                    help="never switch the allocation-failure and resched choices on")
+    h.add_argument("--unguided", action="store_true",
+                   help="every scenario a fresh random draw (default: half of them are edits "
+                        "of earlier scenarios that reached new kernel steps or races)")
     h.add_argument("--jobs", type=int, help="scenarios explored in parallel (default: the "
                    "usable CPUs)")
     h.add_argument("--dask", metavar="ADDRESS", help="explore on a dask.distributed cluster "
@@ -95,7 +98,8 @@ def run(args) -> int:
     with backend(args.jobs or usable_cpus(), args.dask) as pool:
         try:
             summary = hunt(args.seed, steps, options, pool, args.out, on_progress,
-                           max_scenarios=args.scenarios, stop_at_first=args.first)
+                           max_scenarios=args.scenarios, stop_at_first=args.first,
+                           guided=not args.unguided)
         finally:
             progress.done()
     if args.json:
@@ -121,6 +125,9 @@ def _print(s, options, budget: float) -> None:
     print(f"  scenarios        {s.scenarios} ({s.outside} outside the model)")
     for why, n in sorted(s.outside_why.items(), key=lambda kv: -kv[1]):
         print(f"    {n:4}  {why}")
+    if s.guided:
+        print(f"  guided           {s.mutated} of them edits of earlier ones; {s.corpus} "
+              f"kept for reaching something new, {s.features:,} features")
     print(f"  executions       {s.executions:,} ({s.steps:,} steps)")
     print(f"  violating        {s.violating_scenarios} scenarios" +
           (f" (the first after {s.first_steps:,} steps, {s.first_seconds:.1f} s)"

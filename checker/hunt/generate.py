@@ -99,6 +99,7 @@ class Generator:
                                     ["resched"], ["alloc", "enomem"], ["alloc", "resched"]])
         boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
                              rng.randint(1, 8) * PMD_PAGES * PAGE)
+        s.boundary = boundary
         if o.choices and any(c in s.choices for c in ("alloc", "enomem")):
             # an error path can need two failures (a GFP_NOWAIT attempt and its retry)
             s.max_choices = rng.choice([1, 1, 2])
@@ -173,7 +174,8 @@ class Generator:
                 m.data[rng.randrange(pages)] = rng.randrange(1, 256)
         if small and "w" in m.prot and rng.random() < 0.3 and not m.data:
             m.data = {i: 0x41 + i for i in range(min(pages, 4))}
-        m.mlock = small and sw.mlock and rng.random() < 0.5
+        # (mlock of a PROT_NONE mapping fails with ENOMEM, in Linux and in the model)
+        m.mlock = small and sw.mlock and m.prot != "none" and rng.random() < 0.5
         return m
 
     def _points(self, s: HuntScenario, boundary: int) -> list[int]:

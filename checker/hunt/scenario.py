@@ -72,6 +72,9 @@ class HuntScenario:
     steps: int = 4000
     preemptions: Optional[int] = None
     description: str = ""
+    # the PMD (or PUD) boundary the generator placed the mappings around: where edits
+    # (evolve.py) place new ops and mappings; not part of the TOML
+    boundary: int = 0
 
     def size(self) -> dict:
         """What the shrinker makes smaller, for the report."""

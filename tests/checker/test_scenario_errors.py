@@ -366,6 +366,9 @@ def _two_threads(prog0: str, prog1: str, process1: str = "p") -> str:
      "load after exit"),
     ('{ op = "exit" }', '{ op = "exec" }', "thread[1].program", "no other thread"),
     ('{ op = "load", addr = 0 }', '{ op = "exit" }', "thread[0].program", "no other thread"),
+    ('{ op = "load", addr = 0 }', '{ op = "exec" }', "thread[1].program[0]", "de_thread"),
+    ('{ op = "exec" }', '{ op = "store", addr = 0, value = 1 }', "thread[0].program[0]",
+     "one user thread"),
 ])
 def test_nothing_runs_on_a_process_after_its_exit(prog0, prog1, where, needle):
     _check(_two_threads(prog0, prog1), where, needle)

@@ -1,0 +1,136 @@
+"""The guided hunt (checker/hunt/evolve.py, signal.py): the signal a scenario's executions
+reach, the corpus of scenarios that reached something new, the edits made from it, and a
+guided campaign that is the same whatever runs it."""
+
+from __future__ import annotations
+
+import random
+
+from unmapcheck.checker.backend import Backend
+from unmapcheck.checker.explore import iterative_context_bounding
+from unmapcheck.checker.hunt import campaign, evolve
+from unmapcheck.checker.hunt.evolve import Evolution, Mutator
+from unmapcheck.checker.hunt.generate import PAGE, Generator, Options
+from unmapcheck.checker.hunt.scenario import (HuntScenario, Mapping, Process, Thread,
+                                              to_toml)
+from unmapcheck.checker.hunt.signal import add_features
+from unmapcheck.checker.scenario import load, parse
+
+MERGE = "proofs/scenarios/d8ab9f7b644a-merge-vs-vma-locked-fault.toml"
+
+
+def _features(sc) -> set:
+    got: set = set()
+    iterative_context_bounding(sc, 1, max_executions=60,
+                               on_execution=lambda s, ex: add_features(ex.events, got))
+    return got
+
+
+def test_the_signal_has_steps_edges_and_the_races_of_two_threads():
+    got = _features(load(MERGE))
+    kinds = {f[0] for f in got}
+    assert kinds == {"step", "edge", "race"}
+    # the merge publishing the target's anon_vma races with the other thread's fault
+    assert ("step", "WRITE vma->anon_vma") in got
+    races = {f[1:] for f in got if f[0] == "race"}
+    assert any("anon_vma" in a or "anon_vma" in b for a, b in races), sorted(races)[:20]
+    # one thread alone has no race
+    one = parse(open(MERGE).read().split("[[thread]]\nname = \"T1\"")[0] +
+                "[expect]\nnever = true\n", "<one>")
+    assert len(one.threads) == 1
+    assert not any(f[0] == "race" for f in _features(one))
+
+
+def _spec(prot: str = "rw") -> HuntScenario:
+    base = 0x7F0000200000
+    return HuntScenario(
+        "x", 2, "x86", boundary=base,
+        processes=[Process("p", [Mapping(base, 4, prot=prot), Mapping(base + 5 * PAGE, 2)])],
+        threads=[Thread("T0", 0, "p", [{"op": "munmap", "addr": base, "len": PAGE}]),
+                 Thread("T1", 1, "p", [{"op": "load", "addr": base}])])
+
+
+def test_the_corpus_keeps_what_reached_something_new_and_favours_the_rare():
+    ev = Evolution(1, Options(arch="x86"))
+    ev.take(0, _spec(), {("step", "a"), ("step", "b")}, 100)
+    ev.take(1, _spec(), {("step", "a")}, 50)                    # nothing new: not kept
+    ev.take(2, _spec(), {("step", "a"), ("step", "c")}, 100)
+    assert [e.index for e in ev.corpus] == [0, 2]
+    assert ev.hits[("step", "a")] == 3
+    # both are favoured (each is the only one with b or c); c, as rare as b, weighs alike
+    fav = ev._favoured_entries()
+    assert [e.index for e in fav] == [0, 2]
+    w = ev._weights(fav)
+    assert w[0] == w[1] > 0
+    ev.take(3, _spec(), {("step", "a"), ("step", "b"), ("step", "d")}, 10)
+    # 3 is cheaper and has b: entry 0 is no longer favoured
+    assert [e.index for e in ev._favoured_entries()] == [2, 3]
+    # unguided: nothing kept
+    flat = Evolution(1, Options(arch="x86"), guided=False)
+    flat.take(0, _spec(), {("step", "a")}, 1)
+    assert not flat.corpus
+
+
+def test_edits_give_scenarios_the_loader_accepts_and_differ_from_their_parent():
+    gen = Generator(Options(arch="x86"))
+    parents = [gen.scenario(random.Random(i), f"p{i}")[0] for i in range(15)]
+    kinds: dict = {}
+    made = 0
+    for i in range(300):
+        rng = random.Random(i)
+        m = Mutator(gen, rng)
+        parent = parents[i % len(parents)]
+        got = m.mutate(parent, f"m{i}")
+        if got is None:
+            continue
+        made += 1
+        s, text = got
+        assert to_toml(s) == text and text != to_toml(parent)
+        parse(text, "<m>")                          # accepted by the loader
+        assert s.arch == "x86" and s.boundary == parent.boundary
+        kinds["more_ops"] = kinds.get("more_ops", 0) + (
+            sum(len(t.ops) for t in s.threads) > sum(len(t.ops) for t in parent.threads))
+        kinds["choices"] = kinds.get("choices", 0) + (s.choices != parent.choices)
+        kinds["mappings"] = kinds.get("mappings", 0) + (
+            sum(len(p.mappings) for p in s.processes) >
+            sum(len(p.mappings) for p in parent.processes))
+    assert made >= 250
+    assert all(n >= 10 for n in kinds.values()), kinds
+    # the same rng edits the same way
+    a = Mutator(gen, random.Random(5)).mutate(parents[0], "m")
+    b = Mutator(gen, random.Random(5)).mutate(parents[0], "m")
+    assert a is not None and a[1] == b[1]
+
+
+def test_the_hole_edit_leaves_two_neighbours_and_a_page_between():
+    s = _spec()
+    m = Mutator(Generator(Options(arch="x86")), random.Random(0))
+    assert m.hole(s)
+    maps = sorted(s.processes[0].mappings, key=lambda x: x.addr)
+    assert len(maps) == 3 and maps[1].addr - maps[0].end == PAGE
+    assert maps[0].pages + maps[1].pages == 3
+
+
+def test_a_guided_campaign_is_the_same_whatever_runs_it(monkeypatch):
+    """With a lag of 2, scenarios 3 on are made from what earlier ones reached: one
+    process and a pool of two make the same scenarios and take the same results."""
+    monkeypatch.setattr(evolve, "LAG", 2)
+    made: list = []
+    real = Evolution.draw
+
+    def draw(self, i, fresh_seed):
+        got = real(self, i, fresh_seed)
+        made.append((i, got[1], got[2]))
+        return got
+    monkeypatch.setattr(Evolution, "draw", draw)
+    opts = Options(arch="x86")
+    runs = []
+    for workers in (0, 2):
+        made.clear()
+        s = campaign.hunt(4, 10 ** 9, opts, Backend(workers), None, max_scenarios=9)
+        runs.append((s.scenarios, s.steps, s.mutated, s.corpus, s.features,
+                     sorted(made)))
+    assert runs[0] == runs[1]
+    scenarios, _, mutated, corpus, features, drawn = runs[0]
+    assert scenarios == 9 and mutated >= 1 and corpus >= 1 and features > 100
+    assert any(parent is not None for _, _, parent in drawn)
