@@ -11,6 +11,10 @@ outcome, not an invariant violation (a litmus condition), are listed as not hunt
 looks for invariant violations only.
 
     python bench/bench_hunt.py [--seeds N] [--budget SECONDS] [--jobs N] [-k PATTERN]
+                               [--unguided]
+
+Guided campaigns (the hunt's default: half the scenarios are edits of earlier ones that
+reached something new) unless --unguided.
 """
 
 from __future__ import annotations
@@ -46,10 +50,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of model steps a seed")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("-k", default="")
+    ap.add_argument("--unguided", action="store_true", help="swarm draws only")
     args = ap.parse_args()
     budget = int(args.budget * STEPS_PER_SECOND)
     print(f"hunt per fix: {args.seeds} seeds, budget {args.budget:g} s "
-          f"({budget:,} steps) each, --jobs {args.jobs}, stopping at the first violation\n")
+          f"({budget:,} steps) each, --jobs {args.jobs}, "
+          f"{'unguided' if args.unguided else 'guided'}, stopping at the first violation\n")
     print(f"{'fixes off':28} {'machine':16} {'expects':12} {'found':6} {'median s':>9} "
           f"{'median steps':>13} {'groups found':18} shrunk (threads/ops/mappings/pages)")
     for fixes, expects, arch, vendor, era, name in targets(args.k):
@@ -63,7 +69,8 @@ def main() -> None:
             opts = Options(arch=arch, vendor=vendor if arch == "x86" else None, era=era,
                            fixes_off=fixes)
             with tempfile.TemporaryDirectory() as out:
-                s = hunt(seed, budget, opts, Backend(args.jobs), out, stop_at_first=True)
+                s = hunt(seed, budget, opts, Backend(args.jobs), out, stop_at_first=True,
+                         guided=not args.unguided)
             if s.first_steps is None:
                 times.append(s.seconds)
                 steps.append(s.steps)

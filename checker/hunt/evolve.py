@@ -10,7 +10,11 @@ next one is looked for. This module is that loop over the hunt's scenarios:
 - **signal** (signal.py): the steps, own-thread edges and racing step pairs of the DPOR
   executions of a scenario (PCT's runs are not counted). A scenario whose signal has a
   feature no earlier scenario had joins the corpus, with those new features.
-- **choosing a parent**: among the favoured entries (AFL's corpus culling: for each feature
+- **the deterministic stage**: each entry, when it joins, gets each edit kind of STAGE once
+  (in a seeded order): half of the edited scenarios are such a stage edit of a favoured
+  entry that has one left, chosen by weight (below), then one time in two one random edit
+  more, as AFL's deterministic stage tries every mutation on a new input;
+- **choosing a parent** for the other half: among the favoured entries (AFL's corpus culling: for each feature
   in turn, rarest first, the cheapest entry that reached it, in model steps, unless an
   entry already chosen has it; a small set that reaches everything the corpus reached),
   each weighted by the sum, over its features, of ``RARITY // hits**2``, hits being how many
@@ -46,13 +50,17 @@ import random
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .generate import OTHER, PAGE, PMD_PAGES, USER_OPS, Generator, Options, Swarm, _pick
+from .generate import (OTHER, PAGE, PMD_PAGES, USER_OPS, Generator, Options, Swarm, _pick,
+                       free_table_op)
 from .scenario import HuntScenario, Thread, to_toml
 
 LAG = 16            # scenarios between a result and the scenario it can steer
 RARITY = 1 << 20    # a feature reached by one scenario weighs this much
 FRESH = 0.5         # the share of swarm draws once the corpus has an entry
 TRIES = 10          # edits of a parent the loader may refuse before a fresh draw
+# the edits each new corpus entry gets once, in a seeded order, before random ones (the
+# deterministic stage of AFL, with the edits that carry an mm meaning of their own)
+STAGE = ("free_table", "race_access", "choices", "copy_op", "widen_op", "hole")
 
 
 def _seed(seed: int, i: int, what: str) -> int:
@@ -66,6 +74,7 @@ class Entry:
     spec: HuntScenario
     features: frozenset                # everything its DPOR executions reached
     steps: int                         # what exploring it cost
+    pending: list = field(default_factory=list)    # edit kinds its stage has yet to try
 
 
 @dataclass
@@ -88,8 +97,17 @@ class Evolution:
             rng = random.Random(_seed(self.seed, i, "evolve"))
             if rng.random() >= FRESH:
                 favoured = self._favoured_entries()
-                parent = rng.choices(favoured, weights=self._weights(favoured))[0]
-                got = Mutator(gen, rng).mutate(parent.spec, name)
+                weights = self._weights(favoured)
+                staged = [(w, e) for w, e in zip(weights, favoured) if e.pending]
+                if staged and rng.random() < 0.5:
+                    # the deterministic stage: a favoured entry (by weight) with an edit
+                    # kind not yet tried on it
+                    parent = rng.choices([e for _, e in staged], [w for w, _ in staged])[0]
+                    first = parent.pending.pop(0)
+                else:
+                    parent = rng.choices(favoured, weights=weights)[0]
+                    first = None
+                got = Mutator(gen, rng).mutate(parent.spec, name, first)
                 if got is not None:
                     self.mutated += 1
                     return got[0], got[1], parent.index
@@ -105,7 +123,9 @@ class Evolution:
             new |= n == 0
             self.hits[f] = n + 1
         if self.guided and new:
-            self.corpus.append(Entry(index, spec, frozenset(features), steps))
+            stage = list(STAGE)
+            random.Random(_seed(self.seed, index, "stage")).shuffle(stage)
+            self.corpus.append(Entry(index, spec, frozenset(features), steps, stage))
         self._favoured = None
 
     def _favoured_entries(self) -> list[Entry]:
@@ -156,15 +176,25 @@ class Mutator:
                       (self.add_thread, 1), (self.add_actor, 1), (self.prelude, 1),
                       (self.end, 1)]
 
-    def mutate(self, parent: HuntScenario, name: str) -> Optional[tuple[HuntScenario, str]]:
+    def mutate(self, parent: HuntScenario, name: str,
+               first: Optional[str] = None) -> Optional[tuple[HuntScenario, str]]:
+        """The parent edited: by the edit *first* (a method's name), then one time in two
+        by a random one; without *first*, by one to four random edits."""
         from ..scenario import ScenarioError, parse
         rng = self.rng
         for _ in range(TRIES):
             s = copy.deepcopy(parent)
             s.name, s.description, s.preemptions = name, "", None
-            done = 0
-            for _ in range(1 + min(3, int(rng.expovariate(1.0)))):
-                done += bool(_pick(rng, self.edits)(s))
+            if first is not None:
+                done = int(getattr(self, first)(s))
+                if not done:
+                    return None             # it does not apply: the stage moves on
+                if rng.random() < 0.5:
+                    _pick(rng, self.edits)(s)
+            else:
+                done = 0
+                for _ in range(1 + min(3, int(rng.expovariate(1.0)))):
+                    done += bool(_pick(rng, self.edits)(s))
             if not done:
                 continue
             text = to_toml(s)
@@ -272,13 +302,8 @@ class Mutator:
         if not used + mapped:
             return False
         k, addr = self.rng.choice(used + mapped)
-        table = PMD_PAGES * PAGE
-        op: dict = {"addr": addr - addr % table, "len": table}
-        what = _pick(self.rng, [("MADV_DONTNEED", 3), ("munmap", 1), ("MADV_FREE", 1),
-                                ("MADV_DONTNEED_LOCKED", 1)])
-        op = {"op": "munmap", **op} if what == "munmap" else \
-            {"op": "madvise", **op, "advice": what}
-        t.ops.insert(self.rng.randint(min(k + 1, len(t.ops)), len(t.ops)), op)
+        t.ops.insert(self.rng.randint(min(k + 1, len(t.ops)), len(t.ops)),
+                     free_table_op(self.rng, addr))
         return True
 
     # --- the scenario's setup ----------------------------------------------------------------

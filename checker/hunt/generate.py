@@ -13,7 +13,8 @@ migration: its migration entries are the non-present entries a hunt meets; the m
 installs swap entries only through reclaim, which it leaves out, so none are drawn). The
 first thread may begin with a prelude that puts a page table in a state table freeing and
 flushing must handle (populated by this CPU; allocated but empty; empty and still reached
-from this CPU's paging-structure caches: Generator._prelude).
+from this CPU's paging-structure caches: Generator._prelude), then, one time in two, an
+munmap or zapping madvise of that whole table (free_table_op).
 
 Placement is biased to page-table boundaries: each scenario picks a PMD boundary B (a PUD
 boundary one time in four) and places mappings that end at B (the last entries of a table),
@@ -65,6 +66,18 @@ class Options:
 
 def _pick(rng: random.Random, weighted):
     return rng.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+
+
+def free_table_op(rng: random.Random, addr: int) -> dict:
+    """An munmap or a zapping madvise of the whole PTE table (2 MiB, PMD aligned) that maps
+    *addr*: the ranges that free a page table (munmap's free_pgtables, PT_RECLAIM's
+    reclaim of an emptied table)."""
+    table = PMD_PAGES * PAGE
+    op: dict = {"addr": addr - addr % table, "len": table}
+    what = _pick(rng, [("MADV_DONTNEED", 3), ("munmap", 1), ("MADV_FREE", 1),
+                       ("MADV_DONTNEED_LOCKED", 1)])
+    return {"op": "munmap", **op} if what == "munmap" else \
+        {"op": "madvise", **op, "advice": what}
 
 
 class Generator:
@@ -253,7 +266,8 @@ class Generator:
     def _prelude(self, rng: random.Random, s: HuntScenario, kind: str) -> list:
         """Ops that first put one page table of the process in a state table freeing and
         TLB flushing must handle (Swarm.prelude): 'touch', the table populated and cached
-        by this CPU; 'emptied', the table allocated but mapping nothing; 'cached_empty',
+        by this CPU; 'emptied', the table allocated but mapping nothing (the mapping's
+        setup then maps nothing: no populate, data or mlock); 'cached_empty',
         allocated, empty and reached from this CPU's paging-structure caches: the walk of
         a fault that finds no PTE and no access right (a PROT_NONE VMA, SIGSEGV) caches
         the pointer to the table and leaves no TLB entry, so only a flush that names an
@@ -264,11 +278,18 @@ class Generator:
             return []
         # a table is freed (and its paging-structure entries must go) only by a range that
         # covers it all: the table of a mapping that spans one when there is one
-        whole = [m for m in maps if m.pages >= PMD_PAGES]
+        table = PMD_PAGES * PAGE
+        whole = [m for m in maps if -(-m.addr // table) * table + table <= m.end]
         m = rng.choice(whole or maps)
-        page = m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
+        if whole:               # a page of the (first) PMD-aligned table the mapping spans
+            first = -(-m.addr // table) * table
+            page = first + PAGE * rng.choice([0, PMD_PAGES - 1, rng.randrange(PMD_PAGES)])
+        else:
+            page = m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
         ops = [{"op": "store", "addr": page, "value": rng.randrange(1, 256)}]
         if kind in ("emptied", "cached_empty"):
+            # the table is to be empty: the mapping's setup maps nothing in it
+            m.populate, m.data, m.mlock = "none", {}, False
             ops.append({"op": "madvise", "addr": page, "len": PAGE,
                         "advice": "MADV_DONTNEED"})
         if kind == "cached_empty":
@@ -313,7 +334,11 @@ class Generator:
             count = rng.choice([3, 4, 5] if sw.long_programs else [1, 2, 2, 3])
             ops = [self._op(rng, s, boundary, _pick(rng, sw.ops), proc) for _ in range(count)]
             if i == 0 and sw.prelude:
-                ops = self._prelude(rng, s, sw.prelude) + ops
+                pre = self._prelude(rng, s, sw.prelude)
+                if pre and rng.random() < 0.5:
+                    # the table the prelude prepared, freed next: what it was prepared for
+                    pre.append(free_table_op(rng, pre[0]["addr"]))
+                ops = pre + ops
             s.threads.append(Thread(f"T{i}", cpu, proc, ops))
         # exit and exec end a process's life: only for a process with one user thread.
         users: dict = {}
