@@ -9,29 +9,31 @@ next one is looked for. This module is that loop over the hunt's scenarios:
 
 - **signal** (signal.py): the steps, own-thread edges and racing step pairs of the DPOR
   executions of a scenario (PCT's runs are not counted). A scenario whose signal has a
-  feature no earlier scenario had joins the corpus, with those new features.
-- **the deterministic stage**: each entry, when it joins, gets each edit kind of STAGE once
-  (in a seeded order): half of the edited scenarios are such a stage edit of a favoured
-  entry that has one left, chosen by weight (below), then one time in two one random edit
-  more, as AFL's deterministic stage tries every mutation on a new input;
-- **choosing a parent** for the other half: among the favoured entries (AFL's corpus culling: for each feature
-  in turn, rarest first, the cheapest entry that reached it, in model steps, unless an
-  entry already chosen has it; a small set that reaches everything the corpus reached),
-  each weighted by the sum, over its features, of ``RARITY // hits**2``, hits being how many
-  scenarios so far reached the feature (rare features first, as AFLFast and libFuzzer's
-  entropic schedule weigh rare edges). Integer weights and sorted features, so the choice
-  does not depend on the order a set is iterated in.
+  feature no earlier scenario had joins the corpus, with all it reached.
+- **the deterministic stage**: each entry, when it joins, gets each edit kind of STAGE
+  once, in a seeded order: half of the edited scenarios are such a stage edit of a
+  favoured entry that has one left, chosen by weight (below), then one time in two one
+  random edit more, as AFL's deterministic stage tries every mutation on a new input.
+- **choosing a parent** for the other half: among the favoured entries (AFL's corpus
+  culling: for each feature in turn, rarest first, the cheapest entry that reached it, in
+  model steps, unless an entry already chosen has it; a small set that reaches everything
+  the corpus reached), each weighted by the sum, over its features, of
+  ``RARITY // hits**2``, hits being how many scenarios so far reached the feature (rare
+  features first, as AFLFast and libFuzzer's entropic schedule weigh rare edges). Integer
+  weights and sorted features, so the choice does not depend on the order a set is
+  iterated in.
 - **editing** (Mutator): one to four edits of the parent, each meaningful in mm: an op
-  inserted, replaced, dropped, copied to another thread (two threads on one range), widened
-  to the whole mapping or the whole page table around it; an munmap or MADV_DONTNEED of the
-  whole table around an address the thread used, after its use (what frees a table); a
-  load, store or GUP-fast in another thread at the edge of a syscall's range or just
-  outside it (a fault racing with a split, merge or unmap of its VMA or its neighbour); the failure choices switched on
-  (with two failing branches); a mapping populated, emptied, written, made read-only or
-  PROT_NONE, mlocked; a mapping split around a one-page hole (two neighbours in one table,
-  a hole a MAP_FIXED mmap can fill); a mapping, a thread or a kernel actor added; a prelude (generate.py)
-  put first; exit or exec put last. The edited scenario goes through the loader like every
-  scenario (a refused one is edited again, up to ten times, then drawn fresh).
+  inserted, replaced, dropped, copied to another thread (two threads on one range), or
+  widened to the whole mapping or the whole page table around it; an munmap or
+  MADV_DONTNEED of the whole table around an address the thread used, after its use (what
+  frees a table); a load, store or GUP-fast in another thread at the edge of a syscall's
+  range or just outside it (a fault racing with a split, merge or unmap of its VMA or its
+  neighbour); the failure choices switched on (with two failing branches); a mapping
+  populated, emptied, written, made read-only or PROT_NONE, or mlocked; a mapping split
+  around a one-page hole (two neighbours in one table, a hole a MAP_FIXED mmap can fill);
+  a mapping, a thread or a kernel actor added; a prelude (generate.py) put first; exit or
+  exec put last. The edited scenario goes through the loader like every scenario (a
+  refused one is edited again, up to ten times, then drawn fresh).
 - **fresh draws**: one scenario in two is still a swarm draw (generate.py), the very one the
   unguided campaign draws at that index.
 

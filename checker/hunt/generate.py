@@ -69,13 +69,12 @@ def _pick(rng: random.Random, weighted):
 
 
 def free_table_op(rng: random.Random, addr: int) -> dict:
-    """An munmap or a zapping madvise of the whole PTE table (2 MiB, PMD aligned) that maps
-    *addr*: the ranges that free a page table (munmap's free_pgtables, PT_RECLAIM's
-    reclaim of an emptied table)."""
+    """An munmap or a zapping madvise (MADV_DONTNEED, MADV_DONTNEED_LOCKED) of the whole PTE
+    table (2 MiB, PMD aligned) that maps *addr*: the ranges that free a page table
+    (munmap's free_pgtables; PT_RECLAIM's reclaim of an emptied table, on a zap)."""
     table = PMD_PAGES * PAGE
     op: dict = {"addr": addr - addr % table, "len": table}
-    what = _pick(rng, [("MADV_DONTNEED", 3), ("munmap", 1), ("MADV_FREE", 1),
-                       ("MADV_DONTNEED_LOCKED", 1)])
+    what = _pick(rng, [("MADV_DONTNEED", 3), ("munmap", 1), ("MADV_DONTNEED_LOCKED", 1)])
     return {"op": "munmap", **op} if what == "munmap" else \
         {"op": "madvise", **op, "advice": what}
 

@@ -4,6 +4,7 @@ guided campaign that is the same whatever runs it."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 from unmapcheck.checker.backend import Backend
@@ -134,3 +135,42 @@ def test_a_guided_campaign_is_the_same_whatever_runs_it(monkeypatch):
     scenarios, _, mutated, corpus, features, drawn = runs[0]
     assert scenarios == 9 and mutated >= 1 and corpus >= 1 and features > 100
     assert any(parent is not None for _, _, parent in drawn)
+
+
+def test_the_free_table_edit_of_a_clean_parent_finds_the_bug_the_parent_only_prepares():
+    """478a1c3abebf off, AMD, era 7.0: the parent leaves a PTE table empty and cached by a
+    PROT_NONE fault's walk, and is clean; the free_table edit (which each new corpus entry
+    gets in its stage) frees that table by MADV_DONTNEED after it, and the freed table is
+    still reached (I1); freed by munmap (free_pgtables flushes correctly) it is not."""
+    base = 0x7F0000200000
+    opts = Options(arch="x86", vendor="amd", era="7.0", fixes_off=["478a1c3abebf"])
+    parent = HuntScenario(
+        "parent", 2, "x86", vendor="amd", era="7.0", fixes_off=["478a1c3abebf"],
+        boundary=base, processes=[Process("p", [Mapping(base, 512)])],
+        threads=[Thread("T0", 0, "p", [
+            {"op": "store", "addr": base, "value": 1},
+            {"op": "madvise", "addr": base, "len": PAGE, "advice": "MADV_DONTNEED"},
+            {"op": "mprotect", "addr": base, "len": 512 * PAGE, "prot": "none"},
+            {"op": "load", "addr": base}])])
+    res, _, _, _ = campaign.explore_text(to_toml(parent), "parent", 1)
+    assert res is not None and not res.counterexamples
+    verdicts = {}
+    for seed in range(12):
+        s = copy.deepcopy(parent)
+        assert Mutator(Generator(opts), random.Random(seed)).free_table(s)
+        added = [op for op in s.threads[0].ops if op not in parent.threads[0].ops]
+        assert len(added) == 1 and added[0]["addr"] == base and added[0]["len"] == 512 * PAGE
+        if s.threads[0].ops[-1] is not added[0]:
+            continue                        # put before the load: the table is not cached
+        res, _, _, _ = campaign.explore_text(to_toml(s), "edit", seed)
+        kind = added[0].get("advice", "munmap")
+        verdicts.setdefault(kind, set()).update(res.counterexamples)
+    assert verdicts.get("MADV_DONTNEED") == {"I1"}, verdicts
+    assert verdicts.get("munmap", set()) == set(), verdicts
+    # every new corpus entry gets the edit once, in its stage
+    ev = Evolution(2, opts)
+    ev.take(0, parent, {("step", "only this one")}, 1)
+    assert sorted(ev.corpus[0].pending) == sorted(evolve.STAGE)
+    for i in range(1, 80):
+        ev.draw(i, i)
+    assert "free_table" not in ev.corpus[0].pending
