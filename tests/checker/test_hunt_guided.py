@@ -174,3 +174,21 @@ def test_the_free_table_edit_of_a_clean_parent_finds_the_bug_the_parent_only_pre
     for i in range(1, 80):
         ev.draw(i, i)
     assert "free_table" not in ev.corpus[0].pending
+
+
+def test_the_command_line_runs_guided_by_default_and_unguided_on_request(tmp_path, capsys):
+    from unmapcheck.checker.cli import main
+    import json
+    docs = {}
+    for flag in ([], ["--unguided"]):
+        assert main(["hunt", "--seed", "3", "--scenarios", "2", "--out", str(tmp_path),
+                     "--json", "--jobs", "1", *flag]) == 0
+        docs[bool(flag)] = json.loads(capsys.readouterr().out)
+    guided, unguided = docs[False], docs[True]
+    assert guided["guided"] is True and guided["features"] > 100 and guided["corpus"] >= 1
+    assert unguided["guided"] is False and unguided["corpus"] == 0
+    assert unguided["features"] == 0 and unguided["edited_scenarios"] == 0
+    # the first LAG + 1 scenarios are swarm draws either way: the same scenarios
+    assert (guided["scenarios"], guided["steps"]) == (unguided["scenarios"], unguided["steps"])
+    assert main(["hunt", "--seed", "3", "--scenarios", "1", "--out", str(tmp_path)]) == 0
+    assert "guided           0 of them edits" in capsys.readouterr().out
