@@ -41,7 +41,9 @@ def test_local_backend_close_kills_a_running_task():
     b = Backend(1)
     f = b.submit(_hang, None)
     deadline = time.monotonic() + 30
-    while not any(p.is_alive() for p in b.executor._processes.values()):
+    # running: the task is in the worker, not only the worker alive (a task not yet handed
+    # to it is cancelled instead, and its idle worker gets GRACE seconds to leave)
+    while not (f.running() and any(p.is_alive() for p in b.executor._processes.values())):
         assert time.monotonic() < deadline, "the worker never started"
         time.sleep(0.05)
     workers = list(b.executor._processes.values())
