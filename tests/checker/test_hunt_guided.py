@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 
 from unmapcheck.checker.backend import Backend
 from unmapcheck.checker.explore import iterative_context_bounding
@@ -17,7 +18,8 @@ from unmapcheck.checker.hunt.scenario import (HuntScenario, Mapping, Process, Th
 from unmapcheck.checker.hunt.signal import add_features
 from unmapcheck.checker.scenario import load, parse
 
-MERGE = "proofs/scenarios/d8ab9f7b644a-merge-vs-vma-locked-fault.toml"
+MERGE = str(Path(__file__).resolve().parents[2] / "proofs" / "scenarios" /
+            "d8ab9f7b644a-merge-vs-vma-locked-fault.toml")
 
 
 def _features(sc) -> set:
