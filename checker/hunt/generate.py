@@ -21,15 +21,15 @@ boundary one time in four) and places mappings that end at B (the last entries o
 start at B, straddle it, or cover a whole PTE table, with neighbours that share a table
 (adjacent, or one or two pages apart: a hole a MAP_FIXED mmap can fill and merge); op
 ranges cover one whole mapping, or start and end at mapping edges, at B, one page either
-side of it, or inside a mapping; loads and stores also land just outside a mapping. The allocation-failure (alloc,
-enomem) and resched choices are switched on in a quarter of the scenarios, with up to two
-failing branches an execution (an error path can need a GFP_NOWAIT attempt and its retry
-to fail) one time in three.
+side of it, or inside a mapping; loads and stores also land just outside a mapping. The
+allocation-failure (alloc, enomem) and resched choices are switched on in a quarter of the
+scenarios, with up to two failing branches an execution (an error path can need a
+GFP_NOWAIT attempt and its retry to fail) one time in three.
 
 Each scenario draws from its own random subset of these features (swarm testing, the
-:class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the scenario loader before it
-is explored (a scenario the loader refuses is drawn again: ``Generator.rejected`` counts
-them).
+:class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the
+scenario loader before it is explored (a scenario the loader refuses is drawn again:
+``Generator.rejected`` counts them).
 """
 
 from __future__ import annotations
@@ -278,11 +278,14 @@ class Generator:
         # a table is freed (and its paging-structure entries must go) only by a range that
         # covers it all: the table of a mapping that spans one when there is one
         table = PMD_PAGES * PAGE
-        whole = [m for m in maps if -(-m.addr // table) * table + table <= m.end]
+
+        def first_table(m: Mapping) -> int:         # the first PMD-aligned table it spans
+            return -(-m.addr // table) * table
+        whole = [m for m in maps if first_table(m) + table <= m.end]
         m = rng.choice(whole or maps)
-        if whole:               # a page of the (first) PMD-aligned table the mapping spans
-            first = -(-m.addr // table) * table
-            page = first + PAGE * rng.choice([0, PMD_PAGES - 1, rng.randrange(PMD_PAGES)])
+        if whole:
+            page = first_table(m) + PAGE * rng.choice([0, PMD_PAGES - 1,
+                                                       rng.randrange(PMD_PAGES)])
         else:
             page = m.addr + PAGE * rng.choice([0, m.pages - 1, rng.randrange(m.pages)])
         ops = [{"op": "store", "addr": page, "value": rng.randrange(1, 256)}]
