@@ -223,8 +223,44 @@ def mmu_access_data(cpu: Cpu, mm, addr: int, entry: TlbEntry, write: bool, value
     cpu.busy = False
     if write:
         page.write_byte(offset, value)
+        for w in mm.machine.copy_watches:
+            if w.mm_id == mm.id and w.vpn == addr >> PAGE_SHIFT and w.pfn == entry.pfn:
+                w.stores.append((cpu.id, offset, value))
         return None
     return page.read_byte(offset)
+
+
+# --- model-only: the stores a copy of a page can miss ----------------------------------------
+class CopyWatch:
+    """Model-only, for LOST_WRITE.cow: frame *pfn*, copied for the translation of address
+    page *vpn* in mm *mm_id*, and the user stores (cpu, offset, value) through that
+    translation that land in the frame after the copy read it. mm/memory.c wp_page_copy()
+    reads the old page before it clears and flushes the old PTE; a CPU whose TLB still holds
+    a writable translation of the old page can store into it in between, and that store is
+    not in the copy that replaces it."""
+
+    __slots__ = ("mm_id", "vpn", "pfn", "stores")
+
+    def __init__(self, mm_id: int, vpn: int, pfn: int):
+        self.mm_id, self.vpn, self.pfn = mm_id, vpn, pfn
+        self.stores: list[tuple[int, int, int]] = []
+
+
+def watch_copy(mm, addr: int, pfn: int) -> CopyWatch:
+    """Start recording the stores through (mm, addr) into frame *pfn*: it was just copied."""
+    w = CopyWatch(mm.id, addr >> PAGE_SHIFT, pfn)
+    mm.machine.copy_watches.append(w)
+    return w
+
+
+def end_copy_watch(mm, w: CopyWatch, addr: int, copy=None) -> None:
+    """Stop recording; when *copy* (the new page) now replaces the old translation, report
+    the stores it may have missed (event ``cow_copy``, judged by LOST_WRITE.cow). A copy
+    that is thrown away (the PTE changed meanwhile) misses nothing."""
+    mm.machine.copy_watches.remove(w)
+    if copy is not None:
+        sched.event("cow_copy", mm=mm, addr=addr, src=w.pfn, dst=copy.pfn,
+                    stores=list(w.stores))
 
 
 # --- invalidation -----------------------------------------------------------------------------

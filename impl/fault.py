@@ -37,6 +37,7 @@ from typing import Optional
 
 from . import filemap, rmap, sched
 from .bug import WARN
+from .cpu import end_copy_watch, watch_copy
 from .constants import (MM_ANONPAGES, MM_SWAPENTS, MMF_UNSTABLE, PAGE_MASK, PTRS_PER_TABLE,
                         VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP,
                         VM_PFNMAP, VM_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
@@ -806,9 +807,11 @@ def wp_page_copy(vmf) -> int:
     pfn_is_zero = vmf.orig_pte.pfn == mm.zone.zero_page.pfn
     new_folio = folio_prealloc(mm, vma, vmf.address, pfn_is_zero)
 
+    watch = None
     if not pfn_is_zero:
         # __wp_page_copy_user(): the source always has a struct page here (no VM_PFNMAP)
         copy_user_highpage(new_folio, vmf.page)
+        watch = watch_copy(mm, vmf.address, vmf.page.pfn)      # model-only
     __folio_mark_uptodate(new_folio)
 
     # Re-check the pte - we dropped the lock
@@ -827,6 +830,9 @@ def wp_page_copy(vmf) -> int:
         # Clear the old PTE and flush it before setting the new one, so that no CPU can
         # have the old and the new translation at the same time.
         ptep_clear_flush(vma, vmf.address, vmf.pte)
+        if watch is not None:
+            # model-only: no CPU can store through the old translation any more
+            end_copy_watch(mm, watch, vmf.address, new_folio)
         rmap.folio_add_new_anon_rmap(new_folio, vma, vmf.address)
         folio_add_lru_vma(new_folio, vma)
         set_pte_at(mm, vmf.address, vmf.pte, entry)
@@ -838,8 +844,11 @@ def wp_page_copy(vmf) -> int:
         new_folio = old_folio
         page_copied = 1
         pte_unmap_unlock(vmf.pte, vmf.ptl)
-    elif vmf.pte is not None:
-        pte_unmap_unlock(vmf.pte, vmf.ptl)              # update_mmu_tlb: no-op
+    else:
+        if vmf.pte is not None:
+            pte_unmap_unlock(vmf.pte, vmf.ptl)          # update_mmu_tlb: no-op
+        if watch is not None:
+            end_copy_watch(mm, watch, vmf.address)      # model-only: the copy is dropped
 
     if new_folio is not None:
         folio_put(new_folio)

@@ -95,6 +95,9 @@ class Machine:
         self.swap_map: dict[int, object] = {}
         # Every mm_struct from mm_init() to __mmdrop(), for views and invariants.
         self.mms: list = []
+        # Model-only: the COW copies between reading the old page and retiring its
+        # translation (impl/cpu.py CopyWatch), for LOST_WRITE.cow.
+        self.copy_watches: list = []
 
     def next_id(self, kind: str) -> int:
         n = self._ids.get(kind, 0) + 1

@@ -38,6 +38,8 @@ EVENTS: dict[str, str] = {
     "exit_mmap_done": "exit_mmap finished tearing an mm down",
     "mm_freed": "__mmdrop freed an mm_struct",
     "pgtable_free": "a page-table page was freed (pfn, gen): by an RCU callback or at once",
+    "cow_copy": "wp_page_copy's copy replaced a page (its ptep_clear_flush done), with the "
+                "user stores through the old translation after the copy read the page",
     "choice": "the explorer took the failing side of a branch the kernel does not control "
               "(a GFP_NOWAIT allocation failed, need_resched() was true)",
     # The kernel's complaints:

@@ -64,7 +64,8 @@ GROUPS: dict[str, str] = {
     "VMA_TREE": "the VMA tree is sorted, non-overlapping and counted",
     "PTE_IN_VMA": "no PTE outside a VMA",
     "REFCOUNT": "refcount >= mapcount",
-    "LOST_WRITE": "a clean shared file page has no writable, dirty TLB entry",
+    "LOST_WRITE": "no store is lost: not to writeback (a clean file page's dirty TLB entry), "
+                  "not to a COW copy",
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
     "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",
@@ -486,6 +487,36 @@ def _lost_write():
             lambda S, t, ev: (f"{_tlb_text(t)}, a page-cache page that writeback considers "
                               f"clean and that no PTE maps dirty: stores through this entry "
                               f"will never be written back (lost write)"))
+
+
+@invariant("LOST_WRITE.cow", "a COW copy that replaces a page holds every store made through "
+           "the translation it replaces", when="cow_copy", concrete_only=True)
+def _lost_write_cow():
+    # mm/memory.c wp_page_copy() copies the old page, then under the PTL clears the old PTE
+    # and flushes it (ptep_clear_flush) before it sets the new one: "so that no CPU can have
+    # the old and the new translation at the same time". A store through the old
+    # translation lands in the old page; made after the copy read it and before the flush
+    # retired it, it is in the old page only, and the faulting mm reads the copy from then
+    # on: the store is lost (fb49c455323f: a fork that did not write-lock the parent's VMAs
+    # let a VMA-locked fault copy a page while another CPU's TLB still held the writable
+    # translation fork was write-protecting). The write fault itself proves the PTE was
+    # read-only, so such a translation is stale: its flush is still owed. Only the last
+    # store to each byte is judged, and only when the copy's byte differs from it (a store of
+    # the value already there loses nothing).
+    def domain(S, ev):
+        last = {}
+        for cpu, offset, value in ev["stores"]:
+            last[offset] = (cpu, offset, value)
+        return list(last.values())
+
+    def body(S, B, st, ev):
+        return S.frame_byte(ev["dst"], st[1]) == st[2]
+
+    return (domain, body, lambda S, st, ev: (
+        f"CPU{st[0]} stored {st[2]:#x} at {ev['addr'] + st[1]:#x} through a stale writable "
+        f"translation of pfn {ev['src']} after wp_page_copy copied that page for "
+        f"mm{S.mm_id(ev['mm'])}; the copy (pfn {ev['dst']}) that now replaces it has "
+        f"{S.frame_byte(ev['dst'], st[1]):#x} there: the store is lost"))
 
 
 @invariant("WALKER", "no zap of a VMA while a page walker is inside it", when="zap_under_walker")

@@ -149,6 +149,11 @@ class ConcreteView:
         mem_map = self.zone.mem_map
         return mem_map[pfn] if 0 <= pfn < len(mem_map) else None
 
+    def frame_byte(self, pfn: int, offset: int) -> int:
+        """The byte at *offset* of frame *pfn* (what a load through a translation to it
+        reads)."""
+        return self.zone.mem_map[pfn].read_byte(offset)
+
     @staticmethod
     def frame_free(f) -> bool:
         return f is None or f.free

@@ -172,3 +172,57 @@ def test_the_same_page_race_is_clean_and_refcounts_are_exact():
     res = iterative_context_bounding(load(SAME_PAGE), 1, stop_at_first=False)
     assert not res.counterexamples, res.best().violation
     assert res.stats.executions > 1
+
+
+COW = """
+[scenario]
+name = "fork-then-cow-store"
+cpus = 2
+
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 1
+prot = "rw"
+populate = "write"
+populate_cpu = 1
+
+[[thread]]
+name = "T0"
+process = "p"
+cpu = 0
+program = [ { op = "fork" }, { op = "store", addr = 0x7f0000000008, value = 0x41 } ]
+
+[[thread]]
+name = "T1"
+process = "p"
+cpu = 1
+program = [ { op = "store", addr = 0x7f0000000000, value = 0x42 } ]
+
+[bounds]
+preemptions = 2
+
+[expect]
+never = true
+"""
+
+
+def test_a_cow_copy_is_clean_when_fork_flushes():
+    res = iterative_context_bounding(parse(COW, "cow.toml"), 2, stop_at_first=False)
+    assert not res.counterexamples, res.best().violation
+
+
+def test_a_store_a_cow_copy_misses_is_caught_as_a_lost_write(monkeypatch):
+    # fork no longer flushes the parent's TLBs: CPU1 keeps its writable translation of the
+    # page fork write-protected, and T0's COW copy can miss CPU1's store.
+    from unmapcheck.impl import fork
+    monkeypatch.setattr(fork, "flush_tlb_mm", lambda machine, mm: None)
+    res = iterative_context_bounding(parse(COW, "cow.toml"), 2, stop_at_first=False)
+    assert "LOST_WRITE" in res.violated()
+    v = res.counterexamples["LOST_WRITE"].violation
+    assert v.name == "LOST_WRITE.cow"
+    assert "stored 0x42" in v.message and "after wp_page_copy copied" in v.message
+    trace = counterexample_trace(parse(COW, "cow.toml"),
+                                 res.counterexamples["LOST_WRITE"]).to_json()
+    assert trace["violation"]["invariant"] == "LOST_WRITE.cow"
