@@ -148,6 +148,7 @@ class Summary:
     interrupted: bool = False
     guided: bool = True
     mutated: int = 0                # scenarios that were edits of earlier ones (evolve.py)
+    seeds: int = 0                  # scenarios given with --from (the first ones)
     corpus: int = 0                 # scenarios kept for reaching something new
     features: int = 0               # distinct features reached (signal.py)
     # When the first violating scenario was taken: model steps spent (machine-independent)
@@ -163,7 +164,7 @@ class Summary:
                 "violating_scenarios": self.violating_scenarios,
                 "findings": [f.as_dict() for f in self.findings],
                 "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
-                "guided": self.guided, "edited_scenarios": self.mutated,
+                "guided": self.guided, "seeds": self.seeds, "edited_scenarios": self.mutated,
                 "corpus": self.corpus, "features": self.features,
                 "first_violation": None if self.first_steps is None else
                 {"steps": self.first_steps, "seconds": round(self.first_seconds, 3)}}
@@ -172,15 +173,18 @@ class Summary:
 def hunt(seed: int, budget_steps: int, options: Options, pool, out_dir: Optional[str],
          progress: Optional[Callable[[Summary], None]] = None,
          max_scenarios: Optional[int] = None, stop_at_first: bool = False,
-         guided: bool = True) -> Summary:
+         guided: bool = True, seeds: tuple = ()) -> Summary:
     """The campaign (module docstring) on *pool* (checker.backend.Backend); with
     *stop_at_first* it ends with the first violating scenario (in index order); *guided*:
     half the scenarios are edits of earlier ones that reached something new (evolve.py),
-    else every scenario is a swarm draw."""
+    else every scenario is a swarm draw. *seeds* (HuntScenario records, the campaign's
+    options applied) are scenarios 0, 1, ...: explored first, and in a guided campaign
+    kept and edited like any scenario that reached something new (an input corpus, as
+    syzkaller and AFL take one)."""
     from .evolve import LAG, Evolution
     t0 = time.monotonic()
-    summary = Summary(seed, budget_steps, guided=guided)
-    evolution = Evolution(seed, options, guided)
+    summary = Summary(seed, budget_steps, guided=guided, seeds=len(seeds))
+    evolution = Evolution(seed, options, guided, seeds=list(seeds))
     window = 2 * pool.workers
     running: dict = {}                       # future -> index
     done: dict[int, Explored] = {}

@@ -3,7 +3,7 @@
     unmapcheck hunt [--seed S] [--budget SECONDS] [--scenarios N] [--first] [--out DIR]
                     [--arch x86|arm64|ppc64] [--vendor intel|amd] [--era E]
                     [--without COMMIT ...] [--no-choices] [--unguided]
-                    [--jobs N | --dask ADDRESS] [--json]
+                    [--from PATH ...] [--jobs N | --dask ADDRESS] [--json]
 
 Exit codes: 0 nothing found; 1 a finding (an invariant violated: its shrunk scenario, trace
 and report are in --out); 2 bad input; 3 interrupted before the budget was spent, nothing
@@ -48,6 +48,11 @@ def add_parser(sub, epilog: str, func) -> None:
     h.add_argument("--unguided", action="store_true",
                    help="every scenario a fresh random draw (default: half of them are edits "
                         "of earlier scenarios that reached new kernel steps or races)")
+    h.add_argument("--from", dest="seeds", action="append", metavar="PATH",
+                   help="a scenario file, or a folder of them (*.toml), explored first and "
+                        "kept in the corpus as a start for the edits (repeatable; their "
+                        "expectations and bounds are dropped, the campaign's fix set, era "
+                        "and machine options applied)")
     h.add_argument("--jobs", type=int, help="scenarios explored in parallel (default: the "
                    "usable CPUs)")
     h.add_argument("--dask", metavar="ADDRESS", help="explore on a dask.distributed cluster "
@@ -88,6 +93,7 @@ def run(args) -> int:
                          f"--era {args.era}")
     options = Options(arch=args.arch, vendor=args.vendor, era=era,
                       fixes_off=sorted(set(fixes)), choices=not args.no_choices)
+    seeds = _seeds(args.seeds or [], options)
     steps = int(budget * STEPS_PER_SECOND)
     progress = Progress(False if args.json else None)
 
@@ -99,7 +105,7 @@ def run(args) -> int:
         try:
             summary = hunt(args.seed, steps, options, pool, args.out, on_progress,
                            max_scenarios=args.scenarios, stop_at_first=args.first,
-                           guided=not args.unguided)
+                           guided=not args.unguided, seeds=seeds)
         finally:
             progress.done()
     if args.json:
@@ -115,6 +121,44 @@ def run(args) -> int:
     return EXIT_UNKNOWN if summary.interrupted else EXIT_OK
 
 
+def _seeds(paths: list, options) -> list:
+    """The scenarios of --from (files, and the *.toml of folders, in name order), each
+    checked by the loader as written and again with the campaign's options applied."""
+    from pathlib import Path
+
+    from ..cli import UsageError
+    from ..scenario import ScenarioError, parse
+    from .scenario import from_toml, to_toml
+    files: list = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise UsageError(f"--from {p}: no scenario files (*.toml) in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"--from {p}: no such file or folder")
+    out = []
+    for f in files:
+        try:
+            text = f.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"--from {f}: not UTF-8 text") from None
+        s = from_toml(text, str(f))                 # ScenarioError: the loader's line
+        options.apply(s)
+        try:
+            parse(to_toml(s), str(f))
+        except ScenarioError as e:
+            raise UsageError(f"--from {f}: not a scenario of this campaign (arch "
+                             f"{s.arch}, era {s.era}, fixes off: "
+                             f"{', '.join(s.fixes_off) or 'none'}): {e}") from None
+        out.append(s)
+    return out
+
+
 def _print(s, options, budget: float) -> None:
     what = ", ".join(filter(None, [
         f"arch {options.arch}" if options.arch else "arch x86/arm64",
@@ -125,6 +169,8 @@ def _print(s, options, budget: float) -> None:
     print(f"  scenarios        {s.scenarios} ({s.outside} outside the model)")
     for why, n in sorted(s.outside_why.items(), key=lambda kv: -kv[1]):
         print(f"    {n:4}  {why}")
+    if s.seeds:
+        print(f"  seeds            {s.seeds} (--from), explored first")
     if s.guided:
         print(f"  guided           {s.mutated} of them edits of earlier ones; {s.corpus} "
               f"kept for reaching something new, {s.features:,} features")

@@ -28,7 +28,9 @@ next one is looked for. This module is that loop over the hunt's scenarios:
   MADV_DONTNEED of the whole table around an address the thread used, after its use (what
   frees a table); a load, store or GUP-fast in another thread at the edge of a syscall's
   range or just outside it (a fault racing with a split, merge or unmap of its VMA or its
-  neighbour); the failure choices switched on (with two failing branches); a mapping
+  neighbour); the MAP_FIXED mmap of a one-page hole (a merge with both neighbours); an
+  munmap, MADV_DONTNEED or mprotect of the whole mapping beside a range a syscall changed,
+  after it; the failure choices switched on (with two failing branches); a mapping
   populated, emptied, written, made read-only or PROT_NONE, or mlocked; a mapping split
   around a one-page hole (two neighbours in one table, a hole a MAP_FIXED mmap can fill);
   a mapping, a thread or a kernel actor added; a prelude (generate.py) put first; exit or
@@ -59,10 +61,12 @@ from .scenario import HuntScenario, Thread, to_toml
 LAG = 16            # scenarios between a result and the scenario it can steer
 RARITY = 1 << 20    # a feature reached by one scenario weighs this much
 FRESH = 0.5         # the share of swarm draws once the corpus has an entry
+CODE_FIRST = True   # the stage goes to entries that reached new steps or edges first
 TRIES = 10          # edits of a parent the loader may refuse before a fresh draw
 # the edits each new corpus entry gets once, in a seeded order, before random ones (the
 # deterministic stage of AFL, with the edits that carry an mm meaning of their own)
-STAGE = ("free_table", "race_access", "choices", "copy_op", "widen_op", "hole")
+STAGE = ("free_table", "race_access", "choices", "copy_op", "widen_op", "hole", "fill",
+         "neighbour")
 
 
 def _seed(seed: int, i: int, what: str) -> int:
@@ -77,6 +81,7 @@ class Entry:
     features: frozenset                # everything its DPOR executions reached
     steps: int                         # what exploring it cost
     pending: list = field(default_factory=list)    # edit kinds its stage has yet to try
+    code: bool = False                 # it reached a step or edge nothing before it had
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Evolution:
     corpus: list = field(default_factory=list)
     hits: dict = field(default_factory=dict)         # feature -> scenarios that reached it
     mutated: int = 0                                 # scenarios made by editing a parent
+    seeds: list = field(default_factory=list)        # scenarios 0.. (--from), as given
     _favoured: Optional[list] = None                 # culled corpus, None: to recompute
 
     def draw(self, i: int, fresh_seed: int) -> tuple[HuntScenario, str, Optional[int]]:
@@ -95,12 +101,21 @@ class Evolution:
         draw from Random(fresh_seed))."""
         gen = Generator(self.options)
         name = f"hunt-{self.seed}-{i}"
+        if i < len(self.seeds):
+            s = copy.deepcopy(self.seeds[i])
+            s.name = name
+            return s, to_toml(s), None
         if self.guided and self.corpus:
             rng = random.Random(_seed(self.seed, i, "evolve"))
             if rng.random() >= FRESH:
                 favoured = self._favoured_entries()
                 weights = self._weights(favoured)
                 staged = [(w, e) for w, e in zip(weights, favoured) if e.pending]
+                if CODE_FIRST and any(e.code for _, e in staged):
+                    # new kernel code before new races: far fewer entries reach a step
+                    # or branch nothing reached before, and their stage is the one that
+                    # carries a lineage deeper
+                    staged = [(w, e) for w, e in staged if e.code]
                 if staged and rng.random() < 0.5:
                     # the deterministic stage: a favoured entry (by weight) with an edit
                     # kind not yet tried on it
@@ -119,15 +134,17 @@ class Evolution:
     def take(self, index: int, spec: HuntScenario, features, steps: int) -> None:
         """Scenario *index*'s result, in index order: count its features; keep it if it
         reached one nothing before it did."""
-        new = False
+        new = code = False
         for f in features:
             n = self.hits.get(f, 0)
-            new |= n == 0
+            if n == 0:
+                new = True
+                code |= f[0] != "race"
             self.hits[f] = n + 1
         if self.guided and new:
             stage = list(STAGE)
             random.Random(_seed(self.seed, index, "stage")).shuffle(stage)
-            self.corpus.append(Entry(index, spec, frozenset(features), steps, stage))
+            self.corpus.append(Entry(index, spec, frozenset(features), steps, stage, code))
         self._favoured = None
 
     def _favoured_entries(self) -> list[Entry]:
@@ -174,7 +191,8 @@ class Mutator:
         self.edits = [(self.insert_op, 5), (self.replace_op, 2), (self.drop_op, 2),
                       (self.copy_op, 3), (self.widen_op, 2), (self.free_table, 3),
                       (self.race_access, 3), (self.choices, 2),
-                      (self.mapping_state, 3), (self.hole, 1), (self.add_mapping, 1),
+                      (self.mapping_state, 3), (self.hole, 1), (self.fill, 1),
+                      (self.neighbour, 2), (self.add_mapping, 1),
                       (self.add_thread, 1), (self.add_actor, 1), (self.prelude, 1),
                       (self.end, 1)]
 
@@ -307,6 +325,30 @@ class Mutator:
         t.ops.insert(self.rng.randint(min(k + 1, len(t.ops)), len(t.ops)),
                      free_table_op(self.rng, addr))
         return True
+
+    def fill(self, s: HuntScenario) -> bool:
+        """An anonymous read-write MAP_FIXED mmap of exactly a one-page hole between two
+        mappings of a thread's process, anywhere in its program: the merge with both
+        neighbours (Generator._fill_hole)."""
+        ts = [t for t in _user_threads(s) if self.gen._fill_hole(s, t.process) is not None]
+        if not ts:
+            return False
+        t = self.rng.choice(ts)
+        t.ops.insert(self.rng.randint(0, len(t.ops)), self.gen._fill_hole(s, t.process))
+        return True
+
+    def neighbour(self, s: HuntScenario) -> bool:
+        """An munmap, MADV_DONTNEED or mprotect of the whole mapping beside a range a
+        syscall of the thread changed, put after that syscall (Generator.neighbour_op)."""
+        cands = [(t, k) for t in _user_threads(s) for k, op in enumerate(t.ops)
+                 if _has_range(op)]
+        self.rng.shuffle(cands)
+        for t, k in cands:
+            new = self.gen.neighbour_op(self.rng, s, t.ops[k], t.process)
+            if new is not None:
+                t.ops.insert(self.rng.randint(k + 1, len(t.ops)), new)
+                return True
+        return False
 
     # --- the scenario's setup ----------------------------------------------------------------
     def choices(self, s: HuntScenario) -> bool:

@@ -18,6 +18,8 @@ class File:
     name: str
     pages: int
     shmem: bool
+    size: Optional[int] = None                    # bytes, when not pages * 4096
+    data: dict = field(default_factory=dict)      # page index -> byte
 
 
 @dataclass
@@ -75,6 +77,10 @@ class HuntScenario:
     # the PMD (or PUD) boundary the generator placed the mappings around: where edits
     # (evolve.py) place new ops and mappings; not part of the TOML
     boundary: int = 0
+    # the pages most loads and stores of the scenario go to (Swarm.hot), so that threads
+    # meet on a page; not part of the TOML
+    hot: list = field(default_factory=list)
+    tunables: dict = field(default_factory=dict)
 
     def size(self) -> dict:
         """What the shrinker makes smaller, for the report."""
@@ -111,9 +117,15 @@ def to_toml(s: HuntScenario) -> str:
         out.append(f"choices = {_value(list(s.choices))}")
         if s.max_choices != 1:
             out.append(f"max_choices = {s.max_choices}")
+    if s.tunables:
+        out += ["", "[tunables]"] + [f"{k} = {_value(v)}" for k, v in s.tunables.items()]
     for f in s.files:
-        out += ["", "[[file]]", f"name = {_value(f.name)}", f"size = {f.pages * 4096:#x}",
+        size = f.pages * 4096 if f.size is None else f.size
+        out += ["", "[[file]]", f"name = {_value(f.name)}", f"size = {size:#x}",
                 f"shmem = {_value(f.shmem)}"]
+        if f.data:
+            out.append("data = { " + ", ".join(f"{k} = {v:#x}" for k, v in
+                                               sorted(f.data.items())) + " }")
     for p in s.processes:
         out += ["", "[[process]]", f"name = {_value(p.name)}"]
         if p.oom_victim:
@@ -151,3 +163,52 @@ def to_toml(s: HuntScenario) -> str:
         out.append(f"preemptions = {s.preemptions}")
     out += ["", "[expect]", "never = true", ""]
     return "\n".join(out)
+
+
+def from_toml(text: str, path: str) -> HuntScenario:
+    """A user's scenario file as a hunt scenario, to seed a guided campaign's corpus
+    (``unmapcheck hunt --from``): its machine, choices, tunables, files, processes and
+    threads as written. Its expectations are dropped (the hunt judges the invariants) and
+    so is its preemption bound (the hunt explores at its own). The file is checked by the
+    scenario loader first, so a malformed one is refused with the loader's one-line error
+    (checker.scenario.ScenarioError)."""
+    import tomllib
+
+    from ..scenario import parse
+    sc = parse(text, path)                        # the one loader: raises ScenarioError
+    doc = tomllib.loads(text)
+    top = doc["scenario"]
+
+    def data(table) -> dict:
+        return {int(k): int(v) for k, v in (table or {}).items()}
+
+    s = HuntScenario(name=sc.name, cpus=sc.cpus, arch=sc.arch, vendor=sc.vendor, era=sc.era,
+                     fixes_off=list(sc.fixes_off), choices=list(top.get("choices", [])),
+                     max_choices=sc.max_choices, steps=sc.max_steps,
+                     tunables=dict(doc.get("tunables", {})))
+    for f in doc.get("file", []):
+        size = f.get("size", 0)
+        s.files.append(File(f["name"], -(-size // 4096), f.get("shmem", True),
+                            None if size % 4096 == 0 else size, data(f.get("data"))))
+    for p in doc.get("process", []):
+        proc = Process(p["name"], oom_victim=p.get("oom_victim", False),
+                       fork_of=p.get("fork_of"))
+        for m in p.get("mapping", []):
+            proc.mappings.append(Mapping(
+                m["addr"], m["pages"], prot=m.get("prot", "rw"), shared=m.get("shared", False),
+                file=m.get("file"), offset=m.get("offset", 0),
+                populate=m.get("populate", "none"), populate_cpu=m.get("populate_cpu", 0),
+                mlock=m.get("mlock", False), data=data(m.get("data"))))
+        s.processes.append(proc)
+    for t in doc.get("thread", []):
+        actor = t.get("actor")
+        target = {k: v for k, v in t.items()
+                  if k not in ("name", "cpu", "process", "program", "actor")}
+        s.threads.append(Thread(t["name"], t.get("cpu", 0), t.get("process"),
+                                [dict(op) for op in t.get("program", [])], actor, target))
+    # edits place new ops and mappings around a page-table boundary: the PMD boundary
+    # nearest the first mapping
+    maps = [m for p in s.processes for m in p.mappings]
+    pmd = 512 * 4096
+    s.boundary = (maps[0].addr + pmd // 2) // pmd * pmd if maps else 0x7F0000000000 + pmd
+    return s
