@@ -11,9 +11,15 @@ next one is looked for. This module is that loop over the hunt's scenarios:
   executions of a scenario (PCT's runs are not counted). A scenario whose signal has a
   feature no earlier scenario had joins the corpus, with all it reached.
 - **the deterministic stage**: each entry, when it joins, gets each edit kind of STAGE
-  once, in a seeded order: half of the edited scenarios are such a stage edit of a
-  favoured entry that has one left, chosen by weight (below), then one time in two one
-  random edit more, as AFL's deterministic stage tries every mutation on a new input.
+  once, in a seeded order: half of the edited scenarios (STAGE_SHARE) are such a stage
+  edit of a favoured entry that has one left, chosen by weight (below), then one time in
+  two one random edit more, as AFL's deterministic stage tries every mutation on a new
+  input. Entries that reached a new step or edge (new kernel code, not only a new race
+  pair) have their stage first (CODE_FIRST): far fewer scenarios reach new code than a new
+  race, and a lineage that goes deeper into the kernel is the one worth carrying on.
+- **seeds** (``--from``): scenarios a user has, explored first as scenarios 0, 1, ...,
+  and kept like any scenario that reached something new (syzkaller's and AFL's input
+  corpora).
 - **choosing a parent** for the other half: among the favoured entries (AFL's corpus
   culling: for each feature in turn, rarest first, the cheapest entry that reached it, in
   model steps, unless an entry already chosen has it; a small set that reaches everything
@@ -62,6 +68,7 @@ LAG = 16            # scenarios between a result and the scenario it can steer
 RARITY = 1 << 20    # a feature reached by one scenario weighs this much
 FRESH = 0.5         # the share of swarm draws once the corpus has an entry
 CODE_FIRST = True   # the stage goes to entries that reached new steps or edges first
+STAGE_SHARE = 0.5   # the share of edits that are stage edits, while an entry has one left
 TRIES = 10          # edits of a parent the loader may refuse before a fresh draw
 # the edits each new corpus entry gets once, in a seeded order, before random ones (the
 # deterministic stage of AFL, with the edits that carry an mm meaning of their own)
@@ -116,7 +123,7 @@ class Evolution:
                     # or branch nothing reached before, and their stage is the one that
                     # carries a lineage deeper
                     staged = [(w, e) for w, e in staged if e.code]
-                if staged and rng.random() < 0.5:
+                if staged and rng.random() < STAGE_SHARE:
                     # the deterministic stage: a favoured entry (by weight) with an edit
                     # kind not yet tried on it
                     parent = rng.choices([e for _, e in staged], [w for w, _ in staged])[0]

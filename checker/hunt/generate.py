@@ -21,10 +21,16 @@ boundary one time in four) and places mappings that end at B (the last entries o
 start at B, straddle it, or cover a whole PTE table, with neighbours that share a table
 (adjacent, or one or two pages apart: a hole a MAP_FIXED mmap can fill and merge); op
 ranges cover one whole mapping, or start and end at mapping edges, at B, one page either
-side of it, or inside a mapping; loads and stores also land just outside a mapping. The
-allocation-failure (alloc, enomem) and resched choices are switched on in a quarter of the
-scenarios, with up to two failing branches an execution (an error path can need a
-GFP_NOWAIT attempt and its retry to fail) one time in three.
+side of it, or inside a mapping; loads and stores also land just outside a mapping. A
+scenario with merges (Generator._merge_pair) has two private anonymous neighbours a page
+apart, one time in two one with an anon_vma and one without, threads that map the hole
+(the merge of both sides) and one time in two then unmap, zap or mprotect a whole
+neighbour (Generator.neighbour_op), and its loads and stores go mostly to the pages beside
+the hole; in other scenarios with hot pages, most accesses go to one or two pages, so that
+threads meet on them. The allocation-failure (alloc, enomem) and resched choices are
+switched on in 40% of the scenarios, "alloc" with "enomem" as often as alone, with up to
+two failing branches an execution (an error path can need a GFP_NOWAIT attempt and its
+retry to fail) one time in two.
 
 Each scenario draws from its own random subset of these features (swarm testing, the
 :class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the

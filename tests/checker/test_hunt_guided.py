@@ -364,3 +364,34 @@ def test_bad_seeds_are_refused_with_one_line(tmp_path, capsys):
                      str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
+
+
+def test_the_stage_goes_first_to_entries_that_reached_new_code(monkeypatch):
+    ev = Evolution(3, Options(arch="x86"))
+    ev.take(0, _spec(), {("step", "a"), ("race", "a", "b")}, 100)
+    ev.take(1, _spec(), {("step", "a"), ("race", "b", "c")}, 100)      # a new race only
+    ev.take(2, _spec(), {("step", "z")}, 100)                          # new code
+    assert [e.code for e in ev.corpus] == [True, False, True]
+    ev.corpus[0].pending = []                  # entry 0's stage is done
+    staged: list = []
+    real = Mutator.mutate
+
+    def mutate(self, parent, name, first=None):
+        if first is not None:
+            staged.append((parent.processes[0].mappings[0].pages, first))
+        return real(self, parent, name, first)
+    monkeypatch.setattr(Mutator, "mutate", mutate)
+    ev.corpus[2].spec = copy.deepcopy(ev.corpus[2].spec)
+    ev.corpus[2].spec.processes[0].mappings[0].pages = 3        # tell the parents apart
+    for i in range(3, 200):
+        ev.draw(i, i)
+        if not ev.corpus[2].pending:
+            break
+    assert staged and not ev.corpus[2].pending
+    assert all(pages == 3 for pages, _ in staged), staged
+    assert len(ev.corpus[1].pending) == len(evolve.STAGE)    # not yet: code first
+    # once the code entry's stage is done, the race-only entry gets its stage
+    staged.clear()
+    for i in range(200, 400):
+        ev.draw(i, i)
+    assert staged and all(pages == 4 for pages, _ in staged)
