@@ -11,10 +11,12 @@ outcome, not an invariant violation (a litmus condition), are listed as not hunt
 looks for invariant violations only.
 
     python bench/bench_hunt.py [--seeds N] [--budget SECONDS] [--jobs N] [-k PATTERN]
-                               [--unguided]
+                               [--unguided] [--seeded]
 
 Guided campaigns (the hunt's default: half the scenarios are edits of earlier ones that
-reached something new) unless --unguided.
+reached something new) unless --unguided. With --seeded, each campaign starts from the
+corpus as seeds (``unmapcheck hunt --from``) less every scenario that carries the fix under
+test: what a user with the other scenarios would get.
 """
 
 from __future__ import annotations
@@ -44,6 +46,22 @@ def targets(pattern: str) -> list[tuple]:
     return out
 
 
+SEEDED = ", seeded with the corpus less the fix's own scenarios"
+
+
+def _seeds(fixes: list, opts: Options) -> list:
+    """The corpus scenarios that carry none of *fixes* in a variant, as hunt seeds."""
+    from unmapcheck.checker.hunt.scenario import from_toml
+    out = []
+    for path in scenario_paths():
+        if any(set(v.fixes) & set(fixes) for v in load(path).variants):
+            continue
+        s = from_toml(open(path).read(), str(path))
+        opts.apply(s)
+        out.append(s)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
@@ -51,11 +69,14 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("-k", default="")
     ap.add_argument("--unguided", action="store_true", help="swarm draws only")
+    ap.add_argument("--seeded", action="store_true",
+                    help="seed each campaign with the corpus less the fix's own scenarios")
     args = ap.parse_args()
     budget = int(args.budget * STEPS_PER_SECOND)
     print(f"hunt per fix: {args.seeds} seeds, budget {args.budget:g} s "
           f"({budget:,} steps) each, --jobs {args.jobs}, "
-          f"{'unguided' if args.unguided else 'guided'}, stopping at the first violation\n")
+          f"{'unguided' if args.unguided else 'guided'}{SEEDED if args.seeded else ''}, "
+          f"stopping at the first violation\n")
     print(f"{'fixes off':28} {'machine':16} {'expects':12} {'found':6} {'median s':>9} "
           f"{'median steps':>13} {'groups found':18} shrunk (threads/ops/mappings/pages)")
     for fixes, expects, arch, vendor, era, name in targets(args.k):
@@ -68,9 +89,10 @@ def main() -> None:
         for seed in range(1, args.seeds + 1):
             opts = Options(arch=arch, vendor=vendor if arch == "x86" else None, era=era,
                            fixes_off=fixes)
+            seeds = _seeds(fixes, opts) if args.seeded else []
             with tempfile.TemporaryDirectory() as out:
                 s = hunt(seed, budget, opts, Backend(args.jobs), out, stop_at_first=True,
-                         guided=not args.unguided)
+                         guided=not args.unguided, seeds=seeds)
             if s.first_steps is None:
                 times.append(s.seconds)
                 steps.append(s.steps)
