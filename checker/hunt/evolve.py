@@ -11,12 +11,9 @@ next one is looked for. This module is that loop over the hunt's scenarios:
   executions of a scenario (PCT's runs are not counted). A scenario whose signal has a
   feature no earlier scenario had joins the corpus, with all it reached.
 - **the deterministic stage**: each entry, when it joins, gets each edit kind of STAGE
-  once, in a seeded order: half of the edited scenarios (STAGE_SHARE) are such a stage
-  edit of a favoured entry that has one left, chosen by weight (below), then one time in
-  two one random edit more, as AFL's deterministic stage tries every mutation on a new
-  input. Entries that reached a new step or edge (new kernel code, not only a new race
-  pair) have their stage first (CODE_FIRST): far fewer scenarios reach new code than a new
-  race, and a lineage that goes deeper into the kernel is the one worth carrying on.
+  once, in a seeded order: half of the edited scenarios are such a stage edit of a
+  favoured entry that has one left, chosen by weight (below), then one time in two one
+  random edit more, as AFL's deterministic stage tries every mutation on a new input.
 - **seeds** (``--from``): scenarios a user has, explored first as scenarios 0, 1, ...,
   and kept like any scenario that reached something new (syzkaller's and AFL's input
   corpora).
@@ -34,9 +31,7 @@ next one is looked for. This module is that loop over the hunt's scenarios:
   MADV_DONTNEED of the whole table around an address the thread used, after its use (what
   frees a table); a load, store or GUP-fast in another thread at the edge of a syscall's
   range or just outside it (a fault racing with a split, merge or unmap of its VMA or its
-  neighbour); the MAP_FIXED mmap of a one-page hole (a merge with both neighbours); an
-  munmap, MADV_DONTNEED or mprotect of the whole mapping beside a range a syscall changed,
-  after it; the failure choices switched on (with two failing branches); a mapping
+  neighbour); the failure choices switched on (with two failing branches); a mapping
   populated, emptied, written, made read-only or PROT_NONE, or mlocked; a mapping split
   around a one-page hole (two neighbours in one table, a hole a MAP_FIXED mmap can fill);
   a mapping, a thread or a kernel actor added; a prelude (generate.py) put first; exit or
@@ -67,13 +62,10 @@ from .scenario import HuntScenario, Thread, to_toml
 LAG = 16            # scenarios between a result and the scenario it can steer
 RARITY = 1 << 20    # a feature reached by one scenario weighs this much
 FRESH = 0.5         # the share of swarm draws once the corpus has an entry
-CODE_FIRST = True   # the stage goes to entries that reached new steps or edges first
-STAGE_SHARE = 0.5   # the share of edits that are stage edits, while an entry has one left
 TRIES = 10          # edits of a parent the loader may refuse before a fresh draw
 # the edits each new corpus entry gets once, in a seeded order, before random ones (the
 # deterministic stage of AFL, with the edits that carry an mm meaning of their own)
-STAGE = ("free_table", "race_access", "choices", "copy_op", "widen_op", "hole", "fill",
-         "neighbour")
+STAGE = ("free_table", "race_access", "choices", "copy_op", "widen_op", "hole")
 
 
 def _seed(seed: int, i: int, what: str) -> int:
@@ -88,7 +80,6 @@ class Entry:
     features: frozenset                # everything its DPOR executions reached
     steps: int                         # what exploring it cost
     pending: list = field(default_factory=list)    # edit kinds its stage has yet to try
-    code: bool = False                 # it reached a step or edge nothing before it had
 
 
 @dataclass
@@ -118,12 +109,7 @@ class Evolution:
                 favoured = self._favoured_entries()
                 weights = self._weights(favoured)
                 staged = [(w, e) for w, e in zip(weights, favoured) if e.pending]
-                if CODE_FIRST and any(e.code for _, e in staged):
-                    # new kernel code before new races: far fewer entries reach a step
-                    # or branch nothing reached before, and their stage is the one that
-                    # carries a lineage deeper
-                    staged = [(w, e) for w, e in staged if e.code]
-                if staged and rng.random() < STAGE_SHARE:
+                if staged and rng.random() < 0.5:
                     # the deterministic stage: a favoured entry (by weight) with an edit
                     # kind not yet tried on it
                     parent = rng.choices([e for _, e in staged], [w for w, _ in staged])[0]
@@ -141,17 +127,15 @@ class Evolution:
     def take(self, index: int, spec: HuntScenario, features, steps: int) -> None:
         """Scenario *index*'s result, in index order: count its features; keep it if it
         reached one nothing before it did."""
-        new = code = False
+        new = False
         for f in features:
             n = self.hits.get(f, 0)
-            if n == 0:
-                new = True
-                code |= f[0] != "race"
+            new |= n == 0
             self.hits[f] = n + 1
         if self.guided and new:
             stage = list(STAGE)
             random.Random(_seed(self.seed, index, "stage")).shuffle(stage)
-            self.corpus.append(Entry(index, spec, frozenset(features), steps, stage, code))
+            self.corpus.append(Entry(index, spec, frozenset(features), steps, stage))
         self._favoured = None
 
     def _favoured_entries(self) -> list[Entry]:
@@ -198,8 +182,7 @@ class Mutator:
         self.edits = [(self.insert_op, 5), (self.replace_op, 2), (self.drop_op, 2),
                       (self.copy_op, 3), (self.widen_op, 2), (self.free_table, 3),
                       (self.race_access, 3), (self.choices, 2),
-                      (self.mapping_state, 3), (self.hole, 1), (self.fill, 1),
-                      (self.neighbour, 2), (self.add_mapping, 1),
+                      (self.mapping_state, 3), (self.hole, 1), (self.add_mapping, 1),
                       (self.add_thread, 1), (self.add_actor, 1), (self.prelude, 1),
                       (self.end, 1)]
 
@@ -332,30 +315,6 @@ class Mutator:
         t.ops.insert(self.rng.randint(min(k + 1, len(t.ops)), len(t.ops)),
                      free_table_op(self.rng, addr))
         return True
-
-    def fill(self, s: HuntScenario) -> bool:
-        """An anonymous read-write MAP_FIXED mmap of exactly a one-page hole between two
-        mappings of a thread's process, anywhere in its program: the merge with both
-        neighbours (Generator._fill_hole)."""
-        ts = [t for t in _user_threads(s) if self.gen._fill_hole(s, t.process) is not None]
-        if not ts:
-            return False
-        t = self.rng.choice(ts)
-        t.ops.insert(self.rng.randint(0, len(t.ops)), self.gen._fill_hole(s, t.process))
-        return True
-
-    def neighbour(self, s: HuntScenario) -> bool:
-        """An munmap, MADV_DONTNEED or mprotect of the whole mapping beside a range a
-        syscall of the thread changed, put after that syscall (Generator.neighbour_op)."""
-        cands = [(t, k) for t in _user_threads(s) for k, op in enumerate(t.ops)
-                 if _has_range(op)]
-        self.rng.shuffle(cands)
-        for t, k in cands:
-            new = self.gen.neighbour_op(self.rng, s, t.ops[k], t.process)
-            if new is not None:
-                t.ops.insert(self.rng.randint(k + 1, len(t.ops)), new)
-                return True
-        return False
 
     # --- the scenario's setup ----------------------------------------------------------------
     def choices(self, s: HuntScenario) -> bool:

@@ -21,16 +21,10 @@ boundary one time in four) and places mappings that end at B (the last entries o
 start at B, straddle it, or cover a whole PTE table, with neighbours that share a table
 (adjacent, or one or two pages apart: a hole a MAP_FIXED mmap can fill and merge); op
 ranges cover one whole mapping, or start and end at mapping edges, at B, one page either
-side of it, or inside a mapping; loads and stores also land just outside a mapping. A
-scenario with merges (Generator._merge_pair) has two private anonymous neighbours a page
-apart, one time in two one with an anon_vma and one without, threads that map the hole
-(the merge of both sides) and one time in two then unmap, zap or mprotect a whole
-neighbour (Generator.neighbour_op), and its loads and stores go mostly to the pages beside
-the hole; in other scenarios with hot pages, most accesses go to one or two pages, so that
-threads meet on them. The allocation-failure (alloc, enomem) and resched choices are
-switched on in 40% of the scenarios, "alloc" with "enomem" as often as alone, with up to
-two failing branches an execution (an error path can need a GFP_NOWAIT attempt and its
-retry to fail) one time in two.
+side of it, or inside a mapping; loads and stores also land just outside a mapping. The
+allocation-failure (alloc, enomem) and resched choices are switched on in a quarter of the
+scenarios, with up to two failing branches an execution (an error path can need a
+GFP_NOWAIT attempt and its retry to fail) one time in three.
 
 Each scenario draws from its own random subset of these features (swarm testing, the
 :class:`Swarm` below). Only what the model has is drawn; each scenario is checked by the
@@ -125,33 +119,21 @@ class Generator:
                          vendor=o.vendor or rng.choice(["intel", "amd"]), era=o.era,
                          fixes_off=list(o.fixes_off))
         sw = Swarm.draw(rng)
-        if o.choices and rng.random() < 0.4:
-            # an allocation that fails usually has a fallback that must fail too (the
-            # GFP_NOWAIT attempt, then the GFP_KERNEL retry): "alloc" comes with "enomem"
-            # as often as alone
-            s.choices = rng.choice([["alloc"], ["alloc", "enomem"], ["enomem"], ["resched"],
+        if o.choices and rng.random() < 0.25:
+            s.choices = rng.choice([["alloc"], ["alloc"], ["enomem"], ["resched"],
                                     ["resched"], ["alloc", "enomem"], ["alloc", "resched"]])
         boundary = REGION + (PUD_SIZE if rng.random() < 0.25 else
                              rng.randint(1, 8) * PMD_PAGES * PAGE)
         s.boundary = boundary
         if o.choices and any(c in s.choices for c in ("alloc", "enomem")):
             # an error path can need two failures (a GFP_NOWAIT attempt and its retry)
-            s.max_choices = rng.choice([1, 2])
+            s.max_choices = rng.choice([1, 1, 2])
         p = Process("p", oom_victim="oom_reaper" in sw.actors)
         s.processes.append(p)
-        if sw.merge:
-            pair = self._merge_pair(rng, s, p, boundary, sw)
-            p.mappings += pair
-            if pair:
-                # the pages beside the hole: a fault there runs under the VMA lock of a
-                # VMA the merge changes
-                s.hot = [pair[0].end - PAGE, pair[1].addr]
-        for i in range(rng.choice([1, 1, 2, 2, 3]) - len(p.mappings)):
+        for i in range(rng.choice([1, 1, 2, 2, 3])):
             m = self._mapping(rng, s, p, boundary, sw)
             if m is not None:
                 p.mappings.append(m)
-        if sw.hot:
-            s.hot += [self._address(rng, s, boundary) for _ in range(rng.choice([1, 1, 2]))]
         if sw.fork_child:
             s.processes.append(Process("c", fork_of="p"))
         if sw.other_process:
@@ -183,14 +165,8 @@ class Generator:
         return boundary - PMD_PAGES * PAGE * rng.randint(0, 1), PMD_PAGES
 
     def _mapping(self, rng: random.Random, s: HuntScenario, p: Process,
-                 boundary: int, sw: "Swarm", at: Optional[tuple] = None,
-                 kind: Optional[str] = None, prot: Optional[str] = None) -> Optional[Mapping]:
+                 boundary: int, sw: "Swarm") -> Optional[Mapping]:
         for _ in range(10):
-            if at is not None:
-                addr, pages = at
-                if all(addr + pages * PAGE <= m.addr or m.end <= addr for m in p.mappings):
-                    break
-                return None
             addr, pages = self._placement(rng, boundary)
             if rng.random() < 0.4 and p.mappings:           # a neighbour sharing a table
                 last = p.mappings[-1]
@@ -203,9 +179,9 @@ class Generator:
                 break
         else:
             return None
-        kind = kind or rng.choice(sw.mappings)
-        m = Mapping(addr, pages, prot=prot or rng.choice(["rw", "rw", "rw", "r"] +
-                                                         (["none"] if sw.guard else [])))
+        kind = rng.choice(sw.mappings)
+        m = Mapping(addr, pages, prot=rng.choice(["rw", "rw", "rw", "r"] +
+                                                 (["none"] if sw.guard else [])))
         if kind != "anon":
             f = File(f"f{len(s.files)}", pages + rng.randint(0, 2), shmem=kind == "shmem")
             s.files.append(f)
@@ -226,32 +202,6 @@ class Generator:
         # (mlock of a PROT_NONE mapping fails with ENOMEM, in Linux and in the model)
         m.mlock = small and sw.mlock and m.prot != "none" and rng.random() < 0.5
         return m
-
-    def _merge_pair(self, rng: random.Random, s: HuntScenario, p: Process, boundary: int,
-                    sw: "Swarm") -> list[Mapping]:
-        """Two private anonymous read-write mappings one page apart (Swarm.merge): the hole
-        an anonymous MAP_FIXED mmap of the same protection fills by merging with both
-        neighbours (mm/vma.c vma_merge_new_range: the left one expands over the new range
-        and the right one, and takes the right one's anon_vma when it has none:
-        dup_anon_vma). Each side is populated, written or left untouched independently."""
-        addr, pages = self._placement(rng, boundary)
-        pages = min(pages, 4)
-        right_pages = rng.choice([1, 1, 2, 3])
-        out = []
-        for a, n in ((addr, pages), (addr + (pages + 1) * PAGE, right_pages)):
-            m = self._mapping(rng, s, p, boundary, sw, at=(a, n), kind="anon", prot="rw")
-            if m is None:
-                return []
-            m.mlock = False                 # (mlocked and not: different flags, no merge)
-            out.append(m)
-        if rng.random() < 0.5:
-            # one side with an anon_vma and one without: the merge hands the anon_vma over
-            # (dup_anon_vma), the case the two sides' own draws rarely give
-            touched, untouched = rng.sample(out, 2)
-            untouched.populate, untouched.data = "none", {}
-            if touched.populate == "none" and not touched.data:
-                touched.populate, touched.populate_cpu = "write", rng.randrange(s.cpus)
-        return out
 
     def _points(self, s: HuntScenario, boundary: int) -> list[int]:
         """Addresses op ranges start and end at: mapping edges, the boundary and its
@@ -274,8 +224,6 @@ class Generator:
         return a, b - a
 
     def _address(self, rng: random.Random, s: HuntScenario, boundary: int) -> int:
-        if s.hot and rng.random() < 0.6:
-            return rng.choice(s.hot)
         maps = [m for p in s.processes for m in p.mappings]
         r = rng.random()
         if maps and r < 0.8:
@@ -317,50 +265,15 @@ class Generator:
             # over what is there (MAP_FIXED), anonymous, one time in three a stack
             # (MAP_GROWSDOWN: a fault below it grows it); one time in two exactly into a
             # hole between two mappings of the thread's process (vma_merge on both sides)
-            holes = self._holes(s, own)
+            mine = sorted((m for p in s.processes if p.name == own for m in p.mappings),
+                          key=lambda m: m.addr)
+            holes = [(a.end, b.addr - a.end) for a, b in zip(mine, mine[1:]) if a.end < b.addr]
             if holes and rng.random() < 0.5:
                 addr, length = rng.choice(holes)
             stack = "|MAP_GROWSDOWN" if rng.random() < 0.33 else ""
             return {"op": "mmap", "addr": addr, "len": length, "prot": "rw",
                     "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED" + stack}
         return {"op": kind, "addr": addr, "len": length}           # munmap, mlock, munlock
-
-    @staticmethod
-    def _holes(s: HuntScenario, proc: Optional[str]) -> list[tuple[int, int]]:
-        """(start, length) of each gap between two mappings of process *proc*."""
-        mine = sorted((m for p in s.processes if p.name == proc for m in p.mappings),
-                      key=lambda m: m.addr)
-        return [(a.end, b.addr - a.end) for a, b in zip(mine, mine[1:]) if a.end < b.addr]
-
-    def _fill_hole(self, s: HuntScenario, proc: Optional[str]) -> Optional[dict]:
-        """The anonymous read-write MAP_FIXED mmap of exactly the first one-page hole
-        between two mappings of *proc* (what Swarm.merge lays out): a merge with both
-        neighbours when they are anonymous and read-write."""
-        for addr, length in self._holes(s, proc):
-            if length == PAGE:
-                return {"op": "mmap", "addr": addr, "len": length, "prot": "rw",
-                        "flags": "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED"}
-        return None
-
-    def neighbour_op(self, rng: random.Random, s: HuntScenario, op: dict,
-                     proc: Optional[str]) -> Optional[dict]:
-        """An munmap, MADV_DONTNEED or mprotect of the whole mapping of *proc* beside the
-        range of *op* (ending where it begins or beginning where it ends, or across a hole
-        of up to two pages), or None: the VMA a merge, split or unmap of that range left
-        state in (its anon_vma, its pgoff, a page table it shares) torn down or changed."""
-        lo, hi = op["addr"], op["addr"] + op["len"]
-        maps = [m for p in s.processes if p.name == proc for m in p.mappings
-                if 0 <= lo - m.end <= 2 * PAGE or 0 <= m.addr - hi <= 2 * PAGE]
-        if not maps:
-            return None
-        m = rng.choice(maps)
-        what = _pick(rng, [("munmap", 2), ("madvise", 1), ("mprotect", 1)])
-        new: dict = {"op": what, "addr": m.addr, "len": m.pages * PAGE}
-        if what == "madvise":
-            new["advice"] = "MADV_DONTNEED"
-        elif what == "mprotect":
-            new["prot"] = rng.choice(["r", "none"])
-        return new
 
     def _prelude(self, rng: random.Random, s: HuntScenario, kind: str) -> list:
         """Ops that first put one page table of the process in a state table freeing and
@@ -435,14 +348,6 @@ class Generator:
                 proc = near[i % len(near)] if rng.random() < 0.8 else rng.choice(near)
             count = rng.choice([3, 4, 5] if sw.long_programs else [1, 2, 2, 3])
             ops = [self._op(rng, s, boundary, _pick(rng, sw.ops), proc) for _ in range(count)]
-            if sw.merge and proc == "p":
-                fill = self._fill_hole(s, proc)
-                if fill is not None and rng.random() < 0.7:
-                    k = rng.randint(0, len(ops))
-                    ops.insert(k, fill)
-                    after = self.neighbour_op(rng, s, fill, proc)
-                    if after is not None and rng.random() < 0.5:
-                        ops.insert(rng.randint(k + 1, len(ops)), after)
             if i == 0 and sw.prelude:
                 pre = self._prelude(rng, s, sw.prelude)
                 if pre and rng.random() < 0.5:
@@ -479,9 +384,6 @@ class Swarm:
     guard: bool = False             # PROT_NONE mappings
     long_programs: bool = False     # three to five ops a thread instead of one to three
     prelude: str = ""               # Generator._prelude: "", touch, emptied, cached_empty
-    merge: bool = False             # two anonymous neighbours a page apart, and the mmap
-                                    # that fills the hole (Generator._merge_pair)
-    hot: bool = False               # most loads and stores go to one or two pages
 
     @classmethod
     def draw(cls, rng: random.Random) -> "Swarm":
@@ -498,4 +400,4 @@ class Swarm:
                    other_process=rng.random() < 0.2, holes=rng.random() < 0.3,
                    guard=rng.random() < 0.15, long_programs=rng.random() < 0.15,
                    prelude=rng.choice(["touch", "emptied", "cached_empty"]) if rng.random() < 0.3
-                   else "", merge=rng.random() < 0.2, hot=rng.random() < 0.5)
+                   else "")

@@ -77,9 +77,6 @@ class HuntScenario:
     # the PMD (or PUD) boundary the generator placed the mappings around: where edits
     # (evolve.py) place new ops and mappings; not part of the TOML
     boundary: int = 0
-    # the pages most loads and stores of the scenario go to (Swarm.hot), so that threads
-    # meet on a page; not part of the TOML
-    hot: list = field(default_factory=list)
     tunables: dict = field(default_factory=dict)
 
     def size(self) -> dict:
