@@ -791,7 +791,9 @@ def wp_page_copy(vmf) -> int:
     account (a file page becomes an anonymous one), ptep_clear_flush the old PTE, add the new
     page's rmap, set the new PTE, and only then remove the old page's rmap; finally drop the
     references. Called with the old page referenced and the PTL dropped.
-    Models mm/memory.c wp_page_copy() (no FAULT_FLAG_UNSHARE, no mmu notifiers)."""
+    Models mm/memory.c wp_page_copy() (no FAULT_FLAG_UNSHARE, no mmu notifiers). Model-only:
+    the user stores into the old page between the copy and ptep_clear_flush are recorded
+    (impl/cpu.py CopyWatch) and reported for LOST_WRITE.cow."""
     vma = vmf.vma
     mm = vma.vm_mm
     old_folio = vmf.page
