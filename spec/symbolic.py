@@ -500,6 +500,11 @@ class SymbolicView:
     def frame_anon(self, f):
         return self.s.frame_field(f.idx, "anon", z3.BoolVal(False))
 
+    def frame_byte(self, pfn, offset):
+        # The abstract state has no page contents (LOST_WRITE.cow is concrete_only and its
+        # event, cow_copy, is not one an abstract operation reports): nothing to encode.
+        raise NotImplementedError("the abstract state has no page contents")
+
     def pte_maps_freed_anon_vma(self, p):
         # The abstract state has no anon_vma lifetime: never freed (RMAP.anon_vma is
         # judged on concrete states only).
