@@ -258,9 +258,12 @@ def test_bad_seeds_are_refused_with_one_line(tmp_path, capsys):
     bad.write_text('[scenario]\nname = "x"\ncpus = 0\n')
     empty = tmp_path / "empty"
     empty.mkdir()
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[scenario]\n")
     for arg, says in ((str(tmp_path / "none.toml"), "no such file or folder"),
                       (str(empty), "no scenario files"),
-                      (str(bad), "bad.toml")):
+                      (str(bad), "bad.toml"),
+                      (str(binary), "not UTF-8")):
         assert main(["hunt", "--from", arg, "--scenarios", "1", "--out",
                      str(tmp_path)]) == 2
         err = capsys.readouterr().err
