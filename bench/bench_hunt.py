@@ -50,16 +50,11 @@ SEEDED = ", seeded with the corpus less the fix's own scenarios"
 
 
 def _seeds(fixes: list, opts: Options) -> list:
-    """The corpus scenarios that carry none of *fixes* in a variant, as hunt seeds."""
-    from unmapcheck.checker.hunt.scenario import from_toml
-    out = []
-    for path in scenario_paths():
-        if any(set(v.fixes) & set(fixes) for v in load(path).variants):
-            continue
-        s = from_toml(open(path).read(), str(path))
-        opts.apply(s)
-        out.append(s)
-    return out
+    """The corpus scenarios that carry none of *fixes* in a variant, as hunt seeds (what
+    ``unmapcheck hunt --from`` makes of them)."""
+    from unmapcheck.checker.hunt.cli import _seeds as from_paths
+    return from_paths([str(p) for p in scenario_paths()
+                       if not any(set(v.fixes) & set(fixes) for v in load(p).variants)], opts)
 
 
 def main() -> None:

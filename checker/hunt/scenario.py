@@ -173,20 +173,20 @@ def from_toml(text: str, path: str) -> HuntScenario:
 
     from ..scenario import parse
     sc = parse(text, path)                        # the one loader: raises ScenarioError
+    # what the loader keeps as written comes from it; mappings and programs from the TOML
+    # itself, whose spelling (prot = "rw", flags = "MAP_...") is the one to_toml writes
     doc = tomllib.loads(text)
-    top = doc["scenario"]
 
     def data(table) -> dict:
         return {int(k): int(v) for k, v in (table or {}).items()}
 
     s = HuntScenario(name=sc.name, cpus=sc.cpus, arch=sc.arch, vendor=sc.vendor, era=sc.era,
-                     fixes_off=list(sc.fixes_off), choices=list(top.get("choices", [])),
+                     fixes_off=list(sc.fixes_off), choices=list(sc.choices),
                      max_choices=sc.max_choices, steps=sc.max_steps,
-                     tunables=dict(doc.get("tunables", {})))
-    for f in doc.get("file", []):
-        size = f.get("size", 0)
-        s.files.append(File(f["name"], -(-size // 4096), f.get("shmem", True),
-                            None if size % 4096 == 0 else size, data(f.get("data"))))
+                     tunables=dict(sc.tunables))
+    for f in sc.files:
+        s.files.append(File(f.name, -(-f.size // 4096), f.shmem,
+                            None if f.size % 4096 == 0 else f.size, dict(f.data)))
     for p in doc.get("process", []):
         proc = Process(p["name"], oom_victim=p.get("oom_victim", False),
                        fork_of=p.get("fork_of"))
