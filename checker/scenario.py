@@ -51,8 +51,8 @@ class ScenarioError(Exception):
     """A one-line description of what is wrong with a scenario, and where."""
 
 
-SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "fork", "exec",
-               "exit", "gup_fast", "context_switch")
+SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall",
+               "munlockall", "fork", "exec", "exit", "gup_fast", "context_switch")
 USER_OPS = ("load", "store")
 ACTORS = ("oom_reaper", "writeback", "migrate")
 POPULATE = ("none", "read", "write")
@@ -1009,6 +1009,8 @@ _OP_FIELDS = {
     "madvise": {"addr", "len", "advice"},
     "mlock": {"addr", "len"},
     "munlock": {"addr", "len"},
+    "mlockall": {"flags"},
+    "munlockall": set(),
     "fork": set(), "exec": set(), "exit": set(),
     "gup_fast": {"addr", "pages", "write"},
     "context_switch": {"to"},
@@ -1041,6 +1043,8 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str],
         fw = f"{where}.{k}"
         if k == "prot":
             args[k] = _prot(ctx, fw, v)
+        elif k == "flags" and kind == "mlockall":
+            args[k] = _named(ctx, fw, v, "MCL_", (1 << 31) - 1)      # an int
         elif k == "flags":
             args[k] = _named(ctx, fw, v, "MAP_")
         elif k == "advice":

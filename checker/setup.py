@@ -149,6 +149,10 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
         return proc.mlock(a["addr"], a["len"], cpu=cpu)
     if k == "munlock":
         return proc.munlock(a["addr"], a["len"], cpu=cpu)
+    if k == "mlockall":
+        return proc.mlockall(a["flags"], cpu=cpu)
+    if k == "munlockall":
+        return proc.munlockall(cpu=cpu)
     if k == "fork":
         child = proc.fork(cpu=cpu)
         return f"child {child.pid}"

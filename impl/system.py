@@ -181,26 +181,21 @@ class Process:
     # --- system calls --------------------------------------------------------------------
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0, cpu: int = 0) -> int:
-        """arch/x86/kernel/sys_x86_64.c SYSCALL_DEFINE6(mmap): the offset must be page aligned,
-        then ksys_mmap_pgoff(addr, len, prot, flags, fd, off >> PAGE_SHIFT)."""
-        from .mmap import ksys_mmap_pgoff
-        ctx = self._enter("mmap", cpu)
-        if offset & ~PAGE_MASK & ((1 << 64) - 1):
-            return self._leave(ctx, -EINVAL)
-        file = None
+        """arch/x86/kernel/sys_x86_64.c SYSCALL_DEFINE6(mmap) (impl/mmap.py sys_mmap). The
+        descriptor is resolved here, to the model's File or None (ksys_mmap_pgoff's fget
+        fails with -EBADF on None, after the offset's alignment check, as in the kernel)."""
         from .constants import MAP_ANONYMOUS
-        if not flags & MAP_ANONYMOUS:
-            file = self.system.file(fd)
-            if file is None:
-                return self._leave(ctx, -EBADF)
-        ret = ksys_mmap_pgoff(self.task.mm, addr, length, prot, flags, file,
-                              (offset & ((1 << 64) - 1)) >> PAGE_SHIFT)
+        from .mmap import sys_mmap
+        ctx = self._enter("mmap", cpu)
+        file = None if flags & MAP_ANONYMOUS else self.system.file(fd)
+        ret = sys_mmap(self.task.mm, addr, length, prot, flags, file, offset)
         return self._leave(ctx, ret)
 
     def munmap(self, addr: int, length: int, cpu: int = 0) -> int:
-        """mm/mmap.c SYSCALL_DEFINE2(munmap) -> __vm_munmap(addr, len, true)."""
+        """mm/mmap.c SYSCALL_DEFINE2(munmap) (impl/mmap.py sys_munmap)."""
+        from .mmap import sys_munmap
         ctx = self._enter("munmap", cpu)
-        ret = _vm_munmap(self.task.mm, addr, length)
+        ret = sys_munmap(self.task.mm, addr, length)
         if ret == 0:
             # A successful munmap owes its whole range, holes included: it held mmap_lock
             # for write while it looked, so no other zap of the range can still be pending.
@@ -271,6 +266,20 @@ class Process:
         from .mlock import sys_munlock
         ctx = self._enter("munlock", cpu)
         ret = sys_munlock(self.task.mm, addr, length)
+        return self._leave(ctx, ret)
+
+    def mlockall(self, flags: int, cpu: int = 0) -> int:
+        """mm/mlock.c SYSCALL_DEFINE1(mlockall)."""
+        from .mlock import sys_mlockall
+        ctx = self._enter("mlockall", cpu)
+        ret = sys_mlockall(self.task.mm, flags)
+        return self._leave(ctx, ret)
+
+    def munlockall(self, cpu: int = 0) -> int:
+        """mm/mlock.c SYSCALL_DEFINE0(munlockall)."""
+        from .mlock import sys_munlockall
+        ctx = self._enter("munlockall", cpu)
+        ret = sys_munlockall(self.task.mm)
         return self._leave(ctx, ret)
 
     def fork(self, cpu: int = 0) -> "Process":
@@ -413,13 +422,6 @@ class Process:
 
 # fs/proc/task_mmu.c: PSS is accumulated in fixed point, PAGE_SIZE << PSS_SHIFT per page.
 PSS_SHIFT = 12
-
-
-def _vm_munmap(mm, addr: int, length: int) -> int:
-    """mm/mmap.c SYSCALL_DEFINE2(munmap): __vm_munmap(addr, len, true). (A module-level call:
-    inside a class body Python would mangle the kernel's double-underscore name.)"""
-    from .mmap import __vm_munmap
-    return __vm_munmap(mm, addr, length, True)
 
 
 def _ptes_in(mm, start: int, end: int):

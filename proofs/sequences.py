@@ -8,7 +8,9 @@ shared file, shmem and mlocked; populated from the other CPU, so that its TLB ho
 translations every flush must reach), every sequence of at most K calls (K = 2, or
 ``prove --bound K``) drawn from an alphabet of munmap, mprotect, madvise (MADV_DONTNEED,
 MADV_FREE, MADV_COLD, MADV_WILLNEED, MADV_DONTFORK, a range that spans both mappings and the
-hole between them, MADV_REMOVE where A is shmem), mlock, munlock, mmap(MAP_FIXED) over a
+hole between them, MADV_REMOVE where A is shmem), mlock, munlock, mlockall(MCL_CURRENT|MCL_FUTURE, with MCL_ONFAULT
+on the 512-page layout), munlockall,
+mmap(MAP_FIXED) over a
 mapping and mmap with a hint, a GUP-fast write pin, loads and stores to both mappings, fork,
 exec and exit (exit and exec only last: afterwards the addresses are gone), is run by one thread on
 CPU0 through the explorer. The explorer evaluates every invariant of spec/invariants.py at
@@ -36,6 +38,9 @@ from unmapcheck.checker.prove import (FAILED, PROVED, UNKNOWN, Obligation, Oblig
 
 PAGE = 0x1000
 DEFAULT_LENGTH = 2
+# Steps of one execution at most (a scenario's default is 5,000): mlockall populates every
+# mapping of a layout.
+STEPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class Layout:
     files: str = ""
     shmem: bool = False    # A is shmem: MADV_REMOVE punches a hole (the model punches none
                            # in a regular file: fallocate is not modelled there)
+    # mlockall's flags: MCL_ONFAULT where A is a whole 512-page table, so that mlockall does
+    # not fault in 512 pages in each of the sequences that call it (the populate itself is
+    # the small layouts' business).
+    mlockall: str = "MCL_CURRENT|MCL_FUTURE"
 
 
 LAYOUTS = [
@@ -115,7 +124,7 @@ pages = 1
 prot = "rw"
 populate = "write"
 populate_cpu = 1
-"""),
+""", mlockall="MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT"),
     # Shared shmem, mlocked (munlock on unmap, VM_LOCKED zaps), and a read-only private
     # anonymous page that maps the zero page.
     Layout("shmem-mlocked", "x86", 0x7f0000000000, 2, 0x7f0000002000, """
@@ -165,6 +174,8 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
              advice="MADV_DONTNEED"),
         call("mlock(A first page)", op="mlock", addr=a, len=PAGE),
         call("munlock(A..B)", op="munlock", addr=a, len=span),
+        call(f"mlockall({lay.mlockall})", op="mlockall", flags=lay.mlockall),
+        call("munlockall", op="munlockall"),
         call("madvise(A, MADV_WILLNEED)", op="madvise", addr=a, len=n,
              advice="MADV_WILLNEED"),
         call("madvise(A, MADV_DONTFORK)", op="madvise", addr=a, len=n, advice="MADV_DONTFORK"),
@@ -217,6 +228,9 @@ cpu = 0
 program = [
   {program},
 ]
+
+[bounds]
+steps = {STEPS}
 
 [expect]
 never = true

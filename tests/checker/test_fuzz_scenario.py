@@ -366,10 +366,13 @@ FIXES = ["99baac21e458", "7a30df49f63a", "1cf35d47712d", "5df397dec7c4", "687cb0
 
 
 def _gen_op(rng: random.Random, files: list) -> dict:
-    op = rng.choice(["mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "fork",
-                     "exec", "exit", "load", "store", "load", "store"])
+    op = rng.choice(["mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall",
+                     "munlockall", "fork", "exec", "exit", "load", "store", "load", "store"])
     o: dict = {"op": op}
-    if op not in ("fork", "exec", "exit"):
+    if op == "mlockall":
+        o["flags"] = rng.choice(["MCL_CURRENT", "MCL_FUTURE", "MCL_CURRENT|MCL_ONFAULT",
+                                 "MCL_ONFAULT", 0, 8])
+    if op not in ("fork", "exec", "exit", "mlockall", "munlockall"):
         o["addr"] = rng.choice(ADDRS)
     if op in ("munmap", "mprotect", "madvise", "mlock", "munlock", "mmap"):
         o["len"] = rng.choice(LENS)

@@ -400,6 +400,11 @@ def test_exits_of_different_processes_are_fine():
     ('{ op = "madvise", addr = 0, len = 4096, advice = "__class__" }',
      "thread[0].program[0].advice", "unknown MADV value"),
     ('{ addr = 0 }', "thread[0].program[0].op", "missing"),
+    ('{ op = "mlockall", flags = "MAP_SHARED" }', "thread[0].program[0].flags",
+     "unknown MCL value"),
+    ('{ op = "mlockall", flags = 0x80000000 }', "thread[0].program[0].flags", "at most"),
+    ('{ op = "mlockall" }', "thread[0].program[0].flags", "needs flags"),
+    ('{ op = "munlockall", flags = 1 }', "thread[0].program[0]", "flags"),
 ])
 def test_op_fields_are_typed_and_ranged(op, where, needle):
     _check(_edit(GOOD, '{ op = "load", addr = 0x7f0000000000 }', op), where, needle)

@@ -201,3 +201,36 @@ def test_matches_real_kernel(desc, call, start, offset, length, flags, prot, exp
     assert ret == real, (desc, errname(ret), errname(real))
     assert model_after == real_after
     assert model_lck == real_lck
+
+
+def test_mlockall_and_munlockall_as_scenario_ops():
+    """The scenario ops reach sys_mlockall/sys_munlockall: a locked VMA refuses
+    MADV_DONTNEED (-EINVAL) until munlockall, and MCL_ONFAULT alone is -EINVAL."""
+    from unmapcheck.checker.prove import PROVED, explore_scenario, judge
+    from unmapcheck.checker.scenario import parse
+    text = """
+[scenario]
+name = "mlockall-op"
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 2
+prot = "rw"
+[[thread]]
+name = "T0"
+process = "p"
+program = [
+  { op = "mlockall", flags = "MCL_CURRENT" },
+  { op = "madvise", addr = 0x7f0000000000, len = 0x2000, advice = "MADV_DONTNEED" },
+  { op = "munlockall" },
+  { op = "madvise", addr = 0x7f0000000000, len = 0x2000, advice = "MADV_DONTNEED" },
+  { op = "mlockall", flags = "MCL_ONFAULT" },
+]
+[expect]
+never = true
+forall = ["T0[0] == 0", "T0[1] == -22", "T0[2] == 0", "T0[3] == 0", "T0[4] == -22"]
+"""
+    sc = parse(text, "<mlockall>")
+    verdict = judge(sc, explore_scenario(sc, None, 60.0), "mlockall-op", 0.0)
+    assert verdict.status == PROVED, verdict.detail
