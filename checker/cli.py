@@ -448,6 +448,8 @@ def cmd_prove(args) -> int:
         # "--coverage NAME": argparse gave the optional FILE an obligation name.
         args.names = [args.coverage, *args.names]
         args.coverage = ""
+    if args.record_baseline is not None:
+        return _record_baseline(args)
     obs = _select_obligations(args.names, args.k)
     if args.list:
         for ob in obs:
@@ -512,6 +514,29 @@ def cmd_prove(args) -> int:
         return EXIT_FAIL
     if unknown:
         return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def _record_baseline(args) -> int:
+    """prove --record-baseline FILE: nothing else may be asked of the same run."""
+    from unmapcheck.proofs.baseline import record
+    others = [flag for flag, on in (("--coverage", args.coverage is not None),
+                                    ("--list", args.list), ("--json", args.json),
+                                    ("--dask", args.dask), ("--junit", args.junit),
+                                    ("--trace-dir", args.trace_dir), ("-k", args.k),
+                                    ("--bound", args.bound is not None),
+                                    ("obligation names", bool(args.names))) if on]
+    if others:
+        raise UsageError(f"--record-baseline records every bounded sequence and exits: it "
+                         f"takes no {others[0]}")
+    if not args.record_baseline.endswith(".json.gz"):
+        raise UsageError(f"--record-baseline {args.record_baseline!r}: the file name must "
+                         f"end in .json.gz")
+    _writable_output("--record-baseline", args.record_baseline)
+    t0 = time.monotonic()
+    n = record(args.record_baseline)
+    print(f"recorded the baseline of {n} sequences to {args.record_baseline} "
+          f"({time.monotonic() - t0:.1f}s)")
     return EXIT_OK
 
 
@@ -622,6 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "the kernel-mirroring functions never executed; FILE.json (the name must "
                     "end in .json: anything else is taken as an obligation name) gets the "
                     "full per-file, per-function report")
+    pr.add_argument("--record-baseline", metavar="FILE.json.gz",
+                    help="record what the model does on every bounded sequence (results, "
+                    "TLB flushes, frames left) to FILE.json.gz, the baseline the "
+                    "baseline:sequences obligation compares with (by default "
+                    "proofs/baseline-sequences.json.gz), and exit")
     pr.set_defaults(func=cmd_prove)
 
     mu = sub.add_parser("mutate", epilog=MUTATE_EXIT_CODES,

@@ -203,14 +203,19 @@ def sequence_obligations() -> list[Obligation]:
     return obligations()
 
 
+def baseline_obligations() -> list[Obligation]:
+    from unmapcheck.proofs.baseline import obligations
+    return obligations()
+
+
 def recorded_obligations() -> list[Obligation]:
     from unmapcheck.proofs.recorded import obligations
     return obligations()
 
 
 def all_obligations() -> list[Obligation]:
-    return symbolic_obligations() + sequence_obligations() + recorded_obligations() + \
-        scenario_obligations()
+    return symbolic_obligations() + sequence_obligations() + baseline_obligations() + \
+        recorded_obligations() + scenario_obligations()
 
 
 def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:

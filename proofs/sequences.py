@@ -6,17 +6,16 @@ the model has, sequentially: for each *layout* (a process with two mappings, pla
 one PTE table, across a PMD boundary, or covering a whole PTE table; anonymous, private and
 shared file, shmem and mlocked; populated from the other CPU, so that its TLB holds
 translations every flush must reach), every sequence of at most K calls (K = 2, or
-``prove --bound K``) drawn from an alphabet of munmap, mprotect, madvise (MADV_DONTNEED,
-MADV_FREE, MADV_COLD, MADV_WILLNEED, MADV_DONTFORK, a range that spans both mappings and the
-hole between them, MADV_REMOVE where A is shmem), mlock, munlock, mlockall(MCL_CURRENT|MCL_FUTURE, with MCL_ONFAULT
-on the 512-page layout), munlockall,
-mmap(MAP_FIXED) over a
-mapping and mmap with a hint, a GUP-fast write pin, loads and stores to both mappings, fork,
-exec and exit (exit and exec only last: afterwards the addresses are gone), is run by one thread on
-CPU0 through the explorer. The explorer evaluates every invariant of spec/invariants.py at
-every step (``step``), whenever the mm is quiescent, and at every event (each flush, each
-return to user space, exit_mmap's end, check_mm), exactly as for a corpus scenario: the
-same single checking path.
+``prove --bound K``) drawn from an alphabet of munmap, mprotect (read-only, and back to
+read-write), madvise (MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_WILLNEED, MADV_DONTFORK, a
+range that spans both mappings and the hole between them, MADV_REMOVE where A is shmem),
+mlock, munlock, mlockall(MCL_CURRENT|MCL_FUTURE; with MCL_ONFAULT on the 512-page layout),
+munlockall, mmap(MAP_FIXED) over a mapping and mmap with a hint, a GUP-fast write pin, loads
+and stores to both mappings, fork, exec and exit (exit and exec only last: afterwards the
+addresses are gone), is run by one thread on CPU0 through the explorer. The explorer
+evaluates every invariant of spec/invariants.py at every step (``step``), whenever the mm is
+quiescent, and at every event (each flush, each return to user space, exit_mmap's end,
+check_mm), exactly as for a corpus scenario: the same single checking path.
 
 Each sequence is a generated scenario (TOML text, parsed by the scenario loader, never
 code); a violation fails the obligation and reports the sequence and the scenario text, so
@@ -167,6 +166,7 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
         call("mprotect(A, r)", op="mprotect", addr=a, len=n, prot="r"),
         call("mprotect(A first page, r)", op="mprotect", addr=a, len=PAGE, prot="r"),
         call("mprotect(B, r)", op="mprotect", addr=b, len=PAGE, prot="r"),
+        call("mprotect(A, rw)", op="mprotect", addr=a, len=n, prot="rw"),
         call("madvise(A, MADV_DONTNEED)", op="madvise", addr=a, len=n, advice="MADV_DONTNEED"),
         call("madvise(A, MADV_FREE)", op="madvise", addr=a, len=n, advice="MADV_FREE"),
         call("madvise(A, MADV_COLD)", op="madvise", addr=a, len=n, advice="MADV_COLD"),
