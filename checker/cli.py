@@ -535,7 +535,7 @@ def _record_baseline(args) -> int:
     _writable_output("--record-baseline", args.record_baseline)
     t0 = time.monotonic()
     n = record(args.record_baseline)
-    print(f"recorded the baseline of {n} sequences to {args.record_baseline} "
+    print(f"recorded the baseline of {n} sequential programs to {args.record_baseline} "
           f"({time.monotonic() - t0:.1f}s)")
     return EXIT_OK
 

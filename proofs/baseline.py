@@ -10,8 +10,9 @@ batch that no longer batches. Those are regressions a kernel developer wants to 
 errno breaks user space), and no safety invariant can see them.
 
 So this obligation runs every sequence of the bounded obligations (same layouts, same
-alphabet, same length 2), sequentially, and compares with what the recorded baseline says
-the model did, sequence by sequence:
+alphabet, same length 2), and every corpus scenario that is one sequential program (one
+thread, no actor, no failure choices: one execution), and compares with what the recorded
+baseline says the model did, program by program:
 
 * ``results``: each call's result (its return value, a load's byte or signal);
 * ``flushes``: every TLB flush the calls completed, in order, as ``[start, end,
@@ -49,6 +50,7 @@ SCHEMA = "unmapcheck-baseline"
 VERSION = 1
 LENGTH = S.DEFAULT_LENGTH
 DEFAULT_PATH = Path(__file__).parent / "baseline-sequences.json.gz"
+BOUND = f"every sequence of <= {LENGTH} calls of the bounded layouts, the one-thread scenarios"
 
 
 class BaselineError(ValueError):
@@ -62,9 +64,27 @@ def _key(seq) -> str:
 def signature(lay: S.Layout, seq) -> dict:
     """Run *seq* on *lay* once (one thread: one interleaving), without invariant checks (the
     bounded obligations check those), and say what the model did."""
-    from unmapcheck.checker.runtime import Execution
     from unmapcheck.checker.scenario import parse
-    sc = parse(S.scenario_text(lay, seq), f"<{NAME}>")
+    return program_signature(parse(S.scenario_text(lay, seq), f"<{NAME}>"))
+
+
+def corpus_programs() -> dict:
+    """The corpus scenarios that are one sequential program, by file name (without .toml):
+    one thread running system calls, no failure choices, so one execution."""
+    from unmapcheck.checker.scenario import load
+    from unmapcheck.proofs import scenario_paths
+    out = {}
+    for path in scenario_paths():
+        sc = load(str(path))
+        if len(sc.threads) == 1 and not sc.threads[0].actor and not sc.choices:
+            out[path.stem] = sc
+    return out
+
+
+def program_signature(sc) -> dict:
+    """Run scenario *sc* (one thread) once, without invariant checks (its obligation checks
+    those), and say what the model did."""
+    from unmapcheck.checker.runtime import Execution
     ex = Execution(sc, check=False)
     try:
         while not ex.finished():
@@ -100,7 +120,10 @@ def record(path: str, progress=None) -> int:
         layouts[lay.name] = entries
         if progress:
             progress(lay.name, len(entries))
-    doc = {"schema": SCHEMA, "version": VERSION, "length": LENGTH, "layouts": layouts}
+    scenarios = {name: program_signature(sc) for name, sc in corpus_programs().items()}
+    n += len(scenarios)
+    doc = {"schema": SCHEMA, "version": VERSION, "length": LENGTH, "layouts": layouts,
+           "scenarios": scenarios}
     data = gzip.compress(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
                          mtime=0)
     _atomic_write_bytes(path, data)
@@ -128,9 +151,10 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
-def load(path) -> dict:
-    """The baseline's layouts: {layout: {sequence key: signature}}; BaselineError if the
-    file cannot be read or is not a baseline."""
+def load(path) -> tuple[dict, dict]:
+    """The baseline's layouts, {layout: {sequence key: signature}}, and scenarios, {scenario
+    file name: signature}; BaselineError if the file cannot be read or is not a
+    baseline."""
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             doc = json.load(f)
@@ -148,7 +172,11 @@ def load(path) -> dict:
     layouts = doc.get("layouts")
     if not isinstance(layouts, dict) or not all(isinstance(v, dict) for v in layouts.values()):
         raise BaselineError(f"{path}: field 'layouts': expected a table of tables")
-    return layouts
+    scenarios = doc.get("scenarios")
+    if not isinstance(scenarios, dict) or not all(isinstance(v, dict)
+                                                  for v in scenarios.values()):
+        raise BaselineError(f"{path}: field 'scenarios': expected a table of tables")
+    return layouts, scenarios
 
 
 def _difference(want: dict, got: dict) -> str:
@@ -166,20 +194,31 @@ def _short(v) -> str:
 def run(opts: Options, path=None) -> ObligationResult:
     t0 = time.monotonic()
     path = DEFAULT_PATH if path is None else path
-    bound = f"every sequence of <= {LENGTH} calls of the bounded layouts"
+    bound = BOUND
     try:
-        layouts = load(path)
+        layouts, scenarios = load(path)
     except BaselineError as e:
         return ObligationResult(NAME, "baseline", bound, FAILED, time.monotonic() - t0,
                                 f"cannot load the baseline: {e}")
     now = {lay.name: {_key(seq): seq for seq in S.sequences(lay, LENGTH)} for lay in S.LAYOUTS}
-    stale = _stale(layouts, now)
+    programs = corpus_programs()
+    stale = _stale(layouts, now) or _stale_scenarios(scenarios, programs)
     if stale:
         return ObligationResult(NAME, "baseline", bound, FAILED, time.monotonic() - t0,
                                 f"the baseline is stale: {stale}; re-record it with "
                                 f"unmapcheck prove --record-baseline FILE.json.gz")
     done = 0
-    total = sum(len(v) for v in now.values())
+    total = sum(len(v) for v in now.values()) + len(programs)
+    for name, sc in programs.items():
+        got = program_signature(sc)
+        if got != scenarios[name]:
+            return ObligationResult(
+                NAME, "baseline", bound, FAILED, time.monotonic() - t0,
+                f"scenario {name} does not do what the baseline recorded: "
+                f"{_difference(scenarios[name], got)} (a change, not necessarily a bug: "
+                f"re-record with unmapcheck prove --record-baseline if it is meant)",
+                {"counterexample": f"unmapcheck explore {name}"})
+        done += 1
     for lay in S.LAYOUTS:
         for key, seq in now[lay.name].items():
             if time.monotonic() - t0 > opts.timeout:
@@ -198,8 +237,9 @@ def run(opts: Options, path=None) -> ObligationResult:
                      "unmapcheck explore FILE):\n" + S.scenario_text(lay, seq)})
             done += 1
     return ObligationResult(NAME, "baseline", bound, PROVED, time.monotonic() - t0,
-                            f"all {done} sequences: every call's result, every TLB flush and "
-                            f"the frames left allocated as recorded")
+                            f"all {done} sequential programs ({len(programs)} of them corpus "
+                            f"scenarios): every call's result, every TLB flush and the frames "
+                            f"left allocated as recorded")
 
 
 def _stale(layouts: dict, now: dict) -> Optional[str]:
@@ -216,7 +256,15 @@ def _stale(layouts: dict, now: dict) -> Optional[str]:
     return None
 
 
+def _stale_scenarios(recorded: dict, now: dict) -> Optional[str]:
+    missing = sorted(set(now) - set(recorded))
+    extra = sorted(set(recorded) - set(now))
+    if missing:
+        return f"scenario {missing[0]} is not in it"
+    if extra:
+        return f"it has scenario {extra[0]}, which is not a one-thread corpus scenario any more"
+    return None
+
+
 def obligations() -> list[Obligation]:
-    return [Obligation(NAME, "baseline",
-                       f"every sequence of <= {LENGTH} calls of the bounded layouts",
-                       lambda opts: run(opts))]
+    return [Obligation(NAME, "baseline", BOUND, lambda opts: run(opts))]
