@@ -62,9 +62,10 @@ def __bprm_mm_init(mm) -> int:
 
 def bprm_mm_init(machine, stack: bool = True):
     """The fresh mm of a new program image: ``mm_alloc()``, and, with *stack* (the kernel's
-    behaviour), the one-page stack VMA of __bprm_mm_init(). With ``stack=False`` the mm is
-    empty (what ``System.exec`` uses today: the image maps nothing). Models fs/exec.c
-    bprm_mm_init() (no rlimit snapshot, no arg pages)."""
+    behaviour, and ``System.exec``'s), the one-page stack VMA of __bprm_mm_init(); with
+    ``stack=False`` the mm is empty. Models fs/exec.c bprm_mm_init() (no rlimit snapshot,
+    no arg pages: the image is never finished, so setup_arg_pages' move of the stack is not
+    modelled)."""
     from .fork import mm_alloc
     mm = mm_alloc(machine)
     if stack:

@@ -256,9 +256,14 @@ def copy_mm(clone_flags: int, tsk, current_mm):
 
 
 def exit_mm(tsk) -> None:
-    """The task lets go of its mm: ``tsk->mm = NULL`` under mmap_read_lock (which orders it
-    with the OOM killer and coredump), then mmput(). Models kernel/exit.c exit_mm() (no
-    membarrier, no lazy-TLB refcount: the CPU just keeps the old mm as active_mm)."""
+    """The task lets go of its mm: under mmap_read_lock (which orders it with the OOM
+    killer and coredump) and task_lock, ``current->mm = NULL`` and enter_lazy_tlb() (x86
+    keeps the dying mm loaded, lazily, until a flush that frees tables moves the CPU to
+    init_mm); then mmput(). Models kernel/exit.c exit_mm() of 6.18 (exit_mm_release's
+    futex and vfork work, membarrier and mm_update_next_owner have nothing to do with the
+    address space; no lazy-TLB refcount: the model's CPU keeps the old mm as its
+    tlbstate; an OOM victim's exit_oom_victim is the OOM reaper's business)."""
+    from .cpu import context_switch_to_kernel_thread
     from .locks import mmap_read_lock, mmap_read_unlock
     mm = tsk.mm
     # exit_mm_release(current, mm)
@@ -266,10 +271,14 @@ def exit_mm(tsk) -> None:
         return
     mmap_read_lock(mm)
     # mmgrab_lazy_tlb(mm); BUG_ON(mm != current->active_mm)
+    # task_lock(current): what a context switch to this task reads (pick_next_task)
     sched.point("task_lock: current->mm = NULL", writes=(("task", tsk.pid),))
     tsk.mm = None
+    # membarrier_update_current_mm(NULL)
+    context_switch_to_kernel_thread(mm.machine, mm.machine.cpus[sched.current().cpu])
+    # task_unlock(current)
     mmap_read_unlock(mm)
-    # enter_lazy_tlb; mm_update_next_owner
+    # mm_update_next_owner(mm)
     mmput(mm)
 
 

@@ -3,8 +3,10 @@
 Models do_mprotect_pkey, mprotect_fixup, change_protection, change_protection_range,
 change_p4d_range, change_pud_range, change_pmd_range, change_pte_range,
 change_present_ptes, prot_commit_flush_ptes, set_write_prot_commit_flush_ptes,
-maybe_change_pte_writable, can_change_private_pte_writable, can_change_shared_pte_writable,
-can_change_pte_writable, and the helpers they use: include/linux/mman.h arch_validate_prot /
+maybe_change_pte_writable, can_change_shared_pte_writable, and the helpers they use (6.18's
+can_change_pte_writable / can_change_private_pte_writable serve NUMA hinting, which the
+model does not have; commit_anon_folio_batch's PageAnonExclusive test stands for the
+private case): include/linux/mman.h arch_validate_prot /
 calc_vm_prot_bits, include/linux/mm.h vma_wants_manual_pte_write_upgrade, x86's
 pte_modify / pte_needs_flush (arch/x86/include/asm/pgtable.h, tlbflush.h) and the generic
 ptep_modify_prot_start / ptep_modify_prot_commit (get-and-clear, then set: between the two
@@ -111,30 +113,12 @@ def maybe_change_pte_writable(vma, pte: pte_t) -> bool:
     return True
 
 
-def can_change_private_pte_writable(vma, addr: int, pte: pte_t) -> bool:
-    """mm/mprotect.c can_change_private_pte_writable(): only an exclusive anonymous page
-    (PageAnonExclusive) can be mapped writable without going through the COW fault."""
-    from .rmap import PageAnonExclusive
-    from .zap import vm_normal_page
-    if not maybe_change_pte_writable(vma, pte):
-        return False
-    page = vm_normal_page(vma, addr, pte)
-    return page is not None and folio_test_anon(page) and PageAnonExclusive(page)
-
-
 def can_change_shared_pte_writable(vma, pte: pte_t) -> bool:
     """mm/mprotect.c can_change_shared_pte_writable(): a dirty PTE of a write-notified
     shared mapping: the filesystem was already told."""
     if not maybe_change_pte_writable(vma, pte):
         return False
     return pte_dirty(pte)
-
-
-def can_change_pte_writable(vma, addr: int, pte: pte_t) -> bool:
-    """mm/mprotect.c can_change_pte_writable()."""
-    if not vma.vm_flags & VM_SHARED:
-        return can_change_private_pte_writable(vma, addr, pte)
-    return can_change_shared_pte_writable(vma, pte)
 
 
 # --- the PTE operations (x86) --------------------------------------------------------------------
@@ -526,5 +510,5 @@ def _mprotect_vmas(mm, start: int, end: int, prot: int, reqprot: int, pkey: int,
     return error
 
 
-__all__ = ["do_mprotect_pkey", "mprotect_fixup", "change_protection", "can_change_pte_writable",
+__all__ = ["do_mprotect_pkey", "mprotect_fixup", "change_protection",
            "PROT_SEM"]

@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import sched
 from .rcu import in_read_section
-from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+from .constants import (EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                         PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_LOCKED)
 from .machine import Machine, Tunables
 from .pgtable import lookup_pte
@@ -283,44 +283,41 @@ class Process:
         return self._leave(ctx, ret)
 
     def fork(self, cpu: int = 0) -> "Process":
-        """kernel/fork.c copy_process -> copy_mm -> dup_mm: the child gets a copy of the
-        address space (COW for private pages)."""
-        from .fork import dup_mm
+        """kernel/fork.c copy_process -> copy_mm (impl/fork.py) -> dup_mm: the child gets a
+        copy of the address space (COW for private pages). A fork that fails is not
+        modelled (see impl/fork.py: allocations do not fail there)."""
+        from .fork import copy_mm
         from .task import task_struct
         ctx = self._enter("fork", cpu)
-        child_mm = dup_mm(self.task, self.task.mm)
-        child = Process(self.system, task_struct(self.machine, child_mm, self.task.comm))
+        child_task = task_struct(self.machine, None, self.task.comm)
+        err = copy_mm(0, child_task, self.task.mm)
+        if err:
+            raise sched.NotModelled(f"fork failing in copy_mm ({err})")
+        child = Process(self.system, child_task)
         self.system.processes.append(child)
         self._leave(ctx, child.pid)
         return child
 
     def exec(self, cpu: int = 0) -> int:
-        """fs/exec.c: a fresh mm replaces the old one, which is mmput (exit_mmap)."""
-        from .exec import exec_mmap
-        from .fork import mm_alloc
+        """fs/exec.c: bprm_mm_init() builds the new image's mm (its one-page stack VMA),
+        then exec_mmap() makes it the task's and mmputs the old one (exit_mmap)."""
+        from .exec import bprm_mm_init, exec_mmap
         ctx = self._enter("execve", cpu)
-        ret = exec_mmap(self.task, mm_alloc(self.machine))
+        ret = exec_mmap(self.task, bprm_mm_init(self.machine))
         return self._leave(ctx, ret)
 
     def exit(self, cpu: int = 0) -> int:
-        """kernel/exit.c do_exit -> exit_mm -> mmput."""
-        from .fork import mmput
+        """kernel/exit.c do_exit -> exit_mm (impl/fork.py) -> mmput."""
+        from .fork import exit_mm
         ctx = self._enter("exit", cpu)
-        # exit_mm(): task_lock(current); current->mm = NULL (what a context switch to this
-        # process reads: pick_next_task in context_switch())
-        sched.point("task_lock: current->mm = NULL", writes=(("task", self.pid),))
         mm = self.task.mm
         # (for the checker: the mm this task works on once task->mm is NULL, as an actor's)
         ctx.mm = mm
-        self.task.mm = None
+        exit_mm(self.task)
+        # (model bookkeeping: no CPU runs the dead mm for a user task any more)
         for c in self.machine.cpus:
             if c.active_mm is mm:
                 c.active_mm = None
-        # exit_mm(): enter_lazy_tlb(mm, current) before mmput(): the CPU keeps the dying mm
-        # loaded, lazily, until exit_mmap's flush (it freed tables) moves it to init_mm.
-        from .cpu import context_switch_to_kernel_thread
-        context_switch_to_kernel_thread(self.machine, self.machine.cpus[ctx.cpu])
-        mmput(mm)
         self.task.exited = True
         sched.event("return_to_user", syscall="exit", cpu=ctx.cpu, mm=mm, start=0, end=0,
                     thread=ctx.name, result=0)

@@ -39,7 +39,7 @@ def test_split_write_protect_flush_then_merge_and_upgrade():
     assert [env.page_at(page(i)) for i in range(4)] == pages      # same pages, still mapped
     env.check_exact()
     # Back to read-write: one VMA again, and the exclusive anonymous pages are made writable
-    # at once (can_change_pte_writable), without a flush (a permission was only added).
+    # at once (set_write_prot_commit_flush_ptes), without a flush (a permission was only added).
     with Recorder() as rec:
         assert do_mprotect_pkey(env.mm, page(0), 4 * PAGE_SIZE, RWP, -1) == 0
     assert spans(env) == [(0, 4, VM_READ | VM_WRITE)]

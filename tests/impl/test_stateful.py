@@ -63,6 +63,7 @@ from unmapcheck.impl import (MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
                              VM_SHARED, VM_WIPEONFORK, VM_WRITE, SigBus, SigSegv,
                              System)
 from unmapcheck.impl import sched
+from unmapcheck.impl.exec import STACK_TOP_MAX
 from unmapcheck.impl.machine import Tunables
 from unmapcheck.impl.x86_tlb import translation_usable
 from unmapcheck.spec import check as CHECK
@@ -468,7 +469,9 @@ class StatefulModel(RuleBasedStateMachine):
         elif what == "exec":
             pr = self.proc(pi)
             assert self.call(pr, cpu, pr.p.exec, cpu) == 0
+            # the new image maps its one-page stack (fs/exec.c __bprm_mm_init), untouched
             pr.shadow.clear()
+            pr.shadow[STACK_TOP_MAX - P] = ("anon", ZERO)
         elif what == "exit" and len(self.procs) > 1:
             pr = self.proc(pi)
             assert self.call(pr, cpu, pr.p.exit, cpu) == 0
