@@ -583,7 +583,10 @@ def _prove_with_coverage(args) -> int:
 # --- mutate -------------------------------------------------------------------------------------
 def cmd_mutate(args) -> int:
     from .mutate import run_cli
-    return run_cli(args)
+    # (the mutants' children run in sessions of their own: without this a SIGTERM would end
+    # mutate and leave them running on their copies)
+    with _sigterm_as_ctrl_c():
+        return run_cli(args)
 
 
 # --- fixes and oracle ---------------------------------------------------------------------------

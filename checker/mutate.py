@@ -1009,6 +1009,11 @@ class Runner:
                 _kill(proc)
                 out, err = proc.communicate()
                 code = None
+            except BaseException:
+                # Ctrl-C or SIGTERM while it runs: the child is in a session of its own,
+                # so nothing else stops it (and close() no longer sees it once discarded)
+                _kill(proc)
+                raise
         finally:
             with self.lock:
                 self.running.discard(proc)

@@ -278,3 +278,43 @@ def test_an_unreachable_scheduler_is_one_line_exit_2(capsys, monkeypatch):
     last = err.strip().splitlines()[-1]
     assert rc == 2 and "Traceback" not in err, err
     assert last.startswith("unmapcheck: error: --dask") and "cannot reach the scheduler" in last
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """The pids whose command line names *folder* (a mutant's child runs on a copy there)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(folder).encode() in cmd:
+                found.append(int(d.name))
+    return found
+
+
+def test_sigterm_ends_mutate_as_ctrl_c_does_and_leaves_no_child(tmp_path):
+    """The children run in sessions of their own, so a SIGTERM (a batch system's time limit)
+    reaches only mutate: it must stop them and remove the copies, and exit 3."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "from unmapcheck.checker.cli import main; "
+                             "raise SystemExit(main(['mutate', 'tlb_flush_mmu', "
+                             f"'--obligations', '{KILLER}']))"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p != proc.pid for p in _processes_under(tmp_path)):
+        assert time.monotonic() < deadline and proc.poll() is None, "no child started"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    time.sleep(0.5)
+    left = _processes_under(tmp_path)
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes()[:300] for p in left]
+    assert list(tmp_path.iterdir()) == [], "the copies were not removed"
