@@ -162,12 +162,30 @@ def _walk(cpu: Cpu, mm, addr: int):
     return table, level_index(LEVEL_PTE, addr)
 
 
+def _page_fault(cpu: Cpu, mm, addr: int, write: bool, reason: str,
+                prot: bool = False) -> Fault:
+    """The invalidation a page fault makes, then the exception to raise. Every CPU drops
+    its TLB entry for the page (the model keeps no entry that faults). An Intel CPU also
+    drops the paging-structure-cache entries that would be used for the address (SDM vol.
+    3A 4.10.4.1: "a page-fault exception resulting from an attempt to use a linear address
+    will invalidate any PML4-cache, PDPTE-cache, and PDE-cache entries that would be used
+    for that linear address"), so that the retried access walks the tables in memory. The
+    model promises that only for Intel: AMD's, arm64's and powerpc's keep their walk-cache
+    entries until a flush, which can only make a retried access fault again, never reach
+    what the tables in memory do not map."""
+    cpu.tlb.pop((mm.id, addr >> PAGE_SHIFT), None)
+    if mm.machine.arch == "x86" and mm.machine.vendor == "intel":
+        _drop_walk(cpu, mm.id, addr, addr + 1)
+    cpu.busy = False
+    return Fault(addr, write, reason, prot=prot)
+
+
 def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     """Translate *addr* for a user load or store: a TLB hit, or a walk and fill.
 
-    Raises :class:`Fault` when there is no valid translation permitting the access; the CPU
-    then drops any TLB entry for the address (x86 invalidates on #PF). On return the CPU is
-    ``busy`` until :func:`mmu_access_data` completes the instruction.
+    Raises :class:`Fault` when there is no valid translation permitting the access, after
+    the fault's own invalidation (:func:`_page_fault`). On return the CPU is ``busy`` until
+    :func:`mmu_access_data` completes the instruction.
     """
     vpn = addr >> PAGE_SHIFT
     key = (mm.id, vpn)
@@ -177,14 +195,10 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     if entry is not None and (not write or (entry.write and entry.dirty)):
         return entry
     if entry is not None and write and not entry.write:
-        cpu.tlb.pop(key, None)
-        cpu.busy = False
-        raise Fault(addr, write, "write to a read-only translation", prot=True)
+        raise _page_fault(cpu, mm, addr, write, "write to a read-only translation", prot=True)
     found = _walk(cpu, mm, addr)
     if found is None:
-        cpu.tlb.pop(key, None)
-        cpu.busy = False
-        raise Fault(addr, write, "no page table")
+        raise _page_fault(cpu, mm, addr, write, "no page table")
     table, idx = found
     slot = ("pte", table.pfn, idx)
     sched.point("tlb_fill", reads=(slot,), writes=(slot, cpu.obj))
@@ -192,13 +206,9 @@ def mmu_translate(cpu: Cpu, mm, addr: int, write: bool) -> TlbEntry:
     pte = entries.get(idx) if entries is not None else None
     if not isinstance(pte, pte_t) or pte.kind != PRESENT or pte.protnone:
         # A protnone PTE (x86 _PAGE_PROTNONE, _PAGE_PRESENT clear) is not present to the MMU.
-        cpu.tlb.pop(key, None)
-        cpu.busy = False
-        raise Fault(addr, write, "pte not present")
+        raise _page_fault(cpu, mm, addr, write, "pte not present")
     if write and not pte.write:
-        cpu.tlb.pop(key, None)
-        cpu.busy = False
-        raise Fault(addr, write, "pte read-only", prot=True)
+        raise _page_fault(cpu, mm, addr, write, "pte read-only", prot=True)
     # The hardware's atomic accessed/dirty update.
     if not pte.young or (write and not pte.dirty):
         entries[idx] = pte_t(PRESENT, pte.pfn, pte.write, pte.dirty or write, True, pte.special,

@@ -177,3 +177,24 @@ def test_a_switch_to_a_process_that_has_exited_runs_a_kernel_thread():
     cpu0 = s.machine.cpus[0]
     assert cpu0.tlbstate.is_lazy and cpu0.tlbstate.loaded_mm is m.mm
     assert m.load(BASE, cpu=0) == 1
+
+
+@pytest.mark.parametrize("vendor,kept", [("intel", False), ("amd", True)])
+def test_a_page_fault_drops_the_walk_cache_entries_of_its_address_on_intel(vendor, kept):
+    """SDM vol. 3A 4.10.4.1: a #PF invalidates the PML4/PDPTE/PDE-cache entries that would
+    be used for the faulting address. CPU1 caches the walk to the PTE table of BASE, then
+    loads from a page of that table with no PTE and faults. On Intel its walk cache no
+    longer has the entries, so a retried access walks the tables in memory (a table that
+    PT_RECLAIM replaced behind a cached walk is found anew instead of faulting for ever);
+    the model keeps AMD's entries (the APM does not promise the invalidation)."""
+    from unmapcheck.impl.cpu import Fault, mmu_translate
+    s = System(cpus=2, vendor=vendor)
+    p = s.spawn()
+    assert p.mmap(BASE, 2 * PAGE_SIZE, RW, ANON) == BASE
+    p.store(BASE, 1, cpu=1)
+    cpu1 = s.machine.cpus[1]
+    assert any(k[0] == p.mm.id for k in cpu1.pwc)
+    cpu1.tlb.clear()                      # only the walk cache remembers the table
+    with pytest.raises(Fault):
+        mmu_translate(cpu1, p.mm, BASE + PAGE_SIZE, False)   # not populated: it faults
+    assert any(k[0] == p.mm.id for k in cpu1.pwc) == kept
