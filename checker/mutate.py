@@ -72,6 +72,9 @@ class MutateError(Exception):
 #: (function, operator, before, after): the text of the mutation, not its id or line, so an
 #: entry follows the code when it moves and lapses when the code it argued about changes.
 REVIEWED_FILE = Path(__file__).with_name("mutate-equivalent.toml")
+# A change detector (proofs/baseline.py): it runs last, so a mutant it kills is one nothing
+# else killed, and the summary says how many those are.
+BASELINE_PREFIX = "baseline:"
 
 
 class ReviewedError(MutateError):
@@ -1071,8 +1074,10 @@ class Reach:
         return any(span[0] <= line <= span[1] for line in index.get(rel, ()))
 
     def obligations(self, m: Mutant) -> tuple[list[str], bool]:
-        """(the obligations to run, cheapest first; whether the function also ran outside
-        them, in which case every obligation is run)."""
+        """(the obligations to run, cheapest first but the change detectors last (a
+        ``baseline:`` obligation says the model does something else, not that it is wrong:
+        a mutant it kills is one no proof, scenario or oracle killed); whether the function
+        also ran outside them, in which case every obligation is run)."""
         rel = m.file[len("impl/"):]
         if self._hits(self.everywhere, rel, m.span):
             names = list(self.seconds)
@@ -1081,7 +1086,8 @@ class Reach:
             names = [n for n, index in self.by_obligation.items()
                      if self._hits(index, rel, m.span)]
             anywhere = False
-        return sorted(names, key=lambda n: (self.seconds.get(n, 0.0), n)), anywhere
+        return sorted(names, key=lambda n: (n.startswith(BASELINE_PREFIX),
+                                            self.seconds.get(n, 0.0), n)), anywhere
 
     def budgets(self, names: list[str]) -> dict[str, float]:
         """Each obligation's budget in a mutant's run: twice its baseline seconds (which the
@@ -1164,25 +1170,38 @@ class Summary:
     timeout: int
     equivalent: int
     incompetent: int
+    # Killed, but only by a change detector (baseline:): the model did something else, which
+    # no proof, scenario or oracle called wrong.
+    killed_by_baseline_only: int = 0
 
     @property
     def score(self) -> Optional[float]:
         n = self.total - self.equivalent - self.incompetent
         return (self.killed + self.timeout) / n if n else None
 
+    @property
+    def score_without_baseline(self) -> Optional[float]:
+        """The score had the change detectors not run."""
+        n = self.total - self.equivalent - self.incompetent
+        return (self.killed - self.killed_by_baseline_only + self.timeout) / n if n else None
+
     def as_dict(self) -> dict:
-        s = self.score
+        s, w = self.score, self.score_without_baseline
         return {"total": self.total, "killed": self.killed, "survived": self.survived,
                 "timeout": self.timeout, "equivalent": self.equivalent,
                 "incompetent": self.incompetent,
-                "score": round(s, 4) if s is not None else None}
+                "killed_by_baseline_only": self.killed_by_baseline_only,
+                "score": round(s, 4) if s is not None else None,
+                "score_without_baseline": round(w, 4) if w is not None else None}
 
 
 def summarise(mutants: list[Mutant]) -> Summary:
     count = {s: sum(1 for m in mutants if m.status == s)
              for s in (KILLED, SURVIVED, TIMEOUT, EQUIVALENT, INCOMPETENT)}
+    baseline_only = sum(1 for m in mutants if m.status == KILLED and m.killers and
+                        all(k.startswith(BASELINE_PREFIX) for k in m.killers))
     return Summary(len(mutants), count[KILLED], count[SURVIVED], count[TIMEOUT],
-                   count[EQUIVALENT], count[INCOMPETENT])
+                   count[EQUIVALENT], count[INCOMPETENT], baseline_only)
 
 
 def run_mutants(pkg: Package, mutants: list[Mutant], obligations: Optional[str], jobs: int,
@@ -1471,6 +1490,11 @@ def run_cli(args) -> int:
             print(f"score: {score:.3f} = (killed + timeout) / (total - equivalent - "
                   f"incompetent) = {summary.killed + summary.timeout}/"
                   f"{summary.total - summary.equivalent - summary.incompetent}")
+            if summary.killed_by_baseline_only:
+                print(f"  {summary.killed_by_baseline_only} of the killed only by a change "
+                      f"detector (baseline:, which runs last: the model did something else, "
+                      f"nothing called it wrong); without them "
+                      f"{summary.score_without_baseline:.3f}")
     if args.fail_under is not None and score is not None and score < args.fail_under:
         return EXIT_FAIL
     return EXIT_OK

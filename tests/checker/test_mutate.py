@@ -318,3 +318,25 @@ def test_sigterm_ends_mutate_as_ctrl_c_does_and_leaves_no_child(tmp_path):
     left = _processes_under(tmp_path)
     assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes()[:300] for p in left]
     assert list(tmp_path.iterdir()) == [], "the copies were not removed"
+
+
+def test_the_change_detector_runs_last_and_its_kills_are_counted_apart():
+    """baseline:sequences is cheap, but a mutant it kills is one the model merely does
+    differently: it runs after every other obligation, and the summary counts the mutants
+    only it killed and gives the score without them."""
+    from types import SimpleNamespace as NS
+    reach = {"*": [], "bounded:x": [("zap.py", 10)], "baseline:sequences": [("zap.py", 10)],
+             "scenario:slow": [("zap.py", 12)], "scenario:other": [("mmap.py", 10)]}
+    seconds = {"bounded:x": 5.0, "baseline:sequences": 1.0, "scenario:slow": 30.0,
+               "scenario:other": 0.5}
+    r = M.Reach(reach, seconds)
+    names, anywhere = r.obligations(NS(file="impl/zap.py", span=(5, 20)))
+    assert names == ["bounded:x", "scenario:slow", "baseline:sequences"] and not anywhere
+    mutants = [NS(status=M.KILLED, killers=["baseline:sequences"]),
+               NS(status=M.KILLED, killers=["bounded:x"]),
+               NS(status=M.KILLED, killers=["bounded:x", "baseline:sequences"]),
+               NS(status=M.SURVIVED, killers=[])]
+    s = M.summarise(mutants)
+    assert (s.killed, s.killed_by_baseline_only) == (3, 1)
+    assert s.score == 0.75 and s.score_without_baseline == 0.5
+    assert s.as_dict()["score_without_baseline"] == 0.5
