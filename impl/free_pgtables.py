@@ -9,8 +9,8 @@ also invalidates walk caches (freed_tables).
 The p4d level is folded (4-level paging): clearing the p4d entry clears the pgd slot, and
 free_p4d_range's pgd_clear()/p4d_free_tlb() are no-ops, as in the kernel.
 
-free_pgtables also unlinks each VMA from the reverse maps (unlink_anon_vmas,
-unlink_file_vma) before its tables go, as 6.18 does.
+free_pgtables also unlinks each VMA from the reverse maps (unlink_anon_vmas, and the
+unlink_file_vma_batch_* calls) before its tables go, as 6.18 does.
 """
 
 from __future__ import annotations
@@ -143,10 +143,15 @@ def free_pgtables(tlb: mmu_gather, vmi, vma, floor: int, ceiling: int,
                   mm_wr_locked: bool) -> None:
     """Free the page tables under the VMAs from *vma* on (as *vmi* finds them below
     *ceiling*), gathering VMAs closer than a PMD into one call, after unlinking each from
-    the reverse maps."""
+    the reverse maps: the anon_vmas one by one, the files' i_mmap trees in batches (one
+    i_mmap lock per run of VMAs of the same file). Models mm/memory.c free_pgtables() of
+    6.18 (no hugetlb: its unlink_file_vma + hugetlb_free_pgd_range branch is left out)."""
     from .mm_types import vma_start_write
     from .mmu_gather import tlb_free_vmas
-    from .rmap import unlink_anon_vmas, unlink_file_vma
+    from .rmap import (unlink_anon_vmas, unlink_file_vma_batch_add,
+                       unlink_file_vma_batch_final, unlink_file_vma_batch_init,
+                       unlink_vma_file_batch)
+    vb = unlink_vma_file_batch()
     tlb_free_vmas(tlb)
     while vma is not None:
         addr = vma.vm_start
@@ -154,14 +159,16 @@ def free_pgtables(tlb: mmu_gather, vmi, vma, floor: int, ceiling: int,
         if mm_wr_locked:
             vma_start_write(vma)
         unlink_anon_vmas(vma)
-        unlink_file_vma(vma)
+        unlink_file_vma_batch_init(vb)
+        unlink_file_vma_batch_add(vb, vma)
         while next_vma is not None and next_vma.vm_start <= vma.vm_end + PMD_SIZE:
             vma = next_vma
             next_vma = vmi.vma_find((ceiling - 1) & MASK64)
             if mm_wr_locked:
                 vma_start_write(vma)
             unlink_anon_vmas(vma)
-            unlink_file_vma(vma)
+            unlink_file_vma_batch_add(vb, vma)
+        unlink_file_vma_batch_final(vb)
         free_pgd_range(tlb, addr, vma.vm_end, floor,
                        next_vma.vm_start if next_vma is not None else ceiling)
         vma = next_vma

@@ -662,9 +662,9 @@ def __remove_shared_vm_struct(vma, mapping) -> None:
 
 
 def unlink_file_vma(vma) -> None:
-    """Unlink a file-based VMA from its file's reverse map (free_pgtables, remove_vma).
-
-    Models mm/vma.c unlink_file_vma()."""
+    """Unlink a file-based VMA from its file's reverse map: one VMA, one i_mmap lock (6.18's
+    free_pgtables batches them, see unlink_file_vma_batch_add; this is hugetlb's form,
+    kept for the tests of the i_mmap tree). Models mm/vma.c unlink_file_vma()."""
     file = vma.vm_file
     if file is not None:
         mapping = file.f_mapping
@@ -680,6 +680,10 @@ class unlink_vma_file_batch:
     def __init__(self) -> None:
         self.count = 0
         self.vmas: list = []
+
+
+# ARRAY_SIZE(struct unlink_vma_file_batch.vmas) (mm/vma.h)
+UNLINK_VMA_FILE_BATCH = 8
 
 
 def unlink_file_vma_batch_init(vb: unlink_vma_file_batch) -> None:
@@ -701,15 +705,15 @@ def unlink_file_vma_batch_add(vb: unlink_vma_file_batch, vma) -> None:
     """mm/vma.c unlink_file_vma_batch_add() (free_pgtables' 6.18 form)."""
     if vma.vm_file is None:
         return
-    if vb.count > 0 and vb.vmas[0].vm_file is not vma.vm_file:
+    if (vb.count > 0 and vb.vmas[0].vm_file is not vma.vm_file) or \
+            vb.count == UNLINK_VMA_FILE_BATCH:
         unlink_file_vma_batch_process(vb)
     vb.vmas.append(vma)
     vb.count += 1
-    if vb.count == 8:
-        unlink_file_vma_batch_process(vb)
 
 
 def unlink_file_vma_batch_final(vb: unlink_vma_file_batch) -> None:
+    """mm/vma.c unlink_file_vma_batch_final()."""
     if vb.count > 0:
         unlink_file_vma_batch_process(vb)
 
