@@ -50,7 +50,7 @@ def race_pairs(paths: Optional[Iterable[Path]] = None) -> dict[tuple[str, str], 
         for t1, t2 in combinations(sc.threads, 2):
             for a in thread_paths(t1):
                 for b in thread_paths(t2):
-                    key = tuple(sorted((a, b), key=lambda p: order.get(p, len(PATHS))))
+                    key = tuple(sorted((a, b), key=lambda p: (order.get(p, len(PATHS)), p)))
                     names = out.setdefault(key, [])
                     if sc.name not in names:
                         names.append(sc.name)
@@ -71,9 +71,11 @@ def render(paths: Optional[Iterable[Path]] = None) -> str:
             cells.append("" if n is None else (str(n) if n else "."))
         lines.append(f"| **{short[a]}** | " + " | ".join(cells) + " |")
     lines.append("")
-    for (a, b), names in sorted(pairs.items(), key=lambda kv: (PATHS.index(kv[0][0])
-                                                               if kv[0][0] in PATHS else 99,
-                                                               PATHS.index(kv[0][1])
-                                                               if kv[0][1] in PATHS else 99)):
+    def rank(p: str) -> tuple:
+        # (a path the table has no column for, such as MADV_POPULATE_READ, comes after the
+        # columns, by name: the order must not depend on set iteration, i.e. the hash seed)
+        return (PATHS.index(p), "") if p in PATHS else (len(PATHS), p)
+    for (a, b), names in sorted(pairs.items(), key=lambda kv: (rank(kv[0][0]),
+                                                               rank(kv[0][1]))):
         lines.append(f"- {a} x {b}: " + ", ".join(sorted(names)))
     return "\n".join(lines) + "\n"
