@@ -117,8 +117,15 @@ def _build(scenario: Scenario, where: list, fail):
 
 
 def _fill_file(system: System, fd: int, data: dict[int, int], fail) -> None:
-    """Write the file's initial contents through a temporary shared mapping."""
+    """Write the file's initial contents: a memfd with pwrite(2) (shmem_file_write_iter), a
+    regular file (whose write path is not modelled) through a temporary shared mapping."""
     f = system.file(fd)
+    if f.shmem:
+        for idx, byte in sorted(data.items()):
+            ret = system.pwrite(fd, bytes([byte]), idx * C.PAGE_SIZE)
+            if ret != 1:
+                raise fail(f"pwrite of page {idx} returned {_errno(ret)}")
+        return
     helper = system.spawn("setup")
     npages = (f.size + C.PAGE_SIZE - 1) // C.PAGE_SIZE
     base = 0x10000000

@@ -414,6 +414,17 @@ def generic_perform_write(inode: File, pos: int, data: bytes) -> int:
     return written
 
 
+def shmem_file_write_iter(inode: File, pos: int, data: bytes) -> int:
+    """mm/shmem.c shmem_file_write_iter() for a pwrite(2) of *data* at *pos*: under
+    inode_lock, generic_perform_write(). Returns the bytes written or a negative errno.
+    (generic_write_checks' rlimit and O_APPEND, file_remove_privs, file_update_time and
+    the seals of a sealed memfd are left out: the model's memfds are writable and unsealed.)"""
+    inode_lock(inode)
+    ret = generic_perform_write(inode, pos, data)
+    inode_unlock(inode)
+    return ret
+
+
 # --- regular files (mm/filemap.c generic_file_vm_ops) --------------------------------------------
 def filemap_fault(vmf) -> int:
     """mm/filemap.c filemap_fault() for a regular file: the cached folio, or a new one "read"

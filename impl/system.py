@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import sched
 from .rcu import in_read_section
-from .constants import (EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                         PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_LOCKED)
 from .machine import Machine, Tunables
 from .pgtable import lookup_pte
@@ -82,10 +82,10 @@ class System:
 
     def memfd_create(self, name: str, size: int) -> int:
         """memfd_create() + ftruncate(size): a shmem file every process can map by fd."""
-        from .filemap import File
+        from .filemap import memfd_create
         if size < 0:
             return -EINVAL
-        f = File(self.machine, name, size)
+        f = memfd_create(self.machine, name, size)
         fd = self._next_fd
         self._next_fd += 1
         self.files[fd] = f
@@ -105,6 +105,18 @@ class System:
 
     def file(self, fd: int):
         return self.files.get(fd)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        """pwrite(2) to a memfd by a task of no process in particular (the file's writer
+        maps nothing): fs/read_write.c ksys_pwrite64 -> shmem_file_write_iter. A regular
+        file's write path is not modelled (NotModelled); -EBADF for an unknown fd."""
+        from .filemap import shmem_file_write_iter
+        f = self.file(fd)
+        if f is None:
+            return -EBADF
+        if offset < 0:
+            return -EINVAL
+        return shmem_file_write_iter(f, offset, bytes(data))
 
 
 class Process:

@@ -174,3 +174,24 @@ def test_shared_anonymous_mapping_is_shmem():
     assert cache_page(f, 1).read_byte(0) == 3 and cache_page(f, 1).flags & PG_dirty
     # the page outlives its mapping: only the page cache references it once unmapped
     assert cache_page(f, 1)._refcount == 2
+
+
+def test_pwrite_to_a_memfd_fills_the_page_cache_and_extends_i_size():
+    """System.pwrite -> shmem_file_write_iter -> generic_perform_write: the bytes are in
+    the page cache (a later mapping reads them), a write past the end extends i_size, an
+    unknown fd is -EBADF and a regular file's write path is NotModelled."""
+    from unmapcheck.impl import constants as C
+    from unmapcheck.impl.sched import NotModelled
+    from unmapcheck.impl.system import System
+    s = System()
+    fd = s.memfd_create("m", C.PAGE_SIZE)
+    assert s.pwrite(fd, b"\x41\x42", C.PAGE_SIZE - 1) == 2       # across the page boundary
+    assert s.file(fd).size == C.PAGE_SIZE + 1
+    p = s.spawn()
+    base = 0x7F0000000000
+    assert p.mmap(base, 2 * C.PAGE_SIZE, C.PROT_READ, C.MAP_SHARED | C.MAP_FIXED, fd) == base
+    assert p.load(base + C.PAGE_SIZE - 1) == 0x41 and p.load(base + C.PAGE_SIZE) == 0x42
+    assert s.pwrite(99, b"x", 0) == -C.EBADF
+    reg = s.create_file("r", C.PAGE_SIZE)
+    with pytest.raises(NotModelled):
+        s.pwrite(reg, b"x", 0)
