@@ -52,7 +52,7 @@ class ScenarioError(Exception):
 
 
 SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall",
-               "munlockall", "fork", "exec", "exit", "gup_fast", "context_switch")
+               "munlockall", "pwrite", "fork", "exec", "exit", "gup_fast", "context_switch")
 USER_OPS = ("load", "store")
 ACTORS = ("oom_reaper", "writeback", "migrate")
 POPULATE = ("none", "read", "write")
@@ -1011,14 +1011,18 @@ _OP_FIELDS = {
     "munlock": {"addr", "len"},
     "mlockall": {"flags"},
     "munlockall": set(),
+    "pwrite": {"file", "offset", "value", "len"},
     "fork": set(), "exec": set(), "exit": set(),
     "gup_fast": {"addr", "pages", "write"},
     "context_switch": {"to"},
     "load": {"addr"},
     "store": {"addr", "value"},
 }
-# The op fields a program may leave out (mmap's file and offset, gup_fast's write).
-_OP_OPTIONAL = frozenset({"offset", "file", "write"})
+# The op fields a program may leave out (mmap's file and offset, gup_fast's write,
+# pwrite's len: one byte).
+_OP_OPTIONAL = {"mmap": frozenset({"offset", "file"}), "gup_fast": frozenset({"write"}),
+                "pwrite": frozenset({"len"})}
+MAX_PWRITE_LEN = 4 * 4096
 
 
 #: context_switch's ``to`` for a kernel thread (enter_lazy_tlb).
@@ -1057,6 +1061,8 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str],
             args[k] = _int(ctx, fw, k, v, 0, 255)
         elif k == "pages":
             args[k] = _int(ctx, fw, k, v, 1, 512)
+        elif k == "len" and kind == "pwrite":
+            args[k] = _int(ctx, fw, k, v, 1, MAX_PWRITE_LEN)
         elif k == "write":
             args[k] = _bool(ctx, fw, k, v)
         elif k == "to":
@@ -1066,7 +1072,7 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str],
             args[k] = v
         else:                                   # addr, len, offset: unsigned long
             args[k] = _int(ctx, fw, k, v, 0, ULONG_MAX)
-    for need in sorted(_OP_FIELDS[kind] - _OP_OPTIONAL):
+    for need in sorted(_OP_FIELDS[kind] - _OP_OPTIONAL.get(kind, frozenset())):
         if need not in args:
             raise ctx.fail(f"{where}.{need}", f"{kind} needs {need}", "op")
     return Op(kind, args, where, ctx.locate(where, "op"))

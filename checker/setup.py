@@ -156,6 +156,9 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
         return proc.mlock(a["addr"], a["len"], cpu=cpu)
     if k == "munlock":
         return proc.munlock(a["addr"], a["len"], cpu=cpu)
+    if k == "pwrite":
+        return proc.pwrite(env["files"][a["file"]], bytes([a["value"]]) * a.get("len", 1),
+                           a["offset"], cpu=cpu)
     if k == "mlockall":
         return proc.mlockall(a["flags"], cpu=cpu)
     if k == "munlockall":

@@ -280,6 +280,13 @@ class Process:
         ret = sys_munlock(self.task.mm, addr, length)
         return self._leave(ctx, ret)
 
+    def pwrite(self, fd: int, data: bytes, offset: int, cpu: int = 0) -> int:
+        """fs/read_write.c SYSCALL_DEFINE4(pwrite64) on a memfd (System.pwrite:
+        shmem_file_write_iter). Returns the bytes written or a negative errno."""
+        ctx = self._enter("pwrite64", cpu)
+        ret = self.system.pwrite(fd, data, offset)
+        return self._leave(ctx, ret)
+
     def mlockall(self, flags: int, cpu: int = 0) -> int:
         """mm/mlock.c SYSCALL_DEFINE1(mlockall)."""
         from .mlock import sys_mlockall

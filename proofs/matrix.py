@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 PATHS = ("munmap", "mmap", "mprotect", "MADV_DONTNEED", "MADV_FREE", "mlock", "munlock",
-         "mlockall", "munlockall", "fork", "exec", "exit", "load/store", "gup_fast", "context_switch", "oom_reaper",
+         "mlockall", "munlockall", "pwrite", "fork", "exec", "exit", "load/store", "gup_fast", "context_switch", "oom_reaper",
          "writeback", "migrate")
 
 

@@ -367,8 +367,15 @@ FIXES = ["99baac21e458", "7a30df49f63a", "1cf35d47712d", "5df397dec7c4", "687cb0
 
 def _gen_op(rng: random.Random, files: list) -> dict:
     op = rng.choice(["mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall",
-                     "munlockall", "fork", "exec", "exit", "load", "store", "load", "store"])
+                     "munlockall", "pwrite", "fork", "exec", "exit", "load", "store", "load",
+                     "store"])
     o: dict = {"op": op}
+    if op == "pwrite":
+        o.update(offset=rng.choice([0, 0x1000, 0xfff, 1 << 40]), value=rng.randrange(256),
+                 len=rng.choice([1, 2, 0x1000, 0x4001]))
+        if files:
+            o["file"] = rng.choice(files)["name"]
+        return o
     if op == "mlockall":
         o["flags"] = rng.choice(["MCL_CURRENT", "MCL_FUTURE", "MCL_CURRENT|MCL_ONFAULT",
                                  "MCL_ONFAULT", 0, 8])

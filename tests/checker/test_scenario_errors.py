@@ -410,6 +410,37 @@ def test_op_fields_are_typed_and_ranged(op, where, needle):
     _check(_edit(GOOD, '{ op = "load", addr = 0x7f0000000000 }', op), where, needle)
 
 
+@pytest.mark.parametrize("op,where,needle", [
+    ('{ op = "pwrite", offset = 0, value = 1 }', "thread[0].program[0].file", "needs file"),
+    ('{ op = "pwrite", file = "nope", offset = 0, value = 1 }', "thread[0].program[0].file",
+     "no file named"),
+    ('{ op = "pwrite", file = "f", value = 1 }', "thread[0].program[0].offset",
+     "needs offset"),
+    ('{ op = "pwrite", file = "f", offset = 0, value = 1, len = 0 }',
+     "thread[0].program[0].len", "at least 1"),
+    ('{ op = "pwrite", file = "f", offset = 0, value = 1, len = 16385 }',
+     "thread[0].program[0].len", "at most"),
+    ('{ op = "pwrite", file = "f", offset = 0, value = 256 }', "thread[0].program[0].value",
+     "at most 255"),
+])
+def test_pwrite_fields_are_checked(op, where, needle):
+    with_file = _edit(GOOD, "[[process]]", '[[file]]\nname = "f"\nsize = 4096\n\n[[process]]')
+    _check(_edit(with_file, '{ op = "load", addr = 0x7f0000000000 }', op), where, needle)
+
+
+def test_pwrite_to_a_regular_file_is_one_line_not_modelled(tmp_path, capsys):
+    from unmapcheck.checker.cli import main
+    text = _edit(GOOD, "[[process]]", '[[file]]\nname = "f"\nsize = 4096\nshmem = false\n\n'
+                 '[[process]]')
+    text = _edit(text, '{ op = "load", addr = 0x7f0000000000 }',
+                 '{ op = "pwrite", file = "f", offset = 0, value = 1 }')
+    path = tmp_path / "w.toml"
+    path.write_text(text)
+    assert main(["explore", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not modelled" in err and len(err.splitlines()) == 1, err
+
+
 # --- the initial state: checked up front, or reported as one line ----------------------------
 @pytest.mark.parametrize("old,new,where,needle", [
     ("addr = 0x7f0000000000\npages = 2", "addr = 0x800000000000\npages = 2",
