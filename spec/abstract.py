@@ -592,7 +592,9 @@ def access(pre: AbsState, ch: Choices, c: int, m: int, v: int, write) -> Transit
 
 def segv(pre: AbsState, ch: Choices, c: int, m: int, v: int, write) -> Transition:
     """An access the kernel answers with SIGSEGV: no VMA permits it; the CPU drops its TLB
-    entry for the address (x86 does on a #PF) and nothing else changes."""
+    entry for the address (x86 does on a #PF) and nothing else changes, but for the walk
+    cache: the walk may have cached the PTE table it went through, and the fault may drop the
+    entry for the address (an Intel CPU does, SDM 3A 4.10.4.1; impl/cpu.py _page_fault)."""
     post = pre.copy()
     write = write if not isinstance(write, bool) else z3.BoolVal(write)
     rel = [z3.Not(z3.Or(*[z3.And(cnd, (r.flags & z3.If(write, _bv(VM_WRITE), _bv(RWX))) != _bv(0))
@@ -604,7 +606,8 @@ def segv(pre: AbsState, ch: Choices, c: int, m: int, v: int, write) -> Transitio
     tb, w = pre.tables[m, t], pre.pwc[c, m, t]
     walked = Rec(PWC_FIELDS, {"valid": z3.BoolVal(True), "pfn": tb.pfn,
                               "gen": pre.frame_field(tb.pfn, "gen", z3.IntVal(-1))})
-    post.pwc[c, m, t] = walked.ite(z3.And(tb.valid, ch.bool("walked")), w)
+    kept = walked.ite(z3.And(tb.valid, ch.bool("walked")), w)
+    post.pwc[c, m, t] = _invalid(w).ite(ch.bool("pwc_dropped"), kept)
     return Transition("segv", pre, post, rel)
 
 
