@@ -61,7 +61,8 @@ def test_dpor_matches_brute_force_on_more_scenarios(chunk):
     _check_bounded([s for s in MORE_BOUNDED_SEEDS if s % 10 == chunk])
 
 
-@pytest.mark.parametrize("chunk", [0, 1, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("chunk", [0, pytest.param(1, marks=pytest.mark.slow),
+                                   pytest.param(2, marks=pytest.mark.slow)])
 def test_dpor_with_sleep_sets_matches_brute_force_without_bound(chunk):
     seeds = [s for s in LIGHT_SEEDS if s % 3 == chunk]
     for seed in seeds:

@@ -15,6 +15,7 @@ from unmapcheck.proofs import baseline as B
 from unmapcheck.proofs import sequences as S
 
 
+@pytest.mark.slow      # (the default run records it and compares: the CLI test below)
 def test_the_shipped_baseline_is_what_the_model_does():
     r = B.run(Options(timeout=300))
     assert r.status == PROVED, r.detail

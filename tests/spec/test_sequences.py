@@ -12,7 +12,11 @@ from unmapcheck.checker.scenario import parse
 from unmapcheck.proofs import sequences as S
 
 
-@pytest.mark.parametrize("lay", S.LAYOUTS, ids=lambda lay: lay.name)
+# (inside-a-table in the default run; the other layouts are prove's bounded obligations,
+# which the main job runs, and under the slow marker here)
+@pytest.mark.parametrize("lay", [lay if lay.name == "inside-a-table" else
+                                 pytest.param(lay, marks=pytest.mark.slow)
+                                 for lay in S.LAYOUTS], ids=lambda lay: lay.name)
 def test_every_sequence_of_two_calls_keeps_every_invariant(lay):
     r = S.run_layout(lay, Options(timeout=300))
     assert r.status == PROVED, r.detail
