@@ -25,7 +25,10 @@ SLOW = {"1cf35d47712d-5df397dec7c4-lost-write", "d86564a2f085-table-free-batch-f
         "d86564a2f085-table-free-batch-failure--without-d86564a2f085",
         "d8ab9f7b644a-merge-vs-vma-locked-fault--without-d8ab9f7b644a",
         "0ed1325967ab-radix-pwc-batch-failure--without-0ed1325967ab",
-        "never-vma-locked-fault-vs-neighbour", "never-munmap-vs-dontneed-overlap"}
+        "never-vma-locked-fault-vs-neighbour", "never-munmap-vs-dontneed-overlap",
+        "never-vma-locked-dontneed-vs-neighbour-split", "99baac21e458-parallel-dontneed",
+        "9f9f1acd713d-migration-entry-rss", "never-stack-growth-vs-fault",
+        "never-migrate-vs-exit-anon-vma-root"}
 
 
 def _case(path, fixes, name):

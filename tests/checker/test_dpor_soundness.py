@@ -122,7 +122,8 @@ def _check_optimal(seeds, budget):
     return compared
 
 
-@pytest.mark.parametrize("chunk", [0, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("chunk", [pytest.param(0, marks=pytest.mark.slow),
+                                   pytest.param(1, marks=pytest.mark.slow)])
 def test_optimal_dpor_matches_source_dpor_and_brute_force_without_bound(chunk):
     assert _check_optimal([s for s in OPTIMAL_SEEDS if s % 2 == chunk], 300) >= 3
 
