@@ -2,7 +2,8 @@
 
 Models fs/exec.c exec_mmap() of Linux 6.18 (called from begin_new_exec(), formerly
 flush_old_exec: seed 002), bprm_mm_init() / __bprm_mm_init() (the new image's mm with its
-initial one-page stack VMA), and include/asm-generic/mmu_context.h activate_mm().
+initial one-page stack VMA, built by mm/vma_exec.c create_init_stack_vma()), and
+include/asm-generic/mmu_context.h activate_mm().
 
 Simplifications: no exec_update_lock (nothing in the model reads another task's mm through
 /proc or ptrace), no membarrier, no mm_cid, no lru_gen, no core dumps (mmap_read_lock
@@ -40,11 +41,12 @@ def activate_mm(cpu, prev_mm, next_mm) -> None:
     switch_mm(cpu, next_mm)
 
 
-def __bprm_mm_init(mm) -> int:
+def create_init_stack_vma(mm) -> int:
     """Give the new image's mm its temporary stack VMA: one page just below STACK_TOP_MAX,
-    growing down. Models fs/exec.c __bprm_mm_init(); the VMA is linked as
-    insert_vm_struct() links it (the mm is not visible to anyone else yet, so no lock is
-    contended; no anon_vma until the first fault; VM_ACCOUNT charge not modelled)."""
+    growing down, linked as insert_vm_struct() links it. Models mm/vma_exec.c
+    create_init_stack_vma() of 6.18 (fs/exec.c's __bprm_mm_init body until 6.16): the mm
+    is not visible to anyone else yet, so its lock is not contended; no KSM (ksm_execve);
+    no anon_vma until the first fault; the VM_ACCOUNT charge is not modelled."""
     from .locks import mmap_write_lock, mmap_write_unlock
     mmap_write_lock(mm)
     vma = vm_area_struct(mm, STACK_TOP_MAX - PAGE_SIZE, STACK_TOP_MAX,
@@ -58,6 +60,12 @@ def __bprm_mm_init(mm) -> int:
     mm.stack_vm = mm.total_vm = 1
     mmap_write_unlock(mm)
     return 0
+
+
+def __bprm_mm_init(mm) -> int:
+    """fs/exec.c __bprm_mm_init() of 6.18: create_init_stack_vma() (the bprm's vma and p
+    are not modelled)."""
+    return create_init_stack_vma(mm)
 
 
 def bprm_mm_init(machine, stack: bool = True):

@@ -107,15 +107,16 @@ class System:
         return self.files.get(fd)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
-        """pwrite(2) to a memfd by a task of no process in particular (the file's writer
-        maps nothing): fs/read_write.c ksys_pwrite64 -> shmem_file_write_iter. A regular
-        file's write path is not modelled (NotModelled); -EBADF for an unknown fd."""
+        """pwrite(2) to a memfd: fs/read_write.c ksys_pwrite64 (a negative position is
+        -EINVAL, an unknown fd -EBADF) -> shmem_file_write_iter. Process.pwrite enters the
+        kernel and calls this; scenario setup calls it directly (the writer maps nothing).
+        A regular file's write path is not modelled (NotModelled)."""
         from .filemap import shmem_file_write_iter
+        if offset < 0:                      # ksys_pwrite64: the position, then fdget()
+            return -EINVAL
         f = self.file(fd)
         if f is None:
             return -EBADF
-        if offset < 0:
-            return -EINVAL
         return shmem_file_write_iter(f, offset, bytes(data))
 
 

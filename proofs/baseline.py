@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -126,29 +125,9 @@ def record(path: str, progress=None) -> int:
            "scenarios": scenarios}
     data = gzip.compress(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
                          mtime=0)
-    _atomic_write_bytes(path, data)
+    from unmapcheck.checker.trace import write_atomic
+    write_atomic(path, data)
     return n
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    import tempfile
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # a file to commit, not mkstemp's private 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def load(path) -> tuple[dict, dict]:
