@@ -106,8 +106,11 @@ def _build(scenario: Scenario, where: list, fail):
                     raise fail(f"mlock returned {_errno(ret)}")
         where[:] = [f"process[{pi}]", None]
         if ps.oom_victim:
-            from unmapcheck.impl.oom_kill import mark_oom_victim
+            # __oom_kill_process(): mark the victim, then queue its mm for the reaper (the
+            # scenario's oom_reaper actor is the reaper thread the timer wakes).
+            from unmapcheck.impl.oom_kill import mark_oom_victim, queue_oom_reaper
             mark_oom_victim(proc.task)
+            queue_oom_reaper(proc.task)
     sched.uninstall()
     # Locks are all free after setup; the threads start from a quiescent state.
     shared = [t.cpu for t in scenario.threads]

@@ -312,14 +312,41 @@ def pte_unmap_same(vmf) -> bool:
 # --- mm/memory.c: the fault handlers ------------------------------------------------------------
 def handle_mm_fault(vma, address: int, flags: int, regs=None) -> int:
     """Resolve a fault at *address* in *vma*; returns a vm_fault_t. The caller holds
-    mmap_read_lock(vma->vm_mm), or the VMA's read lock (FAULT_FLAG_VMA_LOCK). Models mm/memory.c handle_mm_fault(): no hugetlb, no memcg
-    OOM handling, no LRU-gen hooks, no VM_DROPPABLE; mm_account_fault is not modelled."""
+    mmap_read_lock(vma->vm_mm), or the VMA's read lock (FAULT_FLAG_VMA_LOCK). Models
+    mm/memory.c handle_mm_fault() (6.18): no hugetlb, no memcg OOM handling, no LRU-gen
+    hooks, no VM_DROPPABLE."""
+    # The fault handler may drop the lock (a retry), after which the VMA may be freed.
+    mm = vma.vm_mm
     ret = sanitize_fault_flags(vma, flags)
-    if ret:
-        return ret
-    # (arch_vma_access_permitted: no protection keys)
-    # (is_vm_hugetlb_page: no hugetlb)
-    return __handle_mm_fault(vma, address, flags)
+    if not ret:
+        # (arch_vma_access_permitted: no protection keys)
+        # (is_vm_hugetlb_page: no hugetlb)
+        ret = __handle_mm_fault(vma, address, flags)
+    # out:
+    mm_account_fault(mm, regs, address, flags, ret)
+    return ret
+
+
+def mm_account_fault(mm, regs, address: int, flags: int, ret: int) -> None:
+    """mm/memory.c mm_account_fault() (6.18): count a completed, successful fault in
+    ``current``'s maj_flt or min_flt (getrusage's ru_majflt / ru_minflt). A fault that
+    asks for a retry is counted when the retry completes, a failed one not at all; a
+    retried fault (FAULT_FLAG_TRIED) counts as major. GUP's faults (*regs* None) count too;
+    only the perf events, which the model does not have, skip them. The model has no
+    vm_event (PGFAULT) or memcg counters."""
+    if ret & VM_FAULT_RETRY:
+        return
+    # (count_vm_event(PGFAULT), count_memcg_event_mm: not modelled)
+    if ret & VM_FAULT_ERROR:
+        return
+    task = sched.current().task
+    if task is None:                  # a unit test calling the fault path with no task
+        return
+    if ret & VM_FAULT_MAJOR or flags & FAULT_FLAG_TRIED:
+        task.maj_flt += 1
+    else:
+        task.min_flt += 1
+    # (if (!regs) return; perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS_MAJ/MIN): no perf)
 
 
 def sanitize_fault_flags(vma, flags: int) -> int:

@@ -89,15 +89,6 @@ def mmget(mm) -> None:
     mm.mm_users += 1
 
 
-def mmget_not_zero(mm) -> bool:
-    """include/linux/sched/mm.h mmget_not_zero()."""
-    sched.point("mmget_not_zero", writes=(("mm_users", mm.id),))
-    if mm.mm_users == 0:
-        return False
-    mm.mm_users += 1
-    return True
-
-
 def mmput(mm) -> None:
     """Drop an mm_users reference; the last one tears the address space down (__mmput).
     Models kernel/fork.c mmput()."""
@@ -647,6 +638,5 @@ def copy_page_range(dst_vma, src_vma) -> int:
     return ret
 
 
-__all__ = ["mm_alloc", "mm_init", "dup_mm", "dup_mmap", "copy_mm", "exit_mm", "mmget",
-           "mmget_not_zero", "mmput", "mmgrab", "mmdrop", "check_mm",
-           "copy_page_range", "copy_nonpresent_pte", "CLONE_VM"]
+__all__ = ["mm_alloc", "mm_init", "dup_mm", "dup_mmap", "copy_mm", "exit_mm", "mmget", "mmput",
+           "mmgrab", "mmdrop", "check_mm", "copy_page_range", "copy_nonpresent_pte", "CLONE_VM"]

@@ -71,11 +71,6 @@ def spin_unlock(lock: SpinLock) -> None:
     cur.held.remove(lock)
 
 
-def spin_is_locked(lock: SpinLock) -> bool:
-    sched.point("spin_is_locked", reads=(lock.obj,))
-    return lock.owner is not None
-
-
 def might_sleep(what: str) -> None:
     """include/linux/kernel.h might_sleep(): sleeping with a spinlock held is a bug."""
     cur = sched.current()
@@ -147,15 +142,6 @@ def down_write(sem: RwSem) -> None:
     sched.point("down_write", reads=(sem.readers_obj,), writes=(sem.obj,),
                 wait=lambda: sem.writer is None and not sem.readers)
     sem.writer = sched.current().name
-
-
-def down_write_trylock(sem: RwSem) -> bool:
-    """kernel/locking/rwsem.c down_write_trylock()."""
-    sched.point("down_write_trylock", reads=(sem.readers_obj,), writes=(sem.obj,))
-    if sem.writer is not None or sem.readers:
-        return False
-    sem.writer = sched.current().name
-    return True
 
 
 def up_write(sem: RwSem) -> None:

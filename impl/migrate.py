@@ -194,14 +194,6 @@ def __folio_migrate_mapping(mapping, newfolio: Page, folio: Page, expected_count
     return 0
 
 
-def folio_migrate_mapping(mapping, newfolio: Page, folio: Page, extra_count: int) -> int:
-    """mm/migrate.c folio_migrate_mapping()."""
-    expected_count = folio_expected_ref_count(folio) + extra_count + 1
-    if folio_ref_count(folio) != expected_count:
-        return -EAGAIN
-    return __folio_migrate_mapping(mapping, newfolio, folio, expected_count)
-
-
 def folio_migrate_flags(newfolio: Page, folio: Page) -> None:
     """Copy the page flags that travel with the contents.
 

@@ -333,11 +333,6 @@ def dec_tlb_flush_pending(mm: mm_struct) -> None:
     mm.tlb_flush_pending -= 1
 
 
-def mm_tlb_flush_pending(mm: mm_struct) -> bool:
-    sched.point("mm_tlb_flush_pending", reads=(_pending_obj(mm),))
-    return mm.tlb_flush_pending > 0
-
-
 def mm_tlb_flush_nested(mm: mm_struct) -> bool:
     """``atomic_read(&mm->tlb_flush_pending) > 1``: another thread is batching too."""
     sched.point("mm_tlb_flush_nested", reads=(_pending_obj(mm),))
@@ -423,12 +418,3 @@ def _vma_start_write(vma: vm_area_struct) -> None:
     if per_vma_locks(vma.vm_mm):
         vma_start_write(vma)
 
-
-def for_each_vma(mm: mm_struct) -> Iterator[vm_area_struct]:
-    """``for_each_vma(vmi, vma)`` from address 0."""
-    vmi = VmaIterator(mm.mm_mt, 0)
-    while True:
-        vma = vmi.vma_next()
-        if vma is None:
-            return
-        yield vma

@@ -312,12 +312,6 @@ def __get_unmapped_area(mm: mm_struct, file, addr: int, length: int, pgoff: int,
     return error if error else addr
 
 
-def get_unmapped_area(mm: mm_struct, file, addr: int, length: int, pgoff: int,
-                      flags: int) -> int:
-    """include/linux/mm.h get_unmapped_area()."""
-    return __get_unmapped_area(mm, file, addr, length, pgoff, flags, 0)
-
-
 # =============================================================================================
 # mmap (mm/mmap.c, mm/util.c, arch/x86/kernel/sys_x86_64.c)
 # =============================================================================================
@@ -533,12 +527,6 @@ def sys_mmap(mm: mm_struct, addr: int, len_: int, prot: int, flags: int, fd, off
 # =============================================================================================
 # munmap (mm/mmap.c, mm/vma.c)
 # =============================================================================================
-def do_munmap(mm: mm_struct, start: int, len_: int, uf=None) -> int:
-    """mm/mmap.c do_munmap(): munmap with the caller's mmap write lock kept."""
-    vmi = VmaIterator(mm.mm_mt, start)
-    return do_vmi_munmap(vmi, mm, start, len_, uf, False)
-
-
 def __vm_munmap(mm: mm_struct, start: int, len_: int, unlock: bool) -> int:
     """Take mmap_lock for write and unmap; with *unlock* the lock is downgraded for the zap
     and dropped by do_vmi_munmap on success. Models mm/mmap.c __vm_munmap() (start and len
@@ -553,11 +541,6 @@ def __vm_munmap(mm: mm_struct, start: int, len_: int, unlock: bool) -> int:
         mmap_write_unlock(mm)
     # userfaultfd_unmap_complete(): not modelled.
     return ret
-
-
-def vm_munmap(mm: mm_struct, start: int, len_: int) -> int:
-    """mm/mmap.c vm_munmap(): munmap without the downgrade."""
-    return __vm_munmap(mm, start, len_, False)
 
 
 def sys_munmap(mm: mm_struct, addr: int, len_: int) -> int:
@@ -756,7 +739,7 @@ def exit_mmap_5x(mm: mm_struct) -> None:
 
 __all__ = [
     "sys_mmap", "ksys_mmap_pgoff", "vm_mmap_pgoff", "do_mmap", "do_mmap_len_pgoff",
-    "sys_munmap", "vm_munmap", "do_munmap", "get_unmapped_area", "find_vma_intersection",
+    "sys_munmap", "find_vma_intersection",
     "calc_vm_prot_bits", "calc_vm_flag_bits", "vm_stat_account", "mm_populate", "exit_mmap",
     "unlock_range", "IS_ERR_VALUE", "LEGACY_MAP_MASK", "EOPNOTSUPP", "FMODE_READ",
     "FMODE_WRITE",

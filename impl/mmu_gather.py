@@ -279,15 +279,6 @@ def __tlb_remove_folio_pages(tlb: mmu_gather, page: Page, nr_pages: int,
     return False
 
 
-def __tlb_remove_page(tlb: mmu_gather, page: Page) -> bool:
-    return __tlb_remove_folio_pages(tlb, page, 1, False)
-
-
-def tlb_remove_page(tlb: mmu_gather, page: Page) -> None:
-    if __tlb_remove_page(tlb, page):
-        tlb_flush_mmu(tlb)
-
-
 def tlb_flush_rmap_batch(batch: mmu_gather_batch, vma) -> None:
     from .rmap import folio_remove_rmap_ptes
     for page, delay_rmap in batch.pages:

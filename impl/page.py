@@ -132,10 +132,6 @@ def folio_mapped(page: Page) -> bool:
     return page._mapcount >= 0
 
 
-def is_zero_page(page: Page) -> bool:
-    return page.pfn == 0
-
-
 class Zone:
     """The page allocator (mm/page_alloc.c) over a growable array of frames (mem_map).
 
@@ -317,19 +313,3 @@ def folio_ref_count(page: Page) -> int:
     sched.point("folio_ref_count", reads=(page.obj,))
     return page._refcount
 
-
-def folio_ref_freeze(page: Page, count: int) -> bool:
-    """include/linux/page_ref.h folio_ref_freeze(): cmpxchg the count from *count* to 0."""
-    sched.point("folio_ref_freeze", writes=(page.obj,))
-    if page._refcount != count:
-        return False
-    page._refcount = 0
-    return True
-
-
-def folio_ref_unfreeze(page: Page, count: int) -> None:
-    """include/linux/page_ref.h folio_ref_unfreeze(): set the frozen count to *count*."""
-    sched.point("folio_ref_unfreeze", writes=(page.obj,))
-    if page._refcount != 0:
-        raise KernelBug(f"VM_BUG_ON_FOLIO: unfreeze of unfrozen pfn {page.pfn}")
-    page._refcount = count

@@ -168,11 +168,6 @@ def swp_entry_to_pte(offset: int) -> pte_t:
     return pte_t(SWAP, offset=offset)
 
 
-def is_swap_pte(pte: pte_t) -> bool:
-    """!pte_none && !pte_present."""
-    return pte.kind in (SWAP, MIGRATION)
-
-
 def non_swap_entry(pte: pte_t) -> bool:
     """A special swap-type entry (migration, device, marker) rather than a real swap slot."""
     return pte.kind == MIGRATION

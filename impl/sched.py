@@ -163,13 +163,6 @@ def may_fail(kind: str, label: str) -> bool:
 _sequential_choice: Optional[Callable[[str, str], bool]] = None
 
 
-def set_sequential_choice(fn: Optional[Callable[[str, str], bool]]) -> None:
-    """Install (or remove, with None) the decider of :func:`may_fail` for runs without an
-    explorer runtime."""
-    global _sequential_choice
-    _sequential_choice = fn
-
-
 def operated_on(start: int, end: int) -> None:
     """Model only (no kernel counterpart): the running system call has operated on the
     page-aligned [start, end) of its mm: it zapped the range, changed its protection or

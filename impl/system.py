@@ -229,11 +229,15 @@ class Process:
         ret = do_madvise(self.task.mm, addr, length, advice)
         return self._leave(ctx, ret, addr, _range_end(addr, length))
 
-    def mlock(self, addr: int, length: int, flags: int = 0, cpu: int = 0) -> int:
-        """mm/mlock.c SYSCALL_DEFINE3(mlock2) (mlock is mlock2 with flags 0)."""
-        from .mlock import sys_mlock2
+    def mlock(self, addr: int, length: int, flags: Optional[int] = None, cpu: int = 0) -> int:
+        """mlock(2) (mm/mlock.c SYSCALL_DEFINE2(mlock)), or mlock2(2) when *flags* is given
+        (SYSCALL_DEFINE3(mlock2))."""
+        from .mlock import sys_mlock, sys_mlock2
         ctx = self._enter("mlock", cpu)
-        ret = sys_mlock2(self.task.mm, addr, length, flags)
+        if flags is None:
+            ret = sys_mlock(self.task.mm, addr, length)
+        else:
+            ret = sys_mlock2(self.task.mm, addr, length, flags)
         return self._leave(ctx, ret)
 
     def gup_fast_only(self, addr: int, nr_pages: int, write: bool = False,

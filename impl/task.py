@@ -17,6 +17,9 @@ class task_struct:
         self.oom_victim = False
         # tsk->signal->oom_mm: the mm an OOM victim's reaper works on (mark_oom_victim).
         self.oom_mm = None
+        # The fault counters getrusage() reports (mm_account_fault).
+        self.min_flt = 0
+        self.maj_flt = 0
 
     def __repr__(self) -> str:
         return f"<task {self.pid} {self.comm}>"

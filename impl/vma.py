@@ -1,11 +1,15 @@
 """VMA manipulation: merge, split, munmap and the mapping of a new region.
 
 Models mm/vma.c and mm/vma.h of Linux 6.18 (struct vma_merge_struct, struct vma_munmap_struct,
-struct vma_prepare, vma_merge_new_range, vma_merge_existing_range, vma_expand, vma_shrink,
+struct vma_prepare, vma_merge_new_range, vma_merge_existing_range, vma_expand,
 vma_modify / vma_modify_flags, __split_vma, split_vma, do_vmi_munmap, do_vmi_align_munmap,
 vms_gather_munmap_vmas, vms_complete_munmap_vmas, vms_clear_ptes, unmap_region, remove_vma,
-__mmap_region / mmap_region, copy_vma, acct_stack_growth, expand_downwards), mm/vma_init.c (vm_area_alloc, vm_area_dup,
-vm_area_free) and the accounting helpers of mm/internal.h (is_exec_mapping ...).
+__mmap_region / mmap_region, copy_vma, acct_stack_growth, expand_downwards), mm/vma_init.c
+(vm_area_alloc, vm_area_dup, vm_area_free) and the accounting helpers of mm/internal.h
+(is_exec_mapping ...). copy_vma and vma_link are mremap's: only the unit tests of fix
+7e7757876f25 call them (the model has no mremap). vma_merge_extend, vma_shrink and
+vma_modify_name are not modelled: their callers (brk, mremap, exec's shift_arg_pages,
+prctl(PR_SET_VMA)) are not in the model.
 
 6.18 forms, not later ones: unmap_vmas(tlb, mas, vma, start, end, tree_end, mm_wr_locked) and
 unmap_region(mas, vma, prev, next) (6.19's struct unmap_desc / UNMAP_STATE are not used);
@@ -102,11 +106,6 @@ def vm_start_gap(vma: vm_area_struct) -> int:
         if vm_start > vma.vm_start or vm_start < 0:
             vm_start = 0
     return vm_start
-
-
-def vm_end_gap(vma: vm_area_struct) -> int:
-    """include/linux/mm.h vm_end_gap() (no VM_GROWSUP on x86: the end itself)."""
-    return vma.vm_end
 
 
 # =============================================================================================
@@ -798,25 +797,6 @@ def vma_expand(vmg: vma_merge_struct) -> int:
     return 0
 
 
-def vma_shrink(vmi: VmaIterator, vma: vm_area_struct, start: int, end: int,
-               pgoff: int) -> int:
-    """Shrink *vma* to [start, end) (one of the two ends stays). Models mm/vma.c
-    vma_shrink() (used by exec's shift_arg_pages); returns 0."""
-    if vma.vm_start != start and vma.vm_end != end:
-        raise KernelBug("WARN_ON: vma_shrink moves both ends")
-    vma_start_write(vma)
-    vp = struct_vma_prepare()
-    init_vma_prep(vp, vma)
-    vma_prepare(vp)
-    # vma_iter_clear(vmi) of the part that goes, then the new range:
-    vma_set_range(vma, start, end, pgoff)
-    tree = vmi.tree
-    _tree_point(tree, "vma_iter_clear", vma)
-    tree.resort()
-    vma_complete(vp, vmi, vma.vm_mm)
-    return 0
-
-
 # =============================================================================================
 # Splitting (mm/vma.c)
 # =============================================================================================
@@ -934,23 +914,6 @@ def vma_modify_flags(vmi: VmaIterator, prev: Optional[vm_area_struct], vma: vm_a
     vmg = VMG_VMA_STATE(vmi, prev, vma, start, end)
     vmg.vm_flags = vm_flags
     return vma_modify(vmg)
-
-
-def vma_modify_name(vmi: VmaIterator, prev: Optional[vm_area_struct], vma: vm_area_struct,
-                    start: int, end: int, new_name=None):
-    """Models mm/vma.c vma_modify_name(); anon_vma_name is not modelled, so the names always
-    compare equal and only the split part matters."""
-    vmg = VMG_VMA_STATE(vmi, prev, vma, start, end)
-    return vma_modify(vmg)
-
-
-def vma_merge_extend(vmi: VmaIterator, vma: vm_area_struct, delta: int):
-    """Expand *vma* by *delta* bytes at its end, merging with next if possible (mremap
-    growing in place). Models mm/vma.c vma_merge_extend()."""
-    vmg = VMG_VMA_STATE(vmi, vma, vma, vma.vm_end, vma.vm_end + delta)
-    vmg.next, _ = vma_iter_next_rewind(vmi)
-    vmg.middle = None          # We use the VMA to populate VMG fields only.
-    return vma_merge_new_range(vmg)
 
 
 # =============================================================================================
@@ -1629,9 +1592,8 @@ __all__ = [
     "vma_merge_struct", "vma_munmap_struct", "mmap_state", "VMG_VMA_STATE", "IS_ERR",
     "vm_area_alloc", "vm_area_dup", "vm_area_free", "vma_set_range", "vma_iter_store_new",
     "vma_iter_store_overwrite", "vma_merge_new_range", "vma_merge_existing_range",
-    "vma_expand", "vma_shrink", "vma_modify", "vma_modify_flags", "vma_modify_name",
-    "vma_merge_extend", "split_vma", "vma_link", "remove_vma", "copy_vma",
+    "vma_expand", "vma_modify", "vma_modify_flags", "split_vma", "vma_link", "remove_vma", "copy_vma",
     "do_vmi_munmap", "do_vmi_munmap_args", "do_vmi_align_munmap", "vms_gather_munmap_vmas",
     "vms_complete_munmap_vmas", "vms_clear_ptes", "unmap_region", "mmap_region",
-    "is_exec_mapping", "is_stack_mapping", "is_data_mapping", "vm_start_gap", "vm_end_gap",
+    "is_exec_mapping", "is_stack_mapping", "is_data_mapping", "vm_start_gap",
 ]

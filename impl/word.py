@@ -64,23 +64,11 @@ def band(a: Any, b: Any) -> Any:
     return a & b & MASK64
 
 
-def bnot(a: Any) -> Any:
-    if is_sym(a):
-        return ~_bv(a)
-    return ~a & MASK64
-
-
 def shr(a: Any, n: int) -> Any:
     """Logical right shift of an unsigned long."""
     if is_sym(a):
         return _z3().LShR(_bv(a), n)
     return (a & MASK64) >> n
-
-
-def shl(a: Any, n: int) -> Any:
-    if is_sym(a):
-        return _bv(a) << n
-    return (a << n) & MASK64
 
 
 def ult(a: Any, b: Any) -> Any:
@@ -90,12 +78,6 @@ def ult(a: Any, b: Any) -> Any:
     if is_sym(a, b):
         return _z3().ULT(_bv(a), _bv(b))
     return (a & MASK64) < (b & MASK64)
-
-
-def ule(a: Any, b: Any) -> Any:
-    if is_sym(a, b):
-        return _z3().ULE(_bv(a), _bv(b))
-    return (a & MASK64) <= (b & MASK64)
 
 
 def eq(a: Any, b: Any) -> Any:

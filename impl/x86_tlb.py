@@ -179,13 +179,6 @@ def enter_lazy_tlb(machine, cpu) -> None:
     cpu.tlbstate.is_lazy = True
 
 
-def leave_mm(machine, cpu) -> None:
-    """arch/x86/mm/tlb.c leave_mm(): switch to init_mm unless already there."""
-    if cpu.tlbstate.loaded_mm is None:
-        return
-    switch_mm_irqs_off(machine, cpu, None)
-
-
 # --- flushes ----------------------------------------------------------------------------------
 def inc_mm_tlb_gen(mm) -> int:
     """arch/x86/include/asm/tlbflush.h inc_mm_tlb_gen(): atomic64_inc_return, "also a full

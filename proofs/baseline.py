@@ -19,7 +19,11 @@ baseline says the model did, program by program:
   freed_tables]`` (the ``tlb_flush`` event of x86's flush_tlb_mm_range, arm64's
   __flush_tlb_range / flush_tlb_mm, powerpc's radix flushes);
 * ``pages``: the frames allocated when the sequence ends, by kind (page tables, anonymous,
-  page cache ...): a table or a page kept, or freed, that the baseline did not.
+  page cache ...): a table or a page kept, or freed, that the baseline did not;
+* ``faults``: the page faults the program's tasks completed, ``[minor, major]`` as
+  getrusage() reports them (mm_account_fault): a fault that was not needed (a PTE left
+  read-only that could have been writable, a populate that populated less), or one
+  saved that should not have been.
 
 PROVED means the model behaves on every sequence exactly as when the baseline was recorded.
 FAILED names the first sequence that differs and how, with the scenario to re-run. A
@@ -46,7 +50,7 @@ from unmapcheck.proofs import sequences as S
 
 NAME = "baseline:sequences"
 SCHEMA = "unmapcheck-baseline"
-VERSION = 1
+VERSION = 2
 LENGTH = S.DEFAULT_LENGTH
 DEFAULT_PATH = Path(__file__).parent / "baseline-sequences.json.gz"
 BOUND = f"every sequence of <= {LENGTH} calls of the bounded layouts, the one-thread scenarios"
@@ -94,9 +98,11 @@ def program_signature(sc) -> dict:
         flushes = [[info["start"], info["end"], bool(info.get("freed_tables"))]
                    for ev in ex.events for kind, info in ev.events if kind == "tlb_flush"]
         pages = Counter(p.kind for p in ex.machine.zone.mem_map if not p.free)
+        tasks = [proc.task for proc in ex.system.processes]
         return {"results": [_plain(r) for r in ex.results()["T0"]],
                 "flushes": flushes,
-                "pages": dict(sorted(pages.items()))}
+                "pages": dict(sorted(pages.items())),
+                "faults": [sum(t.min_flt for t in tasks), sum(t.maj_flt for t in tasks)]}
     finally:
         ex.close()
 
@@ -159,7 +165,7 @@ def load(path) -> tuple[dict, dict]:
 
 
 def _difference(want: dict, got: dict) -> str:
-    for field in ("results", "flushes", "pages"):
+    for field in ("results", "flushes", "pages", "faults"):
         if want.get(field) != got.get(field):
             return f"{field}: recorded {_short(want.get(field))}, now {_short(got.get(field))}"
     return "no difference"
@@ -217,8 +223,8 @@ def run(opts: Options, path=None) -> ObligationResult:
             done += 1
     return ObligationResult(NAME, "baseline", bound, PROVED, time.monotonic() - t0,
                             f"all {done} sequential programs ({len(programs)} of them corpus "
-                            f"scenarios): every call's result, every TLB flush and the frames "
-                            f"left allocated as recorded")
+                            f"scenarios): every call's result, every TLB flush, the frames "
+                            f"left allocated and the page faults taken as recorded")
 
 
 def _stale(layouts: dict, now: dict) -> Optional[str]:

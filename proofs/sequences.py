@@ -85,17 +85,19 @@ size = 4096
 shmem = false
 data = { 0 = 0x21 }
 """),
-    # A ends at the last entry of its PTE table; B, a dirty shared file page, starts the next
-    # table (free_pgtables' floor and ceiling, the PMD-level walk, writeback's dirty page).
-    Layout("across-a-pmd-boundary", "x86", 0x7f00001fe000, 2, 0x7f0000200000, """
+    # A straddles a PMD boundary: its first page is the last entry of one PTE table, its
+    # second the first entry of the next, which B, a dirty shared file page, shares (one
+    # VMA's walks, zaps, copies and protection changes cross from one table to the next;
+    # free_pgtables frees the first table and keeps the shared one; writeback's dirty page).
+    Layout("across-a-pmd-boundary", "x86", 0x7f00001ff000, 2, 0x7f0000202000, """
 [[process.mapping]]
-addr = 0x7f00001fe000
+addr = 0x7f00001ff000
 pages = 2
 prot = "rw"
 populate = "write"
 populate_cpu = 1
 [[process.mapping]]
-addr = 0x7f0000200000
+addr = 0x7f0000202000
 pages = 1
 prot = "rw"
 file = "f"

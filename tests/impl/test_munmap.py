@@ -16,7 +16,6 @@ from unmapcheck.impl.constants import (EINVAL, MM_ANONPAGES, MM_SHMEMPAGES, PGDI
 from unmapcheck.impl.filemap import generic_perform_write
 from unmapcheck.impl.locks import mmap_write_lock, mmap_write_unlock
 from unmapcheck.impl.mm_types import VmaIterator
-from unmapcheck.impl.mmap import vm_munmap
 from unmapcheck.impl.page import page_mapcount
 from unmapcheck.impl.pgtable import LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD
 from unmapcheck.impl.rmap import anon_vma_chain
@@ -200,17 +199,6 @@ def test_munmap_takes_write_lock_downgrades_then_zaps_under_read_lock():
     up = rec.index("up_read", lock)
     assert down < clear < downgrade < zap < free_table < up
     assert env.mm.mmap_lock.writer is None and env.mm.mmap_lock.readers == []
-
-
-def test_vm_munmap_keeps_the_write_lock_for_the_zap():
-    env = Env()
-    env.mmap(BASE, 2 * P)
-    env.touch(BASE)
-    with Recorder() as rec:
-        assert vm_munmap(env.mm, BASE, 2 * P) == 0
-    lock = env.mm.mmap_lock
-    assert rec.lock_ops(lock) == ["down_write", "up_write"]
-    assert rec.index("ptep_get_and_clear") < rec.index("up_write", lock)
 
 
 def test_do_vmi_munmap_error_leaves_the_lock_to_the_caller():

@@ -102,9 +102,9 @@ def test_a_stale_baseline_fails_with_what_to_do(tmp_path):
     (gzip.compress(b"{"), "not a gzip-compressed JSON baseline"),
     (gzip.compress(b'{"schema": "other"}'), "not an unmapcheck-baseline file"),
     (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 9}'), "version 9"),
-    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 1, "layouts": []}'),
+    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 2, "layouts": []}'),
      "field 'layouts'"),
-    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 1, "layouts": {}}'),
+    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 2, "layouts": {}}'),
      "field 'scenarios'"),
 ])
 def test_a_malformed_baseline_is_one_line(tmp_path, content, needle):
@@ -134,3 +134,37 @@ def test_record_baseline_usage_errors(tmp_path, monkeypatch, capsys, args, needl
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "b.json.gz").exists()
+
+
+def test_a_fault_that_was_not_needed_is_caught(monkeypatch):
+    """vma_wants_writenotify() answering "yes" for every shared mapping (shmem has no
+    ->page_mkwrite and does not account dirty pages, so 6.18 answers "no"): safe, every
+    write still lands, but mprotect's read-write upgrade of a shared shmem mapping no longer
+    makes its PTEs writable, and the next store takes a write-protect fault the baseline did
+    not record."""
+    from unmapcheck.impl import fault
+    monkeypatch.setattr(fault, "vma_wants_writenotify", lambda vma: True)
+    r = B.run(Options(timeout=300))
+    assert r.status == FAILED, r.detail
+    assert "does not do what the baseline recorded: faults: recorded" in r.detail, r.detail
+
+
+def test_mm_account_fault_counts_what_getrusage_reports():
+    """A completed fault counts once, in min_flt (the model's faults are minor: no I/O); a
+    failed one (a store to a read-only mapping: SIGSEGV) not at all."""
+    from unmapcheck.impl import SigSegv, System
+    from unmapcheck.impl.constants import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    s = System()
+    p = s.spawn()
+    a = p.mmap(0, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    r = p.mmap(0, 0x1000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS)
+    before = (p.task.min_flt, p.task.maj_flt)
+    p.store(a, 1)
+    p.store(a + 0x1000, 2)
+    p.store(a, 3)                       # the PTE is writable now: no fault
+    assert (p.task.min_flt, p.task.maj_flt) == (before[0] + 2, before[1])
+    with pytest.raises(SigSegv):
+        p.store(r, 4)
+    assert (p.task.min_flt, p.task.maj_flt) == (before[0] + 2, before[1])
+    p.load(r)                           # a read fault on it maps the zero page
+    assert p.task.min_flt == before[0] + 3
