@@ -665,6 +665,8 @@ class _Loader:
                 out[k] = n
             elif k in ("max_map_count",):
                 out[k] = _int(ctx, w, k, v, 1, 1 << 31)
+            elif k == "swap_pages":
+                out[k] = _int(ctx, w, k, v, 0, 1 << 20)
             elif k in ("rlimit_memlock", "rlimit_stack"):
                 out[k] = _int(ctx, w, k, v, 0, ULONG_MAX)
             else:                               # the mmu_gather's capacities

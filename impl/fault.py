@@ -49,16 +49,21 @@ from .mm_types import (add_mm_counter, dec_mm_counter, find_vma, inc_mm_counter,
                        vma_pages)
 from .page import (PG_locked, PG_mlocked, PG_unevictable, PG_lru, PG_uptodate, Page,
                    folio_get, folio_lock, folio_put, folio_ref_count, folio_set_flag,
-                   folio_test_anon, folio_test_dirty, folio_trylock, folio_unlock)
+                   folio_test_anon, folio_test_dirty, folio_test_swapcache, folio_trylock,
+                   folio_unlock)
 from .pgtable import (EntryPtr, p4d_offset, pgd_offset, pmd_alloc,
                       pmdp_get, pte_alloc, pte_index, pte_lockptr, pte_offset_map,
                       pte_offset_map_lock, pte_unmap, pte_unmap_unlock, ptep_get, pmd_install, pte_alloc_one, pte_free, ptep_clear_flush, ptep_modify,
                       pud_alloc, set_pte_at)
 from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_mkspecial,
-                  pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_t, pte_write, swp_offset)
+                  pte_mkwrite, pte_mkyoung, pte_none, pte_present, pte_swp_exclusive, pte_t,
+                  pte_write, swp_offset)
 from .rmap import (RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive,
                    folio_move_anon_rmap)
 from .sched import KernelBug
+from .swapfile import (__swap_count, folio_free_swap, folio_matches_swap_entry,
+                       swap_cache_get_folio, swap_free, swap_read_folio, swap_slot_cached,
+                       swapcache_clear, swapcache_prepare, swapin_readahead, vm_swap_full)
 
 # --- include/linux/mm_types.h: enum fault_flag ---------------------------------------------------
 FAULT_FLAG_WRITE = 1 << 0
@@ -941,16 +946,18 @@ def wp_page_shared(vmf, folio: Page) -> int:
 
 def wp_can_reuse_anon_folio(folio: Page, vma) -> bool:
     """mm/memory.c wp_can_reuse_anon_folio() for a small folio: reusable when the mapping's
-    reference is the only one (checked again under the folio lock); the folio then moves to
-    this VMA's anon_vma (folio_move_anon_rmap). No KSM, no swap cache, no LRU batch refs."""
+    reference is the only one (checked again under the folio lock, after dropping the swap
+    cache's if no other PTE references the slot); the folio then moves to this VMA's
+    anon_vma (folio_move_anon_rmap). No KSM, no LRU batch references."""
     if folio_ref_count(folio) > 3:                      # (folio_test_ksm: no KSM)
         return False
     # (!folio_test_lru -> lru_add_drain(): the model's LRU holds no references)
-    if folio_ref_count(folio) > 1:                      # 1 + folio_test_swapcache(folio)
+    if folio_ref_count(folio) > 1 + folio_test_swapcache(folio):
         return False
     if not folio_trylock(folio):
         return False
-    # (folio_test_swapcache -> folio_free_swap: no swap cache)
+    if folio_test_swapcache(folio):
+        folio_free_swap(vma.vm_mm.machine, folio)
     if folio_ref_count(folio) != 1:
         folio_unlock(folio)
         return False
@@ -998,36 +1005,39 @@ def do_wp_page(vmf) -> int:
 
 
 # --- non-present PTEs: swap and migration entries ------------------------------------------------
-def swap_read_folio(machine, offset: int, folio: Page) -> None:
-    """mm/page_io.c swap_read_folio(): fill *folio* from swap slot *offset*. The model's swap
-    device is ``machine.swap_map``: slot -> the saved contents (a dict of byte offsets, or an
-    object with a ``data`` dict, e.g. the page that was written out)."""
-    sched.point("swap_read_folio", reads=(("swap", offset),), writes=(("frame", folio.pfn),))
-    saved = machine.swap_map[offset]
-    data = getattr(saved, "data", saved)
-    folio.data = dict(data) if data else {}
-
-
-def swap_free(machine, offset: int) -> None:
-    """mm/swapfile.c swap_free_nr(entry, 1): drop the PTE's reference to the slot. Each slot
-    is referenced by one PTE in the model (no fork sharing of swap entries)."""
-    sched.point("swap_free", writes=(("swap", offset),))
-    machine.swap_map.pop(offset, None)
+def should_try_to_free_swap(machine, folio: Page, vma, fault_flags: int) -> bool:
+    """mm/memory.c should_try_to_free_swap() (6.18): after a swap-in, drop the folio's swap
+    cache entry when swap is filling up, the folio is locked in memory, or a write fault
+    leaves the folio with only the cache's and the mapping's references (the slot's
+    contents are about to go stale)."""
+    if not folio_test_swapcache(folio):
+        return False
+    if vm_swap_full(machine) or vma.vm_flags & VM_LOCKED or folio.flags & PG_mlocked:
+        return True
+    # (folio_test_ksm: no KSM)
+    return bool(fault_flags & FAULT_FLAG_WRITE) and folio_ref_count(folio) == 2
 
 
 def do_swap_page(vmf) -> int:
     """A fault on a non-present, non-none PTE. A migration entry waits for the migration
-    (migration_entry_wait) and returns 0 so that the access is retried. A real swap entry
-    -- which only appears if a scenario installs one (nothing in the model swaps out) -- is
-    read back as on a SWP_SYNCHRONOUS_IO device without the swap cache: a new exclusive
-    anonymous folio, filled from the slot, mapped (writable if the VMA is, and dirty on a
-    write fault), MM_ANONPAGES +1 and MM_SWAPENTS -1, the slot freed after the mapping.
-    Models mm/memory.c do_swap_page() in that form; in 6.18 the entry helpers are
+    (migration_entry_wait) and returns 0 so that the access is retried. A swap entry is read
+    back: from the swap cache if the folio is still there (reclaim has not finished with it,
+    or another mm sharing the slot read it in), else -- the device being synchronous
+    (SWP_SYNCHRONOUS_IO) -- into a new folio that skips the swap cache when this PTE is
+    the slot's only reference (swapcache_prepare claims the slot meanwhile), or through the
+    swap cache (swapin_readahead) when it is shared. The folio is mapped writable at once
+    when it is exclusive (the swap PTE's exclusive bit, or a folio nobody else can see), its
+    swap reference is dropped (swap_free) and the swap cache entry too when
+    should_try_to_free_swap() says so; MM_ANONPAGES +1 and MM_SWAPENTS -1. Models
+    mm/memory.c do_swap_page() of 6.18 (docs/research/swap-6.18.md), order 0: no KSM, no
+    hwpoison, no uffd-wp, no memcg, no large folios; folio_lock_or_retry() waits for the lock
+    (the mmap_lock-dropping retry is not modelled); the entry helpers are
     is_migration_entry()/non_swap_entry() (softleaf_* is 6.19+)."""
     vma = vmf.vma
     mm = vma.vm_mm
     machine = mm.machine
     ret = 0
+    need_clear_cache = False
 
     if not pte_unmap_same(vmf):
         return ret
@@ -1044,38 +1054,81 @@ def do_swap_page(vmf) -> int:
         return ret
 
     offset = swp_offset(entry)
-    # get_swap_device(): no swapoff in the model, so the slot must exist.
-    sched.point("get_swap_device", reads=(("swap", offset),))
-    if offset not in machine.swap_map:
-        raise KernelBug(f"do_swap_page: swap entry {offset} has no swap slot")
+    # get_swap_device(): no swapoff in the model, so the device is there.
+    folio = swap_cache_get_folio(machine, offset)
+    swapcache = folio
+    if folio is None:
+        if __swap_count(machine, offset) == 1:          # SWP_SYNCHRONOUS_IO: skip swapcache
+            folio = mm.zone.alloc_page("anon")          # alloc_swap_folio()
+            filemap.__folio_set_locked(folio)
+            folio.flags |= filemap.PG_swapbacked        # __folio_set_swapbacked()
+            if swapcache_prepare(machine, offset):
+                # Relax a bit to prevent rapid repeated page faults (the slot is being
+                # swapped in by another fault): the model sleeps until the slot's cache bit
+                # changes, which a tick's sleep and the refault would find.
+                sched.point("schedule_timeout_uninterruptible(1)",
+                            reads=(("swap", offset),),
+                            wait=lambda: not swap_slot_cached(machine, offset))
+                folio_unlock(folio)                     # out_page:
+                folio_put(folio)                        # out_release:
+                return ret
+            need_clear_cache = True
+            filemap.folio_add_lru(folio)
+            folio.swap_slot = offset                    # folio->swap = entry
+            swap_read_folio(machine, folio, offset)
+            folio.swap_slot = 0                         # folio->private = NULL
+        else:
+            folio = swapin_readahead(machine, offset)
+            swapcache = folio
+        if folio is None:
+            # The slot was freed meanwhile: somebody else changed this PTE (the kernel
+            # returns VM_FAULT_OOM only if the PTE is unchanged, which a freed slot rules
+            # out).
+            vmf.pte, vmf.ptl = pte_offset_map_lock(mm, vmf.pmd, vmf.address)
+            if vmf.pte is not None:
+                if ptep_get(vmf.pte) == vmf.orig_pte:
+                    raise KernelBug(f"do_swap_page: swap slot {offset} freed under its PTE")
+                pte_unmap_unlock(vmf.pte, vmf.ptl)
+            return ret
+        ret = VM_FAULT_MAJOR                            # count_vm_event(PGMAJFAULT)
 
-    # swap_cache_get_folio(): no swap cache. SWP_SYNCHRONOUS_IO, swap count 1: skip it.
-    folio = mm.zone.alloc_page("anon")                  # alloc_swap_folio()
-    filemap.__folio_set_locked(folio)
-    folio.flags |= filemap.PG_swapbacked
-    swap_read_folio(machine, offset, folio)
-    ret = VM_FAULT_MAJOR
+    folio_lock(folio)                                   # folio_lock_or_retry()
     page = folio
+    if swapcache is not None:
+        # Make sure folio_free_swap() or swapoff did not release the swapcache from under us.
+        if not folio_matches_swap_entry(folio, offset):
+            return _swap_out_page(machine, folio, offset, ret, need_clear_cache)
+        # (PageHWPoison, ksm_might_need_to_copy, lru_add_drain: not modelled)
 
     # Back out if somebody else already faulted in this pte.
     vmf.pte, vmf.ptl = pte_offset_map_lock(mm, vmf.pmd, vmf.address)
     if vmf.pte is None or ptep_get(vmf.pte) != vmf.orig_pte:
         if vmf.pte is not None:                         # out_nomap:
             pte_unmap_unlock(vmf.pte, vmf.ptl)
-        folio_unlock(folio)                             # out_page:
-        folio_put(folio)                                # out_release:
-        return ret
+        return _swap_out_page(machine, folio, offset, ret, need_clear_cache)
     if not folio.flags & PG_uptodate:
-        __folio_mark_uptodate(folio)                    # the read completed synchronously
+        pte_unmap_unlock(vmf.pte, vmf.ptl)
+        return _swap_out_page(machine, folio, offset, VM_FAULT_SIGBUS, need_clear_cache)
 
-    # A fresh page not exposed to the swap cache: certainly exclusive.
-    exclusive = True
-    rmap_flags = 0                                      # RMAP_NONE
+    # A folio read outside the swap cache is ours alone; one in the swap cache is exclusive
+    # if its PTE said so when it was swapped out.
+    exclusive = pte_swp_exclusive(vmf.orig_pte)
+    if folio is not swapcache:
+        exclusive = True
+    # (SWP_STABLE_WRITES with writeback: not the model's device)
     # (arch_swap_restore: no-op on x86)
+
+    # Remove the swap entry and conditionally try to free up the swapcache.
+    swap_free(machine, offset)
+    if should_try_to_free_swap(machine, folio, vma, vmf.flags):
+        folio_free_swap(machine, folio)
+
     add_mm_counter(mm, MM_ANONPAGES, 1)
     add_mm_counter(mm, MM_SWAPENTS, -1)
     pte = pfn_pte(page.pfn, write=False)                # mk_pte(page, vma->vm_page_prot)
-    if exclusive:
+    rmap_flags = 0                                      # RMAP_NONE
+    # Same logic as in do_wp_page(): a folio only we hold can be mapped writable.
+    if exclusive or folio_ref_count(folio) == 1:
         if vma.vm_flags & VM_WRITE:
             pte = pte_mkwrite(pte)
             if vmf.flags & FAULT_FLAG_WRITE:
@@ -1083,23 +1136,34 @@ def do_swap_page(vmf) -> int:
                 vmf.flags &= ~FAULT_FLAG_WRITE
         rmap_flags |= RMAP_EXCLUSIVE
     vmf.orig_pte = pte
-    # folio != swapcache, !folio_test_anon(folio): a new anonymous folio.
-    rmap.folio_add_new_anon_rmap(folio, vma, vmf.address, rmap_flags)
-    folio_add_lru_vma(folio, vma)
+    # folio_ref_add(folio, nr_pages - 1): order 0
+    if not folio_test_anon(folio):
+        # The folio read outside the swap cache (or a swap cache folio nobody mapped yet).
+        rmap.folio_add_new_anon_rmap(folio, vma, vmf.address, rmap_flags)
+    else:
+        rmap.folio_add_anon_rmap_ptes(folio, page, 1, vma, vmf.address, rmap_flags)
     set_pte_at(mm, vmf.address, vmf.pte, pte)
-    # Remove the swap entry, after mapping (should_try_to_free_swap: no swap cache).
-    swap_free(machine, offset)
     folio_unlock(folio)
 
     if vmf.flags & FAULT_FLAG_WRITE:
         ret |= do_wp_page(vmf)
         if ret & VM_FAULT_ERROR:
             ret &= VM_FAULT_ERROR
-        return ret
-    pte_unmap_unlock(vmf.pte, vmf.ptl)                  # unlock:
+    else:
+        pte_unmap_unlock(vmf.pte, vmf.ptl)              # unlock:
+    if need_clear_cache:                                # out:
+        swapcache_clear(machine, offset)
     return ret
 
 
+def _swap_out_page(machine, folio: Page, offset: int, ret: int, need_clear_cache: bool) -> int:
+    """do_swap_page()'s ``out_page:`` / ``out_release:`` tail: unlock and drop the folio,
+    give back the skip-swapcache claim on the slot."""
+    folio_unlock(folio)
+    folio_put(folio)
+    if need_clear_cache:
+        swapcache_clear(machine, offset)
+    return ret
 # --- finding the VMA (mm/memory.c, CONFIG_LOCK_MM_AND_FIND_VMA) ----------------------------------
 def mmap_upgrade_trylock(mm) -> bool:
     """mm/memory.c mmap_upgrade_trylock(): the kernel has no such operation yet: false."""

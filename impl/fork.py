@@ -22,9 +22,7 @@ Simplifications common to the module:
 * allocation never fails: the -ENOMEM / -EAGAIN paths of dup_mmap and copy_pte_range (and
   copy_present_page, which a pinned page would need) are left out with a comment;
 * folio_try_dup_anon_rmap_ptes never fails (no GUP pins), so no page is copied at fork;
-* swap counts are not modelled (each swap slot belongs to one PTE, see fault.py / zap.py):
-  swap_duplicate() gives the child a new slot holding a copy of the contents instead of a
-  second reference to the same slot; rss and contents are the same as the kernel's;
+* swapoff is not modelled, so a child with swap entries is not put on the mmlist;
 * need_resched() is never true: copy_pte_range never breaks out to reschedule.
 """
 
@@ -48,9 +46,11 @@ from .pgtable import (EntryPtr, LEVEL_PGD, free_table, iter_tables, p4d_addr_end
                       pudp_get, set_pte_at)
 from .locks import spin_lock
 from .pte import (is_migration_entry, is_writable_migration_entry, make_migration_entry,
-                  non_swap_entry, pte_mkclean, pte_mkold, pte_none, pte_present, pte_t,
-                  pte_wrprotect, pte_write, swp_entry_to_pte, swp_offset)
+                  non_swap_entry, pte_mkclean, pte_mkold, pte_none, pte_present,
+                  pte_swp_clear_exclusive, pte_swp_exclusive, pte_t, pte_wrprotect,
+                  pte_write, swp_offset)
 from .sched import KernelBug, NotModelled
+from .swapfile import swap_duplicate
 
 FIX_MIGRATION_RSS = "9f9f1acd713d"
 
@@ -392,24 +392,6 @@ def wrprotect_ptes(mm, addr: int, ptep: EntryPtr, nr: int) -> None:
         ptep = ptep + 1
 
 
-def swap_duplicate(machine, ptent: pte_t) -> tuple[int, pte_t]:
-    """mm/swapfile.c swap_duplicate(): in the kernel, a second reference to the slot (count
-    2). The model has no swap counts (zap and swap-in free a slot outright), so the child
-    gets a new slot holding a copy of the contents, and its PTE names that slot. Returns
-    (0, the child's entry)."""
-    offset = swp_offset(ptent)
-    sched.point("swap_duplicate", reads=(("swap", offset),))
-    saved = machine.swap_map.get(offset)
-    if saved is None:
-        raise KernelBug(f"swap_duplicate: swap entry {offset} has no swap slot")
-    data = getattr(saved, "data", saved)
-    new = machine.next_swap_slot
-    machine.next_swap_slot += 1
-    sched.point("swap_duplicate(new slot)", writes=(("swap", new),))
-    machine.swap_map[new] = dict(data) if data else {}
-    return 0, swp_entry_to_pte(new)
-
-
 def copy_nonpresent_pte(dst_mm, src_mm, dst_pte: EntryPtr, src_pte: EntryPtr, dst_vma,
                         src_vma, addr: int, rss: list) -> int:
     """Copy a swap or migration entry into the child. A migration entry still stands for
@@ -417,9 +399,12 @@ def copy_nonpresent_pte(dst_mm, src_mm, dst_pte: EntryPtr, src_pte: EntryPtr, ds
     migration entry in a COW mapping is made read-only in both (so the COW happens later).
     Returns 0, or -EIO when the swap slot cannot be referenced.
 
+    A swap entry gets one more reference to its slot (swap_duplicate), and an exclusive one
+    loses its exclusive bit in the parent: the page is shared once swapped in again.
+
     Models mm/memory.c copy_nonpresent_pte() of 6.18 (swp_entry_t helpers; softleaf is
-    6.19+). No device-private/exclusive entries, no PTE markers, no uffd-wp, no swap
-    exclusive bit, no mmlist.
+    6.19+). No device-private/exclusive entries, no PTE markers, no uffd-wp, no mmlist
+    (swapoff is not modelled).
 
     Fix toggle 9f9f1acd713d off (v3.2 copy_one_pte): ``if (likely(!non_swap_entry(entry)))
     rss[MM_SWAPENTS]++; else if (is_write_migration_entry(entry) && is_cow_mapping(...))``
@@ -428,10 +413,12 @@ def copy_nonpresent_pte(dst_mm, src_mm, dst_pte: EntryPtr, src_pte: EntryPtr, ds
     orig_pte = ptep_get(src_pte)
     pte = orig_pte
     if not non_swap_entry(orig_pte):
-        err, pte = swap_duplicate(dst_mm.machine, orig_pte)
-        if err < 0:
+        if swap_duplicate(dst_mm.machine, swp_offset(orig_pte)) < 0:
             return -EIO
-        # (make sure dst_mm is on swapoff's mmlist; pte_swp_exclusive: not modelled)
+        # (make sure dst_mm is on swapoff's mmlist: no swapoff in the model)
+        if pte_swp_exclusive(orig_pte):
+            pte = pte_swp_clear_exclusive(orig_pte)
+            set_pte_at(src_mm, addr, src_pte, pte)
         rss[MM_SWAPENTS] += 1
     elif is_migration_entry(orig_pte):
         folio = src_mm.zone.pfn_to_page(orig_pte.pfn)   # pfn_swap_entry_folio(entry)

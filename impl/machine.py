@@ -41,6 +41,8 @@ class Tunables:
     VM_GROWSDOWN VMA may grow (acct_stack_growth).
     ``capable``: the task has CAP_IPC_LOCK and CAP_SYS_RAWIO (root); False for an
     unprivileged task.
+    ``swap_pages``: the size of the swap device in pages (impl/swapfile.py); 0, the
+    default, is a machine without swap, where reclaim keeps anonymous pages.
     """
 
     gather_bundle: int = 8
@@ -54,6 +56,7 @@ class Tunables:
     rlimit_memlock: int = 8 << 20
     rlimit_stack: int = 8 << 20
     capable: bool = False
+    swap_pages: int = 0
 
     @property
     def mmap_min_addr(self) -> int:
@@ -89,10 +92,11 @@ class Machine:
         self.tunables = tunables or Tunables()
         self.dmesg: list[str] = []
         self._ids: dict[str, int] = {}
-        self.next_swap_slot = 1
         # Model-only clock of TLB fills (cpu.TlbEntry.tick), for the invariants.
         self.ticks = 0
-        self.swap_map: dict[int, object] = {}
+        from .swapfile import swap_info_struct
+        # The swap device (swap_info[0]): slot counts, contents and the swap cache.
+        self.swap = swap_info_struct(self.tunables.swap_pages)
         # Every mm_struct from mm_init() to __mmdrop(), for views and invariants.
         self.mms: list = []
         # Model-only: the COW copies between reading the old page and retiring its

@@ -33,10 +33,9 @@ Simplifications common to the module:
   (can_madvise_modify() is true), no mmu notifiers, no anon_vma names, no KSM daemon, no THP;
 * the advices whose effect the model does not have raise :class:`NotSupported` (naming the
   advice) once the kernel's error checks for the VMA have passed: MADV_REMOVE on a regular
-  (non-shmem) file (its ->fallocate), MADV_PAGEOUT (reclaim), MADV_COLLAPSE (THP),
-  MADV_GUARD_INSTALL/REMOVE (PTE markers), MADV_WILLNEED on a regular (non-shmem) file
-  (readahead). MADV_WILLNEED on anonymous and shmem memory is a no-op (no swap-out in the
-  model, so nothing to read ahead).
+  (non-shmem) file (its ->fallocate), MADV_COLLAPSE (THP), MADV_GUARD_INSTALL/REMOVE (PTE
+  markers), MADV_WILLNEED on a regular (non-shmem) file (readahead), and MADV_PAGEOUT of a
+  dirty shmem page (shmem_writeout: shmem is never swapped out in the model).
 """
 
 from __future__ import annotations
@@ -66,16 +65,17 @@ from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_gather_mmu
                          tlb_remove_tlb_entries, tlb_start_vma)
 from .page import (PG_active, PG_dirty, PG_referenced, PG_swapbacked, PG_unevictable,
                    folio_clear_dirty, folio_clear_flag, folio_test_anon, folio_test_swapbacked,
-                   page_mapcount)
+                   folio_test_swapcache, page_mapcount)
 from .pagewalk import PGWALK_RDLOCK, PGWALK_VMA_RDLOCK_VERIFY, mm_walk_ops, walk_page_range_vma
 from .pgtable import (EntryPtr, pte_clear_not_present_full, pte_offset_map_lock,
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, set_pte_at)
-from .pte import (non_swap_entry, pte_dirty, pte_mkclean, pte_mkold,
-                  pte_none, pte_present, pte_young)
+from .pte import (non_swap_entry, pte_dirty, pte_mkclean, pte_mkold, pte_none, pte_present,
+                  pte_young, swp_offset)
 from .rmap import flush_tlb_batched_pending
 from .sched import KernelBug
+from .swapfile import folio_free_swap, free_swap_and_cache, swapin_readahead
 from .word import MASK64
-from .zap import free_swap_and_cache, update_hiwater_rss, vm_normal_page, zap_details, \
+from .zap import update_hiwater_rss, vm_normal_page, zap_details, \
     zap_page_range_single_batched
 
 # Advices not in constants.py (include/uapi/asm-generic/mman-common.h).
@@ -185,16 +185,49 @@ def madvise_update_vma(new_flags: int, madv_behavior: madvise_behavior) -> int:
     return 0
 
 
+def swapin_walk_pmd_entry(pmd: EntryPtr, start: int, end: int, walk) -> int:
+    """mm/madvise.c swapin_walk_pmd_entry(): read every swap entry of the range into the
+    swap cache (read_swap_cache_async: impl/swapfile.py swapin_readahead), dropping the PTE
+    lock around each read; the PTEs do not change."""
+    from .page import folio_put
+    vma = walk.private
+    mm = vma.vm_mm
+    ptep = None
+    ptl = None
+    addr = start
+    while addr < end:
+        if ptep is None:
+            ptep, ptl = pte_offset_map_lock(mm, pmd, addr)
+            if ptep is None:
+                break
+            first = ptep
+        else:
+            ptep = ptep + 1
+        pte = ptep_get(ptep)
+        if not pte_none(pte) and not pte_present(pte) and not non_swap_entry(pte):
+            pte_unmap_unlock(first, ptl)
+            ptep = None
+            folio = swapin_readahead(mm.machine, swp_offset(pte))
+            if folio is not None:
+                folio_put(folio)
+        addr += PAGE_SIZE
+    if ptep is not None:
+        pte_unmap_unlock(first, ptl)
+    return 0
+
+
 def madvise_willneed(madv_behavior: madvise_behavior) -> int:
-    """Schedule I/O for the range. Models mm/madvise.c madvise_willneed(): anonymous memory
-    would have its swap entries read in (no effect on the mappings; the model does not swap
-    anonymous pages out by itself), shmem too (shmem is never swapped in the model): both are
-    no-ops returning 0. A regular file's readahead (vfs_fadvise) is not modelled."""
+    """Schedule I/O for the range. Models mm/madvise.c madvise_willneed() (CONFIG_SWAP):
+    anonymous memory has its swap entries read into the swap cache (swapin_walk_ops; the
+    mappings do not change), shmem would have its swapped-out pages read in
+    (shmem_swapin_range: shmem is never swapped out in the model, so nothing to do). A
+    regular file's readahead (vfs_fadvise) is not modelled."""
     vma = madv_behavior.vma
     file = vma.vm_file
-    # CONFIG_SWAP: vma_is_cow_mapping && anon_vma -> swapin_walk_ops: reads swap slots into
-    # the swap cache, which the model does not have; the PTEs do not change.
     if file is None:
+        walk_page_range_vma(vma, madv_behavior.range.start, madv_behavior.range.end,
+                            mm_walk_ops(pmd_entry=swapin_walk_pmd_entry), vma)
+        # lru_add_drain(): the model's LRU has no per-CPU batches.
         return 0
     if file.shmem:                           # shmem_mapping(file->f_mapping)
         return 0                             # shmem_swapin_range: nothing swapped out
@@ -255,11 +288,6 @@ def folio_test_lru(folio) -> bool:
     return bool(folio.flags & PG_lru)
 
 
-def folio_test_swapcache(folio) -> bool:
-    """include/linux/page-flags.h folio_test_swapcache(): the model has no swap cache."""
-    return False
-
-
 def folio_mark_lazyfree(folio) -> None:
     """mm/swap.c folio_mark_lazyfree(): a clean anonymous folio becomes lazily freeable
     (moved to the inactive file LRU, PG_swapbacked cleared). Simplified: the per-CPU
@@ -297,7 +325,7 @@ def madvise_free_pte_range(pmd: EntryPtr, addr: int, end: int, walk) -> int:
             # If the pte has a swap entry, just clear the page table to avoid swap-in.
             if not non_swap_entry(ptent):
                 nr_swap -= nr
-                free_swap_and_cache(mm.machine, ptent)    # free_swap_and_cache_nr
+                free_swap_and_cache(mm.machine, swp_offset(ptent))   # _nr(entry, nr)
                 pte_clear_not_present_full(mm, addr, pte, False)
             # (hwpoison entries: not modelled; migration entries are left alone)
         else:
@@ -309,6 +337,10 @@ def madvise_free_pte_range(pmd: EntryPtr, addr: int, end: int, walk) -> int:
                     if not folio_trylock(folio):
                         skip = True
                     elif folio_mapcount(folio) != 1:  # != folio_nr_pages(folio)
+                        folio_unlock(folio)
+                        skip = True
+                    elif (folio_test_swapcache(folio)
+                          and not folio_free_swap(mm.machine, folio)):
                         folio_unlock(folio)
                         skip = True
                     else:
@@ -403,14 +435,23 @@ def madvise_dontneed_free(madv_behavior: madvise_behavior) -> int:
 
 
 def madvise_cold_or_pageout_pte_range(pmd: EntryPtr, addr: int, end: int, walk) -> int:
-    """The pmd_entry of MADV_COLD (pageout=False): clear the accessed bit of PTEs of pages
-    mapped only here (queuing their TLB invalidation on the gather) and deactivate them.
-    Models mm/madvise.c madvise_cold_or_pageout_pte_range() for the COLD case; no THP, no
-    large folios, need_resched() is never true."""
+    """The pmd_entry of MADV_COLD (pageout=False) and MADV_PAGEOUT (pageout=True). For each
+    page on the LRU mapped only here: COLD clears the PTE's accessed bit (queuing its TLB
+    invalidation on the gather) and deactivates the page; PAGEOUT leaves the PTE alone and
+    isolates the page from the LRU, then, once the PTE lock is dropped, reclaims what it
+    isolated (reclaim_pages: impl/vmscan.py). Models mm/madvise.c
+    madvise_cold_or_pageout_pte_range() of 6.18; no THP, no large folios, need_resched() is
+    never true; fatal_signal_pending() is never true."""
+    from .migrate import folio_isolate_lru, folio_putback_lru
+    from .vmscan import reclaim_pages
     private = walk.private
     tlb: mmu_gather = private["tlb"]
+    pageout = private["pageout"]
+    folio_list: list = []
     mm = tlb.mm
     vma = walk.vma
+    # pageout_anon_only_filter: can_do_file_pageout() is true in the model (the caller owns
+    # its files), so file pages are paged out too.
     start_pte, ptl = pte_offset_map_lock(mm, pmd, addr)
     if start_pte is None:
         return 0
@@ -421,18 +462,29 @@ def madvise_cold_or_pageout_pte_range(pmd: EntryPtr, addr: int, end: int, walk) 
         ptent = ptep_get(pte)
         if not pte_none(ptent) and pte_present(ptent):
             folio = vm_normal_page(vma, addr, ptent)
-            if folio is not None:
-                # Do not interfere with other mappings of this folio and non-LRU folio.
-                if folio_test_lru(folio) and folio_mapcount(folio) == 1:
-                    if pte_young(ptent):
-                        clear_young_dirty_ptes(vma, addr, pte, nr, CYDP_CLEAR_YOUNG)
-                        tlb_remove_tlb_entries(tlb, pte, nr, addr)
-                    # folio_clear_referenced / folio_test_clear_young / folio_deactivate:
-                    # LRU placement, which the model keeps only as flags.
-                    folio_clear_flag(folio, PG_referenced | PG_active)
+            # Do not interfere with other mappings of this folio and non-LRU folio.
+            if (folio is not None and folio_test_lru(folio)
+                    and folio_mapcount(folio) == 1):    # != folio_nr_pages(folio)
+                if not pageout and pte_young(ptent):
+                    clear_young_dirty_ptes(vma, addr, pte, nr, CYDP_CLEAR_YOUNG)
+                    tlb_remove_tlb_entries(tlb, pte, nr, addr)
+                # We are deactivating a folio for accelerating reclaiming: the LRU placement
+                # is kept only as flags (folio_test_clear_young, folio_set_workingset: not
+                # modelled).
+                if pageout:
+                    folio_clear_flag(folio, PG_referenced)
+                    if folio_isolate_lru(folio):
+                        if folio.flags & PG_unevictable:
+                            folio_putback_lru(folio)
+                        else:
+                            folio_list.append(folio)
+                else:
+                    folio_clear_flag(folio, PG_referenced | PG_active)   # folio_deactivate
         pte = pte + nr
         addr += nr * PAGE_SIZE
     pte_unmap_unlock(start_pte, ptl)
+    if pageout:
+        reclaim_pages(mm.machine, folio_list)
     return 0
 
 
@@ -454,12 +506,25 @@ def madvise_cold(madv_behavior: madvise_behavior) -> int:
 
 
 def madvise_pageout(madv_behavior: madvise_behavior) -> int:
-    """MADV_PAGEOUT: the kernel's errors are returned; reclaim itself is not modelled.
-    Models the checks of mm/madvise.c madvise_pageout() (can_do_file_pageout() is true: the
-    caller owns its files)."""
-    if not can_madv_lru_vma(madv_behavior.vma):
+    """MADV_PAGEOUT: reclaim the pages of the range now (impl/vmscan.py): anonymous pages go
+    to swap (or stay, active, when there is none), clean page-cache pages are dropped,
+    dirty ones of a disk file stay (activated), lazily freeable ones are discarded. Models
+    mm/madvise.c madvise_pageout() -> madvise_pageout_page_range() of 6.18
+    (can_do_file_pageout() is true: the caller owns its files; lru_add_drain(): the model's
+    LRU has no per-CPU batches)."""
+    vma = madv_behavior.vma
+    if not can_madv_lru_vma(vma):
         return -EINVAL
-    raise NotSupported(madv_behavior.behavior, "page reclaim")
+    # (!vma_is_anonymous && !can_do_file_pageout && VM_MAYSHARE: never, see above)
+    tlb = mmu_gather()
+    tlb_gather_mmu(tlb, madv_behavior.mm)
+    tlb_start_vma(tlb, vma)
+    walk_page_range_vma(vma, madv_behavior.range.start, madv_behavior.range.end,
+                        mm_walk_ops(pmd_entry=madvise_cold_or_pageout_pte_range),
+                        {"tlb": tlb, "pageout": True})
+    tlb_end_vma(tlb, vma)
+    tlb_finish_mmu(tlb)
+    return 0
 
 
 def madvise_remove(madv_behavior: madvise_behavior) -> int:

@@ -34,8 +34,8 @@ from . import sched
 from .constants import EAGAIN, EBUSY, ENOMEM
 from .filemap import folio_add_lru
 from .locks import spin_unlock
-from .page import (PG_active, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_unevictable,
-                   PG_uptodate, PG_writeback, Page, folio_lock, folio_mapped, folio_put,
+from .page import (PG_active, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_swapcache,
+                   PG_unevictable, PG_uptodate, PG_writeback, Page, folio_lock, folio_mapped, folio_put,
                    folio_ref_count, folio_test_anon, folio_test_mlocked, folio_try_get,
                    folio_trylock, folio_unlock, page_mapcount)
 from .pgtable import pte_offset_map_lock, pte_unmap, pte_unmap_unlock, ptep_get
@@ -138,12 +138,13 @@ def putback_movable_pages(ctx: MigrateCtx, lst: list) -> None:
 # The copy
 # =============================================================================================
 def folio_expected_ref_count(folio: Page) -> int:
-    """include/linux/mm.h folio_expected_ref_count(): page cache (for a file folio with a
-    mapping) plus one per page-table mapping. No swap cache, no PG_private."""
+    """include/linux/mm.h folio_expected_ref_count(): the swap cache (an anonymous folio in
+    it) or the page cache (a file folio with a mapping), plus one per page-table mapping.
+    No PG_private."""
     sched.point("folio_expected_ref_count", reads=(folio.obj,))
     ref_count = 0
     if folio.mapping is not None and folio.mapping.is_anon:
-        ref_count += 0                      # folio_test_swapcache(): no swap cache
+        ref_count += 1 if folio.flags & PG_swapcache else 0
     else:
         ref_count += 1 if folio.mapping is not None else 0
     return ref_count + page_mapcount(folio)
@@ -165,6 +166,8 @@ def __folio_migrate_mapping(mapping, newfolio: Page, folio: Page, expected_count
     reference, unfreeze at one less) is one step: a lockless lookup sees the old folio
     before it or the new one after it, and one that took a reference before it makes the
     freeze fail (-EAGAIN)."""
+    if mapping is None and folio.flags & PG_swapcache:
+        return _migrate_swapcache(newfolio, folio, expected_count)
     if mapping is None:
         # Anonymous folio without a mapping: no turning back from here.
         sched.point("__folio_migrate_mapping", reads=(folio.obj,), writes=(newfolio.obj,))
@@ -190,6 +193,31 @@ def __folio_migrate_mapping(mapping, newfolio: Page, folio: Page, expected_count
         newfolio.flags |= PG_dirty
     mapping.i_pages[folio.index] = newfolio   # xas_store()
     # Drop the cache reference of the old folio by unfreezing to one less.
+    folio._refcount = expected_count - 1
+    return 0
+
+
+def _migrate_swapcache(newfolio: Page, folio: Page, expected_count: int) -> int:
+    """__folio_migrate_mapping() for an anonymous folio in the swap cache (folio_mapping()
+    is the swap address_space there; the model's folio_mapping() answers None for every
+    anonymous folio): under the swap cache's lock, freeze the count, give the new folio the
+    slot, the cache's reference and the dirty bit, unfreeze the old one at one less."""
+    from .swapfile import swap_info
+    offset = folio.swap_slot
+    machine = folio.zone.machine
+    sched.point("__folio_migrate_mapping(swap cache)", reads=(("swap", offset),),
+                writes=(("swap", offset), folio.obj, newfolio.obj))
+    if folio._refcount != expected_count:      # !folio_ref_freeze(folio, expected_count)
+        return -EAGAIN
+    newfolio.index = folio.index
+    newfolio.mapping = folio.mapping
+    newfolio._refcount += 1                    # folio_ref_add(newfolio, nr): cache reference
+    newfolio.flags |= PG_swapbacked | PG_swapcache
+    newfolio.swap_slot = offset                # newfolio->private = folio_get_private(folio)
+    if folio.flags & PG_dirty:
+        folio.flags &= ~PG_dirty
+        newfolio.flags |= PG_dirty
+    swap_info(machine).cache[offset] = newfolio   # xas_store()
     folio._refcount = expected_count - 1
     return 0
 

@@ -28,6 +28,7 @@ PG_uptodate = 1 << 3
 PG_dirty = 1 << 4
 PG_lru = 1 << 5
 PG_active = 1 << 7
+PG_swapcache = 1 << 8            # PG_owner_priv_1, which means this on swap-backed folios
 PG_reserved = 1 << 10
 PG_writeback = 1 << 13
 PG_anon_exclusive = 1 << 16      # PG_mappedtodisk, which means this on anonymous pages
@@ -37,7 +38,8 @@ PG_mlocked = 1 << 21
 
 PAGE_FLAG_NAMES = (
     (PG_locked, "locked"), (PG_referenced, "referenced"), (PG_uptodate, "uptodate"),
-    (PG_dirty, "dirty"), (PG_lru, "lru"), (PG_active, "active"), (PG_reserved, "reserved"),
+    (PG_dirty, "dirty"), (PG_lru, "lru"), (PG_active, "active"), (PG_swapcache, "swapcache"),
+    (PG_reserved, "reserved"),
     (PG_writeback, "writeback"), (PG_anon_exclusive, "anon_exclusive"),
     (PG_swapbacked, "swapbacked"),
     (PG_unevictable, "unevictable"), (PG_mlocked, "mlocked"),
@@ -116,6 +118,11 @@ def folio_test_anon(page: Page) -> bool:
 
 def folio_test_swapbacked(page: Page) -> bool:
     return bool(page.flags & PG_swapbacked)
+
+
+def folio_test_swapcache(page: Page) -> bool:
+    """include/linux/page-flags.h folio_test_swapcache(): swap-backed and in the swap cache."""
+    return bool(page.flags & PG_swapbacked) and bool(page.flags & PG_swapcache)
 
 
 def folio_test_dirty(page: Page) -> bool:

@@ -23,11 +23,12 @@ KIND_NAMES = ("none", "present", "swap", "migration")
 
 
 class pte_t:
-    __slots__ = ("kind", "pfn", "write", "dirty", "young", "special", "offset", "protnone")
+    __slots__ = ("kind", "pfn", "write", "dirty", "young", "special", "offset", "protnone",
+                 "swp_exclusive")
 
     def __init__(self, kind: int, pfn: int = 0, write: bool = False, dirty: bool = False,
                  young: bool = False, special: bool = False, offset: int = 0,
-                 protnone: bool = False):
+                 protnone: bool = False, swp_exclusive: bool = False):
         self.kind = kind
         self.pfn = pfn
         self.write = write
@@ -37,10 +38,13 @@ class pte_t:
         self.offset = offset
         # x86 _PAGE_PROTNONE (a PRESENT entry of a PROT_NONE VMA): never writable.
         self.protnone = protnone
+        # _PAGE_SWP_EXCLUSIVE of a swap entry: the page was exclusive to this mm when it was
+        # swapped out, so swap-in may map it writable at once (pte_swp_exclusive).
+        self.swp_exclusive = swp_exclusive
 
     def _key(self) -> tuple:
         return (self.kind, self.pfn, self.write, self.dirty, self.young, self.special,
-                self.offset, self.protnone)
+                self.offset, self.protnone, self.swp_exclusive)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, pte_t) and self._key() == other._key()
@@ -71,7 +75,7 @@ def describe(pte: pte_t) -> str:
             bits.append("protnone")
         return f"pfn {pte.pfn} " + " ".join(bits)
     if pte.kind == SWAP:
-        return f"swap {pte.offset}"
+        return f"swap {pte.offset}" + (" exclusive" if pte.swp_exclusive else "")
     return f"migration pfn {pte.pfn}" + (" (was rw)" if pte.write else "")
 
 
@@ -166,6 +170,18 @@ def pte_mkwrite(pte: pte_t) -> pte_t:
 # --- swap and migration entries (include/linux/swapops.h) -----------------------------------
 def swp_entry_to_pte(offset: int) -> pte_t:
     return pte_t(SWAP, offset=offset)
+
+
+def pte_swp_mkexclusive(pte: pte_t) -> pte_t:
+    return pte_t(SWAP, offset=pte.offset, swp_exclusive=True)
+
+
+def pte_swp_exclusive(pte: pte_t) -> bool:
+    return pte.swp_exclusive
+
+
+def pte_swp_clear_exclusive(pte: pte_t) -> pte_t:
+    return pte_t(SWAP, offset=pte.offset)
 
 
 def non_swap_entry(pte: pte_t) -> bool:

@@ -41,14 +41,16 @@ import bisect
 from typing import Any, Callable, Optional
 
 from . import sched
-from .constants import (EBUSY, EFAULT, ENOMEM, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_READ,
-                        VM_SHARED, VM_WRITE)
+from .bug import WARN
+from .constants import (EBUSY, EFAULT, ENOMEM, MM_ANONPAGES, MM_SWAPENTS, PAGE_SHIFT, PAGE_SIZE,
+                        PMD_SIZE, VM_EXEC, VM_LOCKED, VM_READ, VM_SHARED, VM_WRITE)
 from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
                     spin_unlock, up_read, up_write)
 from .mm_types import linear_page_index, vm_flags_read
-from .page import (PG_anon_exclusive, PG_locked, PG_swapbacked, Page, folio_get, folio_mapped, folio_put,
-                   folio_set_dirty, folio_test_anon, folio_test_dirty)
-from .pgtable import (EntryPtr, entry_table, pmd_none, pmdp_get, pte_index, pte_offset_map_lock,
+from .page import (PG_anon_exclusive, PG_dirty, PG_locked, PG_swapbacked, PG_swapcache, Page,
+                   folio_get, folio_mapped, folio_put, folio_set_dirty, folio_set_flag,
+                   folio_test_anon, folio_test_dirty)
+from .pgtable import (EntryPtr, pmd_none, pmdp_get, pte_offset_map_lock,
                       pte_offset_map_rw_nolock, pte_unmap, pte_unmap_unlock,
                       pte_accessible, ptep_clear_flush, ptep_get, ptep_get_and_clear,
                       set_pte_at, walk_to_pmd)
@@ -1444,6 +1446,127 @@ def try_to_migrate(folio: Page, flags: int) -> None:
     # Zone-device folios: not modelled. KSM: none.
     if folio_test_anon(folio):
         rwc.invalid_vma = invalid_migration_vma
+    if flags & TTU_RMAP_LOCKED:
+        rmap_walk_locked(folio, rwc)
+    else:
+        rmap_walk(folio, rwc)
+
+
+def try_to_unmap_one(folio: Page, vma, address: int, arg) -> bool:
+    """Unmap *folio* from *vma* for reclaim: an anonymous page's PTE becomes a swap entry
+    for its swap cache slot (a reference to the slot: swap_duplicate; exclusive if the page
+    was), a lazily freeable (MADV_FREE) clean page is discarded, a page-cache page's PTE is
+    cleared; the PTE's dirty bit goes to the folio, the flush is deferred under
+    TTU_BATCH_FLUSH (set_tlb_ubc_flush_pending), the rmap and the mapping's reference go.
+    Returns False when the folio must stay mapped (an mlocked VMA, a re-dirtied or re-used
+    lazyfree page, a page that may be DMA-pinned).
+
+    Models mm/rmap.c try_to_unmap_one() of 6.18, order 0: no hugetlb, THP, hwpoison,
+    device-private pages, uffd-wp or soft-dirty bits; mmu notifiers and the swapoff mmlist
+    are not modelled."""
+    from .mlock import mlock_folio
+    from .mm_types import add_mm_counter, dec_mm_counter, inc_mm_counter, mm_counter_file
+    from .pte import pte_swp_mkexclusive, swp_entry_to_pte
+    from .swapfile import swap_duplicate, swap_free
+    from .zap import update_hiwater_rss
+    mm = vma.vm_mm
+    pvmw = DEFINE_FOLIO_VMA_WALK(folio, vma, address, 0)
+    flags = arg
+    ret = True
+    if flags & TTU_SYNC:
+        pvmw.flags = PVMW_SYNC
+    while page_vma_mapped_walk(pvmw):
+        # If the folio is in an mlock()d vma, we must not swap it out.
+        if not flags & TTU_IGNORE_MLOCK and vm_flags_read(vma) & VM_LOCKED:
+            ret = False
+            # Restore the mlock which got missed (mlock_vma_folio).
+            mlock_folio(folio)
+            page_vma_mapped_walk_done(pvmw)
+            break
+        pteval = ptep_get(pvmw.pte)
+        if not pte_present(pteval):
+            raise KernelBug("try_to_unmap_one: non-present PTE matched")
+        pfn = pte_pfn(pteval)
+        subpage = folio
+        address = pvmw.address
+        anon_exclusive = folio_test_anon(folio) and PageAnonExclusive(subpage)
+        flush_cache_page(vma, address, pfn)
+        # Nuke the page table entry.
+        if should_defer_flush(mm, flags):
+            pteval = ptep_get_and_clear(mm, address, pvmw.pte)
+            set_tlb_ubc_flush_pending(mm, pteval, address, address + PAGE_SIZE)
+        else:
+            pteval = ptep_clear_flush(vma, address, pvmw.pte)
+        # Set the dirty flag on the folio now the PTE is gone.
+        if pte_dirty(pteval):
+            folio_set_dirty(folio)              # folio_mark_dirty()
+        update_hiwater_rss(mm)
+        if folio_test_anon(folio):
+            entry = folio.swap_slot             # page_swap_entry(subpage)
+            if bool(folio.flags & PG_swapbacked) != bool(folio.flags & PG_swapcache):
+                WARN(mm.machine, "WARN_ON_ONCE(folio_test_swapbacked(folio) != "
+                                 "folio_test_swapcache(folio))")
+                set_pte_at(mm, address, pvmw.pte, pteval)
+                ret = False
+                page_vma_mapped_walk_done(pvmw)
+                break
+            if not folio.flags & PG_swapbacked:
+                # MADV_FREE page: discard it unless it was re-dirtied or is used elsewhere.
+                sched.point("folio_ref_count/folio_mapcount (smp_mb)", reads=(folio.obj,))
+                ref_count = folio._refcount
+                map_count = folio._mapcount + 1
+                if folio.flags & PG_dirty:
+                    # Redirtied: remap it and move it back to the swap-backed LRU.
+                    set_pte_at(mm, address, pvmw.pte, pteval)
+                    folio_set_flag(folio, PG_swapbacked)
+                    ret = False
+                    page_vma_mapped_walk_done(pvmw)
+                    break
+                if ref_count != 1 + map_count:
+                    # A GUP or speculative reference: someone may still use the page.
+                    set_pte_at(mm, address, pvmw.pte, pteval)
+                    ret = False
+                    page_vma_mapped_walk_done(pvmw)
+                    break
+                add_mm_counter(mm, MM_ANONPAGES, -1)
+            else:
+                if swap_duplicate(mm.machine, entry) < 0:
+                    set_pte_at(mm, address, pvmw.pte, pteval)
+                    ret = False
+                    page_vma_mapped_walk_done(pvmw)
+                    break
+                # (arch_unmap_one: nothing on x86 / arm64)
+                # See folio_try_share_anon_rmap_pte(): clear the PTE first.
+                if anon_exclusive and folio_try_share_anon_rmap_pte(folio, subpage):
+                    swap_free(mm.machine, entry)
+                    set_pte_at(mm, address, pvmw.pte, pteval)
+                    ret = False
+                    page_vma_mapped_walk_done(pvmw)
+                    break
+                # (list_add(&mm->mmlist, &init_mm.mmlist): no swapoff in the model)
+                dec_mm_counter(mm, MM_ANONPAGES)
+                inc_mm_counter(mm, MM_SWAPENTS)
+                swp_pte = swp_entry_to_pte(entry)
+                if anon_exclusive:
+                    swp_pte = pte_swp_mkexclusive(swp_pte)
+                set_pte_at(mm, address, pvmw.pte, swp_pte)
+        else:
+            # A page-cache page: the PTE stays none, the next access faults it back in.
+            dec_mm_counter(mm, mm_counter_file(folio))
+        # discard:
+        folio_remove_rmap_pte(folio, subpage, vma)
+        # (VM_LOCKED: mlock_drain_local)
+        folio_put(folio)
+    return ret
+
+
+def try_to_unmap(folio: Page, flags: int) -> None:
+    """Try to remove every PTE mapping of *folio* (reclaim). Caller holds the folio lock;
+    folio_mapped() tells it whether the walk got them all.
+
+    Models mm/rmap.c try_to_unmap() (no TTU_RMAP_LOCKED caller in the model)."""
+    rwc = rmap_walk_control(rmap_one=try_to_unmap_one, arg=flags, done=folio_not_mapped,
+                            anon_lock=folio_lock_anon_vma_read)
     if flags & TTU_RMAP_LOCKED:
         rmap_walk_locked(folio, rwc)
     else:

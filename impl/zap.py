@@ -52,7 +52,9 @@ from .pgtable import (EntryPtr, mm_dec_nr_table, p4d_addr_end, p4d_offset,
 from .fault import vm_normal_page  # noqa: F401  (the one definition, mm/memory.c)
 from . import rmap
 from .rmap import flush_tlb_batched_pending
-from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_t)
+from .pte import (describe, is_migration_entry, pte_dirty, pte_none, pte_present, pte_t,
+                  swp_offset)
+from .swapfile import free_swap_and_cache
 
 ZAP_FLAG_DROP_MARKER = 1 << 0
 ZAP_FLAG_UNMAP = 1 << 1
@@ -181,7 +183,7 @@ def zap_nonpresent_ptes(tlb: mmu_gather, vma: vm_area_struct, pte: EntryPtr, pte
         if not should_zap_cows(details):
             return 1
         rss[MM_SWAPENTS] -= 1
-        free_swap_and_cache(mm.machine, ptent)
+        free_swap_and_cache(mm.machine, swp_offset(ptent))    # free_swap_and_cache_nr
     else:
         folio = mm.zone.pfn_to_page(ptent.pfn)
         if not should_zap_folio(details, folio):
@@ -201,12 +203,6 @@ def zap_install_uffd_wp_if_needed(vma: vm_area_struct, addr: int, pte: EntryPtr,
     Models mm/memory.c zap_install_uffd_wp_if_needed(): the model has no userfaultfd, so
     nothing is installed and the result is always false."""
     return False
-
-
-def free_swap_and_cache(machine, ptent: pte_t) -> None:
-    """mm/swapfile.c free_swap_and_cache_nr(): release the swap slot."""
-    sched.point("free_swap_and_cache", writes=(("swap", ptent.offset),))
-    machine.swap_map.pop(ptent.offset, None)
 
 
 def do_zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pte: EntryPtr, addr: int,

@@ -40,6 +40,9 @@ DEFAULT_LENGTH = 2
 # Steps of one execution at most (a scenario's default is 5,000): mlockall populates every
 # mapping of a layout.
 STEPS = 20_000
+# The machine's swap device (MADV_PAGEOUT swaps A's anonymous pages out): room for every
+# page a sequence can swap out.
+SWAP_PAGES = 8
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class Layout:
     mappings: str          # the [[process.mapping]] (and [[file]]) tables, TOML
     files: str = ""
     shmem: bool = False    # A is shmem: MADV_REMOVE punches a hole (the model punches none
-                           # in a regular file: fallocate is not modelled there)
+                           # in a regular file: fallocate is not modelled there); no
+                           # MADV_PAGEOUT (a dirty shmem page's shmem_writeout is not
+                           # modelled)
     # mlockall's flags: MCL_ONFAULT where A is a whole 512-page table, so that mlockall does
     # not fault in 512 pages in each of the sequences that call it (the populate itself is
     # the small layouts' business).
@@ -174,6 +179,11 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
         call("madvise(A, MADV_COLD)", op="madvise", addr=a, len=n, advice="MADV_COLD"),
         call("madvise(A..B, MADV_DONTNEED)", op="madvise", addr=a, len=span,
              advice="MADV_DONTNEED"),
+    ] + ([] if lay.shmem else [
+        call("madvise(A, MADV_PAGEOUT)", op="madvise", addr=a, len=n, advice="MADV_PAGEOUT"),
+        call("madvise(A..B, MADV_PAGEOUT)", op="madvise", addr=a, len=span,
+             advice="MADV_PAGEOUT"),
+    ]) + [
         call("mlock(A first page)", op="mlock", addr=a, len=PAGE),
         call("munlock(A..B)", op="munlock", addr=a, len=span),
         call(f"mlockall({lay.mlockall})", op="mlockall", flags=lay.mlockall),
@@ -219,6 +229,9 @@ name = "sequence-{lay.name}"
 description = "{labels}"
 cpus = 2
 arch = "{lay.arch}"
+
+[tunables]
+swap_pages = {SWAP_PAGES}
 {lay.files}
 [[process]]
 name = "p"

@@ -508,9 +508,9 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
         elif k == "zero":
             install(addr, pte_mkspecial(pfn_pte(m.zone.zero_page.pfn, write=False)))
         elif k == "swap":
-            slot = m.next_swap_slot
-            m.next_swap_slot += 1
-            m.swap_map[slot] = {}
+            slot = 1 + len(m.swap.swap_map)
+            m.swap.swap_map[slot] = 1            # one PTE references it
+            m.swap.data[slot] = {}
             install(addr, swp_entry_to_pte(slot))
             inc_mm_counter(mm, MM_SWAPENTS)
     for i, k in enumerate(kinds):

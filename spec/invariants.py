@@ -431,12 +431,14 @@ def _refcount():
 
 
 @invariant("REFCOUNT.exact", "every reference to an allocated page has a holder: refcount is "
-           "its mapcount plus the page cache's reference (and the folio lock holder's)", when="quiescent",
+           "its mapcount plus the page cache's or swap cache's reference (and the folio lock "
+           "holder's)", when="quiescent",
            concrete_only=True)
 def _refcount_exact():
     # When no thread is in the kernel, the only holders of a page reference the model has are
     # the PTEs that map it (one reference each, taken with the rmap), the page cache (one,
-    # filemap_add_folio / shmem_add_to_page_cache, dropped at removal) and a path that holds
+    # filemap_add_folio / shmem_add_to_page_cache, dropped at removal), the swap cache (one,
+    # swap_cache_add_folio, dropped by swap_cache_del_folio) and a path that holds
     # the folio locked (a migration between try_to_migrate and remove_migration_ptes: a
     # state the bounded tables build). Every other reference
     # (a fault's folio_get, GUP's pin, migration's isolation, an mmu_gather batch, a swap-in's

@@ -172,11 +172,12 @@ class ConcreteView:
 
     def refcount_unheld(self, f) -> int:
         """References to *f* beyond those of its holders (REFCOUNT.exact): its mappings, the
-        page cache, and the path that holds the folio lock (a migration in flight holds the
-        folio it isolated locked, with a reference, from try_to_migrate to
+        page cache or the swap cache, and the path that holds the folio lock (a migration in
+        flight holds the folio it isolated locked, with a reference, from try_to_migrate to
         remove_migration_ptes)."""
-        from unmapcheck.impl.page import PG_locked
-        unheld = f._refcount - (f._mapcount + 1) - (1 if self.frame_pagecache(f) else 0)
+        from unmapcheck.impl.page import PG_locked, PG_swapcache
+        unheld = (f._refcount - (f._mapcount + 1) - (1 if self.frame_pagecache(f) else 0)
+                  - (1 if f.flags & PG_swapcache else 0))
         if unheld > 0 and f.flags & PG_locked:
             unheld -= 1
         return unheld

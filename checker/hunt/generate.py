@@ -46,7 +46,8 @@ PUD_SIZE = 1 << 30
 REGION = 0x7F0000000000              # below it nothing is mapped; PUD aligned
 OTHER = "q"                          # the unrelated process (Swarm.other_process)
 
-# (MADV_PAGEOUT is page reclaim, which the model leaves out)
+# (MADV_PAGEOUT is not drawn yet: a hunt's machine has no swap device, and a dirty shmem
+# page's reclaim, shmem_writeout, is not modelled)
 MADVICES = [("MADV_DONTNEED", 5), ("MADV_FREE", 1), ("MADV_COLD", 1),
             ("MADV_DONTNEED_LOCKED", 1)]
 USER_OPS = [("madvise", 6), ("munmap", 4), ("mprotect", 2), ("mlock", 1), ("munlock", 1),

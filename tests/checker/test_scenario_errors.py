@@ -556,7 +556,7 @@ def test_an_op_the_model_leaves_out_is_a_scenario_error_when_reached():
     from unmapcheck.checker.runtime import Execution
     text = _edit(GOOD, '{ op = "load", addr = 0x7f0000000000 }',
                  '{ op = "madvise", addr = 0x7f0000000000, len = 4096, '
-                 'advice = "MADV_PAGEOUT" }')
+                 'advice = 102 }')          # MADV_GUARD_INSTALL
     ex = Execution(parse(text, "bad.toml"))
     with pytest.raises(ScenarioError) as e:
         for _ in range(1000):
@@ -564,7 +564,7 @@ def test_an_op_the_model_leaves_out_is_a_scenario_error_when_reached():
     ex.close()
     msg = str(e.value)
     assert msg.startswith("bad.toml:") and "thread[0].program[0]" in msg, msg
-    assert "MADV_PAGEOUT" in msg and "not modelled" in msg and "\n" not in msg
+    assert "MADV_GUARD_INSTALL" in msg and "not modelled" in msg and "\n" not in msg
 
 
 def test_migrate_after_an_exit_detached_the_mm_finds_no_page():

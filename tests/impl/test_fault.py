@@ -447,7 +447,9 @@ def test_swap_entry_is_read_back_into_an_exclusive_anonymous_page():
     from unmapcheck.impl.pgtable import walk_to_pmd, pte_alloc, pte_offset_map
     pmd = walk_to_pmd(env.mm, BASE, alloc=True)
     pte_alloc(env.mm, pmd)
-    env.machine.swap_map[5] = {0: 0xAB, 1: 0xCD}
+    # What reclaim leaves once the folio is gone: a slot one PTE references.
+    env.machine.swap.swap_map[5] = 1
+    env.machine.swap.data[5] = {0: 0xAB, 1: 0xCD}
     set_pte_at(env.mm, BASE, pte_offset_map(pmd, BASE), swp_entry_to_pte(5))
     env.mm.rss_stat[MM_SWAPENTS] = 1
     assert load(env, BASE + 1) == 0xCD
@@ -456,7 +458,7 @@ def test_swap_entry_is_read_back_into_an_exclusive_anonymous_page():
     assert folio_test_anon(page) and rmap.PageAnonExclusive(page)
     assert pte.write and not pte.dirty           # exclusive: writable; a read: clean
     assert env.rss == [0, 1, 0, 0]
-    assert 5 not in env.machine.swap_map
+    assert 5 not in env.machine.swap.swap_map         # swap_free, swapcache_clear
     assert page_mapcount(page) == 1 and page._refcount == 1 and not page.flags & PG_locked
     assert folio_test_uptodate(page)
 

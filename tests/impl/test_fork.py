@@ -143,10 +143,10 @@ def test_swap_entry_is_duplicated_and_counted():
     env = Env()
     env.vma(page(0), 2, RW)
     env.touch(page(0), 2)
-    # A swap entry installed by hand, as a scenario does (nothing in the model swaps out).
-    slot = env.machine.next_swap_slot
-    env.machine.next_swap_slot += 1
-    env.machine.swap_map[slot] = {0: 0x77}
+    # A swap entry installed by hand: what reclaim leaves once the folio is gone.
+    slot = 1
+    env.machine.swap.swap_map[slot] = 1
+    env.machine.swap.data[slot] = {0: 0x77}
     ptep = lookup_pte(env.mm, page(1))
     old = env.page_at(page(1))
     set_pte_at(env.mm, page(1), ptep, swp_entry_to_pte(slot))
@@ -158,9 +158,12 @@ def test_swap_entry_is_duplicated_and_counted():
     child, cmm = fork(env)
     assert env.rss(cmm)[MM_SWAPENTS] == 1
     assert env.pte(page(1), cmm).kind == 2
+    assert env.machine.swap.swap_map[slot] == 2              # swap_duplicate: one per PTE
     env.check_exact(cmm)
-    assert env.load(page(1), cpu=1, task=child) == 0x77      # swapped in from its own slot
+    # The slot is shared: the child reads it into the swap cache, the parent finds it there.
+    assert env.load(page(1), cpu=1, task=child) == 0x77
     assert env.load(page(1)) == 0x77
+    assert env.page_at(page(1)) is env.page_at(page(1), cmm)
 
 
 @pytest.mark.parametrize("fixed", [True, False])

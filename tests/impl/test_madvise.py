@@ -18,7 +18,7 @@ from unmapcheck.impl.constants import (EINVAL, ENOMEM, MADV_COLD, MADV_DODUMP, M
                                        MM_SHMEMPAGES, PAGE_SIZE, PMD_SIZE, VM_DONTCOPY,
                                        VM_DONTDUMP, VM_HUGEPAGE, VM_MERGEABLE, VM_RAND_READ,
                                        VM_SEQ_READ, VM_WIPEONFORK)
-from unmapcheck.impl.madvise import NotSupported, do_madvise
+from unmapcheck.impl.madvise import MADV_GUARD_INSTALL, NotSupported, do_madvise
 from unmapcheck.impl.mm_types import inc_tlb_flush_pending, dec_tlb_flush_pending
 from unmapcheck.impl.page import PG_dirty, PG_swapbacked, page_mapcount
 
@@ -327,8 +327,8 @@ def test_populate_read_write_and_errors():
 def test_unsupported_advices_raise_after_the_kernels_error_checks():
     env = Env()
     layout(env)
-    with pytest.raises(NotSupported, match="MADV_PAGEOUT"):
-        do_madvise(env.mm, page(0), PAGE_SIZE, MADV_PAGEOUT)
+    with pytest.raises(NotSupported, match="MADV_GUARD_INSTALL"):
+        do_madvise(env.mm, page(0), PAGE_SIZE, MADV_GUARD_INSTALL)
     # The locks and the gather are balanced after the exception.
     assert env.mm.mmap_lock.state() == "unlocked"
     assert env.mm.tlb_flush_pending == 0

@@ -53,10 +53,10 @@ def table_with_swap_and_migration_entries(env: Env):
     MM_ANONPAGES 2 (the present page and the page under migration), MM_SWAPENTS 1."""
     env.vma(BASE, 512, RW)
     env.touch(BASE, 3)
-    # Page 1 swapped out by hand (nothing in the model swaps out): a swap slot holds it.
-    slot = env.machine.next_swap_slot
-    env.machine.next_swap_slot += 1
-    env.machine.swap_map[slot] = {0: 0x41}
+    # Page 1 swapped out by hand (what reclaim leaves once the folio is gone).
+    slot = 1
+    env.machine.swap.swap_map[slot] = 1
+    env.machine.swap.data[slot] = {0: 0x41}
     old = env.page_at(page(1))
     set_pte_at(env.mm, page(1), lookup_pte(env.mm, page(1)), swp_entry_to_pte(slot))
     rmap.folio_remove_rmap_ptes(old, old, 1, None)
@@ -116,7 +116,7 @@ def test_table_with_swap_and_migration_entries_is_reclaimed_on_x86_618(arch):
     # Every entry was zapped, and each counter is back to zero, exactly.
     assert [env.pte(page(i)).kind for i in range(3)] == [0, 0, 0]
     assert env.rss() == [0, 0, 0, 0]
-    assert slot not in env.machine.swap_map                 # free_swap_and_cache
+    assert slot not in env.machine.swap.swap_map            # free_swap_and_cache
     assert not mig.free and page_mapcount(mig) == 0         # migration still holds it
     assert (table_of(env) is None) is reclaimed
     assert table.free is reclaimed

@@ -669,7 +669,7 @@ class StatefulModel(RuleBasedStateMachine):
         for c in m.cpus:
             tlb, pwc = usable_entries(m, c)
             assert not tlb and not pwc, f"CPU{c.id} still caches {tlb} {pwc}"
-        assert not m.swap_map, f"swap slots left: {m.swap_map}"
+        assert not m.swap.swap_map, f"swap slots left: {m.swap.swap_map}"
         for page in m.zone.mem_map:
             if page.free or page.pfn == 0:
                 continue
