@@ -14,7 +14,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Iterable, Optional
 
-PATHS = ("munmap", "mmap", "mprotect", "MADV_DONTNEED", "MADV_FREE", "mlock", "munlock",
+PATHS = ("munmap", "mmap", "mprotect", "MADV_DONTNEED", "MADV_FREE", "MADV_PAGEOUT", "mlock", "munlock",
          "mlockall", "munlockall", "pwrite", "fork", "exec", "exit", "load/store", "gup_fast", "context_switch", "oom_reaper",
          "writeback", "migrate")
 
