@@ -20,6 +20,8 @@ baseline says the model did, program by program:
   __flush_tlb_range / flush_tlb_mm, powerpc's radix flushes);
 * ``pages``: the frames allocated when the sequence ends, by kind (page tables, anonymous,
   page cache ...): a table or a page kept, or freed, that the baseline did not;
+* ``dirty``: of those, the ones with PG_dirty set, by kind: a write that no longer marks its
+  page dirty (writeback would skip it) or a page dirtied that was clean;
 * ``faults``: the page faults the program's tasks completed, ``[minor, major]`` as
   getrusage() reports them (mm_account_fault): a fault that was not needed (a PTE left
   read-only that could have been writable, a populate that populated less), or one
@@ -50,7 +52,7 @@ from unmapcheck.proofs import sequences as S
 
 NAME = "baseline:sequences"
 SCHEMA = "unmapcheck-baseline"
-VERSION = 2
+VERSION = 3
 LENGTH = S.DEFAULT_LENGTH
 DEFAULT_PATH = Path(__file__).parent / "baseline-sequences.json.gz"
 BOUND = f"every sequence of <= {LENGTH} calls of the bounded layouts, the one-thread scenarios"
@@ -88,6 +90,7 @@ def program_signature(sc) -> dict:
     """Run scenario *sc* (one thread) once, without invariant checks (its obligation checks
     those), and say what the model did."""
     from unmapcheck.checker.runtime import Execution
+    from unmapcheck.impl.page import PG_dirty
     ex = Execution(sc, check=False)
     try:
         while not ex.finished():
@@ -98,10 +101,13 @@ def program_signature(sc) -> dict:
         flushes = [[info["start"], info["end"], bool(info.get("freed_tables"))]
                    for ev in ex.events for kind, info in ev.events if kind == "tlb_flush"]
         pages = Counter(p.kind for p in ex.machine.zone.mem_map if not p.free)
+        dirty = Counter(p.kind for p in ex.machine.zone.mem_map
+                        if not p.free and p.flags & PG_dirty)
         tasks = [proc.task for proc in ex.system.processes]
         return {"results": [_plain(r) for r in ex.results()["T0"]],
                 "flushes": flushes,
                 "pages": dict(sorted(pages.items())),
+                "dirty": dict(sorted(dirty.items())),
                 "faults": [sum(t.min_flt for t in tasks), sum(t.maj_flt for t in tasks)]}
     finally:
         ex.close()
@@ -165,7 +171,7 @@ def load(path) -> tuple[dict, dict]:
 
 
 def _difference(want: dict, got: dict) -> str:
-    for field in ("results", "flushes", "pages", "faults"):
+    for field in ("results", "flushes", "pages", "dirty", "faults"):
         if want.get(field) != got.get(field):
             return f"{field}: recorded {_short(want.get(field))}, now {_short(got.get(field))}"
     return "no difference"
@@ -224,7 +230,8 @@ def run(opts: Options, path=None) -> ObligationResult:
     return ObligationResult(NAME, "baseline", bound, PROVED, time.monotonic() - t0,
                             f"all {done} sequential programs ({len(programs)} of them corpus "
                             f"scenarios): every call's result, every TLB flush, the frames "
-                            f"left allocated and the page faults taken as recorded")
+                            f"left allocated (and dirty) and the page faults taken as "
+                            f"recorded")
 
 
 def _stale(layouts: dict, now: dict) -> Optional[str]:
