@@ -582,7 +582,8 @@ def _rmap_anon_vma():
 
 
 @invariant("RMAP.anon_exclusive", "a writable PTE maps an anonymous page only when it is the "
-           "page's only mapping", when="quiescent")
+           "page's only mapping (and no swap entry names its swap-cache slot)",
+           when="quiescent")
 def _rmap_anon_exclusive():
     # The COW rule (mm/memory.c, mm/rmap.c): an anonymous page may be mapped writable only
     # while it is exclusive to one mapping (PageAnonExclusive: do_anonymous_page and a COW
@@ -591,7 +592,10 @@ def _rmap_anon_exclusive():
     # shares the page (folio_try_dup_anon_rmap_pte clears the exclusive bit). The model's
     # pages are order-0 and KSM is not modelled, so "exclusive" is mapcount 1. Quiescent:
     # inside fork the parent's PTE is still writable when the child's mapcount is taken
-    # (copy_present_pte does both under the parent's page-table lock).
+    # (copy_present_pte does both under the parent's page-table lock). A page in the swap
+    # cache whose slot a swap PTE still references is not exclusive either, whatever its
+    # mapcount: the fault on that PTE maps this very page (do_swap_page maps such a page
+    # read-only, and wp_can_reuse_anon_folio reuses it only after folio_free_swap).
     def judged(S, B, p):
         f = S.frame(S.pte_pfn(p))
         return B.And(S.pte_present(p), B.Not(S.pte_special(p)), S.pte_write(p),
@@ -601,12 +605,15 @@ def _rmap_anon_exclusive():
         return S.select(S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(), judged)
 
     def body(S, B, p, ev):
-        return S.mapcount(S.frame(S.pte_pfn(p))) == 1
+        f = S.frame(S.pte_pfn(p))
+        return B.And(S.mapcount(f) == 1, B.Not(S.frame_swap_shared(f)))
 
     return (domain, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} writable at "
-        f"{_addr(p.vpn)} while the page has mapcount {S.mapcount(S.frame(S.pte_pfn(p)))}: "
-        f"a store through it changes what the other mappings read (COW broken)"))
+        f"{_addr(p.vpn)} while the page has mapcount {S.mapcount(S.frame(S.pte_pfn(p)))}"
+        + (" and a swap entry elsewhere still names its swap-cache slot"
+           if S.frame_swap_shared(S.frame(S.pte_pfn(p))) else "")
+        + ": a store through it changes what the other mappings read (COW broken)"))
 
 
 # --- the kernel's own complaints ---------------------------------------------------------------

@@ -500,6 +500,10 @@ class SymbolicView:
     def frame_anon(self, f):
         return self.s.frame_field(f.idx, "anon", z3.BoolVal(False))
 
+    def frame_swap_shared(self, f):
+        # The abstract state has no swap cache: no page is shared through a swap slot.
+        return z3.BoolVal(False)
+
     def frame_byte(self, pfn, offset):
         # The abstract state has no page contents (LOST_WRITE.cow is concrete_only and its
         # event, cow_copy, is not one an abstract operation reports): nothing to encode.

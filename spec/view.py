@@ -186,6 +186,16 @@ class ConcreteView:
     def frame_anon(f) -> bool:
         return f is not None and f.mapping is not None and f.mapping.is_anon
 
+    def frame_swap_shared(self, f) -> bool:
+        """*f* is in the swap cache and its slot is still referenced by a swap PTE: whoever
+        faults on that PTE gets this very page from the swap cache."""
+        from unmapcheck.impl.page import PG_swapcache
+        from unmapcheck.impl.swapfile import SWAP_HAS_CACHE
+        if f is None or not f.flags & PG_swapcache:
+            return False
+        count = self.machine.swap.swap_map.get(f.swap_slot, 0)
+        return bool(count & ~SWAP_HAS_CACHE)
+
     def pte_maps_freed_anon_vma(self, p) -> bool:
         """A present PTE mapping an anonymous page whose anon_vma (folio->mapping) has
         been freed."""
