@@ -17,6 +17,7 @@ from unmapcheck.proofs import SCENARIO_DIR
 S99 = SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml"
 
 
+@pytest.mark.slow      # (12 s: explores 99baac21e458 both ways; the tests below judge outcomes)
 def test_explore_lists_the_outcomes_with_their_counts(capsys):
     assert main(["explore", str(S99), "--outcomes"]) == 0
     fixed = capsys.readouterr().out

@@ -58,6 +58,7 @@ def test_naming_convention_one_item_per_fix_set(pytester):
     assert "other.toml" not in res.stdout.str()
 
 
+@pytest.mark.slow      # (13 s: the 99baac21e458 scenario both ways, in a subprocess)
 def test_dontneed_ids_and_marker(pytester):
     pytester.makefile(".unmapcheck.toml", x=corpus(DONTNEED))
     res = pytester.runpytest_subprocess("-v", "-m", "unmapcheck", "-p", "no:cacheprovider")

@@ -162,6 +162,7 @@ def _verdict(name):
     return judge(sc, res, name, 0.0), res
 
 
+@pytest.mark.slow      # (prove runs these three scenarios; the tests below break them)
 def test_the_reclaim_scenarios_hold_on_the_correct_model():
     for name in ("never-pageout-vs-store", "never-madv-free-vs-pageout",
                  "never-pageout-vs-fork"):
