@@ -22,6 +22,9 @@ baseline says the model did, program by program:
   page cache ...): a table or a page kept, or freed, that the baseline did not;
 * ``dirty``: of those, the ones with PG_dirty set, by kind: a write that no longer marks its
   page dirty (writeback would skip it) or a page dirtied that was clean;
+* ``hiwater``: each live mm's VmHWM (get_mm_hiwater_rss: the larger of hiwater_rss, which
+  update_hiwater_rss raises before a zap, and the current rss), in pages: an rss sum or a
+  high-water update gone wrong;
 * ``faults``: the page faults the program's tasks completed, ``[minor, major]`` as
   getrusage() reports them (mm_account_fault): a fault that was not needed (a PTE left
   read-only that could have been writable, a populate that populated less), or one
@@ -52,7 +55,7 @@ from unmapcheck.proofs import sequences as S
 
 NAME = "baseline:sequences"
 SCHEMA = "unmapcheck-baseline"
-VERSION = 3
+VERSION = 4
 LENGTH = S.DEFAULT_LENGTH
 DEFAULT_PATH = Path(__file__).parent / "baseline-sequences.json.gz"
 BOUND = f"every sequence of <= {LENGTH} calls of the bounded layouts, the one-thread scenarios"
@@ -90,6 +93,7 @@ def program_signature(sc) -> dict:
     """Run scenario *sc* (one thread) once, without invariant checks (its obligation checks
     those), and say what the model did."""
     from unmapcheck.checker.runtime import Execution
+    from unmapcheck.impl.mm_types import get_mm_rss
     from unmapcheck.impl.page import PG_dirty
     ex = Execution(sc, check=False)
     try:
@@ -104,10 +108,13 @@ def program_signature(sc) -> dict:
         dirty = Counter(p.kind for p in ex.machine.zone.mem_map
                         if not p.free and p.flags & PG_dirty)
         tasks = [proc.task for proc in ex.system.processes]
+        hiwater = [max(t.mm.hiwater_rss, get_mm_rss(t.mm)) for t in tasks
+                   if t.mm is not None and not t.mm.freed]
         return {"results": [_plain(r) for r in ex.results()["T0"]],
                 "flushes": flushes,
                 "pages": dict(sorted(pages.items())),
                 "dirty": dict(sorted(dirty.items())),
+                "hiwater": hiwater,
                 "faults": [sum(t.min_flt for t in tasks), sum(t.maj_flt for t in tasks)]}
     finally:
         ex.close()
@@ -171,7 +178,7 @@ def load(path) -> tuple[dict, dict]:
 
 
 def _difference(want: dict, got: dict) -> str:
-    for field in ("results", "flushes", "pages", "dirty", "faults"):
+    for field in ("results", "flushes", "pages", "dirty", "hiwater", "faults"):
         if want.get(field) != got.get(field):
             return f"{field}: recorded {_short(want.get(field))}, now {_short(got.get(field))}"
     return "no difference"
@@ -230,8 +237,8 @@ def run(opts: Options, path=None) -> ObligationResult:
     return ObligationResult(NAME, "baseline", bound, PROVED, time.monotonic() - t0,
                             f"all {done} sequential programs ({len(programs)} of them corpus "
                             f"scenarios): every call's result, every TLB flush, the frames "
-                            f"left allocated (and dirty) and the page faults taken as "
-                            f"recorded")
+                            f"left allocated (and dirty), the rss high-water marks and the "
+                            f"page faults taken as recorded")
 
 
 def _stale(layouts: dict, now: dict) -> Optional[str]:

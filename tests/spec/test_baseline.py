@@ -102,9 +102,9 @@ def test_a_stale_baseline_fails_with_what_to_do(tmp_path):
     (gzip.compress(b"{"), "not a gzip-compressed JSON baseline"),
     (gzip.compress(b'{"schema": "other"}'), "not an unmapcheck-baseline file"),
     (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 9}'), "version 9"),
-    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 3, "layouts": []}'),
+    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 4, "layouts": []}'),
      "field 'layouts'"),
-    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 3, "layouts": {}}'),
+    (gzip.compress(b'{"schema": "unmapcheck-baseline", "version": 4, "layouts": {}}'),
      "field 'scenarios'"),
 ])
 def test_a_malformed_baseline_is_one_line(tmp_path, content, needle):
@@ -180,3 +180,16 @@ def test_a_zap_that_no_longer_dirties_its_page_is_caught(monkeypatch):
     r = B.run(Options(timeout=300))
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: dirty: recorded" in r.detail, r.detail
+
+
+def test_an_rss_high_water_mark_gone_wrong_is_caught(monkeypatch):
+    """get_mm_rss() leaving out MM_SHMEMPAGES: the rss counters themselves stay exact, so no
+    invariant objects, but the VmHWM of a process with shmem pages mapped differs from the
+    baseline's."""
+    from unmapcheck.impl import mm_types
+    from unmapcheck.impl.constants import MM_ANONPAGES, MM_FILEPAGES
+    monkeypatch.setattr(mm_types, "get_mm_rss", lambda mm: mm.rss_stat[MM_FILEPAGES]
+                        + mm.rss_stat[MM_ANONPAGES])
+    r = B.run(Options(timeout=300))
+    assert r.status == FAILED, r.detail
+    assert "does not do what the baseline recorded: hiwater: recorded" in r.detail, r.detail
