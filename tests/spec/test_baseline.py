@@ -31,7 +31,7 @@ def test_a_flush_that_was_not_needed_is_caught(monkeypatch):
     permissions it did not reduce (B was already read-only)."""
     from unmapcheck.impl import mprotect
     monkeypatch.setattr(mprotect, "pte_needs_flush", lambda machine, old, new: True)
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="inside-a-table")
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: flushes: recorded" in r.detail, r.detail
     assert "unmapcheck explore" in r.data["counterexample"]
@@ -46,7 +46,7 @@ def test_a_page_table_kept_is_caught(monkeypatch):
     the frames left after munmap differ."""
     from unmapcheck.impl import free_pgtables
     monkeypatch.setattr(free_pgtables, "free_pgd_range", lambda *a, **k: None)
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="inside-a-table")
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: flushes" in r.detail or \
         "does not do what the baseline recorded: pages" in r.detail, r.detail
@@ -59,7 +59,7 @@ def test_a_changed_result_is_caught(monkeypatch):
     real = mlock.do_mlock
     monkeypatch.setattr(mlock, "do_mlock", lambda mm, start, length, flags:
                         -11 if mm.locked_vm else real(mm, start, length, flags))
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="inside-a-table")
     assert r.status == FAILED, r.detail
     assert "results: recorded" in r.detail and "-11" in r.detail, r.detail
 
@@ -70,7 +70,7 @@ def test_a_changed_result_of_a_corpus_scenario_is_caught(monkeypatch):
     one-thread corpus scenario."""
     from unmapcheck.impl import mlock
     monkeypatch.setattr(mlock, "count_mm_mlocked_page_nr", lambda mm, start, length: 0)
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="never-mlock-rlimit")
     assert r.status == FAILED, r.detail
     assert "scenario never-mlock-rlimit does not do what the baseline recorded: results" \
         in r.detail, r.detail
@@ -144,7 +144,7 @@ def test_a_fault_that_was_not_needed_is_caught(monkeypatch):
     not record."""
     from unmapcheck.impl import fault
     monkeypatch.setattr(fault, "vma_wants_writenotify", lambda vma: True)
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="shmem-mlocked")
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: faults: recorded" in r.detail, r.detail
 
@@ -172,12 +172,13 @@ def test_mm_account_fault_counts_what_getrusage_reports():
 
 def test_a_zap_that_no_longer_dirties_its_page_is_caught(monkeypatch):
     """zap_present_folio_ptes() no longer moving a dirty PTE's dirty bit to the page-cache
-    folio: munmap of the dirty shared file page B leaves it clean in the page cache, so
-    writeback would skip it. The frames left dirty differ from the baseline's (a
-    one-thread sequence has no writeback to lose the data to)."""
+    folio: munmap of the shared shmem mapping A, written through its PTEs at setup, leaves
+    its pages clean in the page cache (reclaim would drop them as if never written). No
+    invariant of a one-thread program objects; the frames left dirty differ from the
+    baseline's."""
     from unmapcheck.impl import zap
     monkeypatch.setattr(zap, "folio_set_dirty", lambda folio: None)
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="shmem-mlocked")
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: dirty: recorded" in r.detail, r.detail
 
@@ -190,6 +191,6 @@ def test_an_rss_high_water_mark_gone_wrong_is_caught(monkeypatch):
     from unmapcheck.impl.constants import MM_ANONPAGES, MM_FILEPAGES
     monkeypatch.setattr(mm_types, "get_mm_rss", lambda mm: mm.rss_stat[MM_FILEPAGES]
                         + mm.rss_stat[MM_ANONPAGES])
-    r = B.run(Options(timeout=300))
+    r = B.run(Options(timeout=300), only="shmem-mlocked")
     assert r.status == FAILED, r.detail
     assert "does not do what the baseline recorded: hiwater: recorded" in r.detail, r.detail
