@@ -194,10 +194,14 @@ class RealWindow:
 
     def __init__(self, npages: int = 64):
         self.npages = npages
-        base = real_syscall(SYS_mmap, 0, npages * PAGE_SIZE, 0,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        assert base > 0
-        self.base = base
+        # One PROT_NONE guard page on each side: a VMA at the window's edge could otherwise
+        # merge with an anonymous neighbour the interpreter mapped there (the window's VMA
+        # then starts outside it and vmas() does not see it).
+        outer = real_syscall(SYS_mmap, 0, (npages + 2) * PAGE_SIZE, 0,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        assert outer > 0
+        self.outer = outer
+        self.base = outer + PAGE_SIZE
 
     def layout(self, vmas=((0, 4, 3), (6, 4, 3)), touch=True):
         real_syscall(SYS_munmap, self.base, self.npages * PAGE_SIZE)
@@ -210,7 +214,7 @@ class RealWindow:
                     ctypes.c_char.from_address(a + i * PAGE_SIZE).value = b"x"
 
     def close(self):
-        real_syscall(SYS_munmap, self.base, self.npages * PAGE_SIZE)
+        real_syscall(SYS_munmap, self.outer, (self.npages + 2) * PAGE_SIZE)
 
     def vmas(self) -> list:
         """The VMAs inside the window from /proc/self/smaps, as (start page, end page,
