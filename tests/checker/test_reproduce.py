@@ -14,7 +14,9 @@ S99 = str(SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml")
 
 
 @pytest.mark.parametrize("extra", [
-    [],
+    # (the unbounded default: 9.5 s here; the bounded, random, PCT and capped forms below
+    # replay through the same printed command)
+    pytest.param([], marks=pytest.mark.slow),
     ["--preemptions", "1"],
     ["--random", "300", "--seed", "4"],
     ["--random", "40", "--seed", "1", "--pct", "3"],
