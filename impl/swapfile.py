@@ -15,8 +15,8 @@ folios). Offsets start at 1 (slot 0 is the swap header). Simplifications:
   swap_writeout() / swap_read_folio() return, so writeback never outlives the call and no
   readahead is done (swapin_readahead reads the one entry it was asked for);
 * no zswap, no zeromap shortcut (a zero-filled folio is written like any other: the
-  contents read back are the same), no swap continuation pages (a count never reaches
-  SWAP_MAP_MAX in the model), no swapoff (get_swap_device() always succeeds), no memcg swap
+  contents read back are the same), no swap continuation pages (a slot with
+  SWAP_MAP_MAX references raises "not modelled"; the model's scenarios stay far below), no swapoff (get_swap_device() always succeeds), no memcg swap
   accounting, no swap clusters (one lock object per slot: ``("swap", offset)``);
 * order-0 folios only (the model has no large folios).
 """
@@ -29,11 +29,23 @@ from . import sched
 from .constants import ENOENT, ENOMEM, EEXIST
 from .page import (PG_locked, PG_swapcache, PG_writeback, Page, folio_set_dirty,
                    folio_try_get, folio_unlock)
-from .sched import KernelBug
+from .sched import KernelBug, NotModelled
 
 # include/linux/swap.h
 SWAP_HAS_CACHE = 0x40        # the slot is in the swap cache (or being added to it)
 SWAP_MAP_MAX = 0x3e          # the largest count without continuation pages
+
+
+class _SwapSpace:
+    """The swap cache's address_space, as folio_mapping() names it for a folio in the swap
+    cache (the model's rmap folio_mapping() answers None for every anonymous folio; reclaim
+    asks with this in mind)."""
+
+    def __repr__(self) -> str:
+        return "<swap address_space>"
+
+
+SWAP_SPACE = _SwapSpace()
 
 
 def _slot(offset: int) -> tuple:
@@ -102,7 +114,9 @@ def __swap_duplicate(machine, offset: int, usage: int) -> int:
         if not count and not has_cache:
             return -ENOENT
         if count >= SWAP_MAP_MAX:
-            raise KernelBug("__swap_duplicate: swap count continuation is not modelled")
+            # Not a kernel bug: add_swap_count_continuation() would take over here.
+            raise NotModelled("swap count continuation (more than SWAP_MAP_MAX references "
+                              "to one slot)")
         count += usage
     si.swap_map[offset] = count | has_cache
     return 0

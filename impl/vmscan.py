@@ -27,7 +27,7 @@ from .page import (PG_active, PG_dirty, PG_locked, PG_mlocked, PG_swapbacked, PG
 from .rmap import TTU_BATCH_FLUSH, folio_mapping, try_to_unmap, try_to_unmap_flush, \
     try_to_unmap_flush_dirty
 from .sched import KernelBug
-from .swapfile import (__swap_cache_del_folio, folio_alloc_swap, folio_free_swap,
+from .swapfile import (SWAP_SPACE, __swap_cache_del_folio, folio_alloc_swap, folio_free_swap,
                        put_swap_folio, swap_writeout, vm_swap_full)
 
 # enum pageout_t
@@ -61,7 +61,7 @@ def pageout(folio: Page, mapping, machine) -> int:
         return PAGE_KEEP
     if mapping is None:
         return PAGE_KEEP            # (orphaned buffer pages: no buffers in the model)
-    if mapping != "swap":
+    if mapping is not SWAP_SPACE:
         if not shmem_mapping(mapping):
             # Reclaim never writes filesystem folios (that is the flusher's job).
             return PAGE_ACTIVATE
@@ -82,7 +82,7 @@ def __remove_mapping(machine, mapping, folio: Page) -> bool:
     page cache if only the isolation and the cache hold it (folio_ref_freeze(folio, 2):
     a reference taken meanwhile, a fault's or GUP's, wins) and it is clean. True if the
     folio left the cache; the caller then frees it (its count is frozen at zero)."""
-    if mapping == "swap":
+    if mapping is SWAP_SPACE:
         offset = folio.swap_slot
         sched.point("__remove_mapping(swap cluster lock)", reads=(("swap", offset),),
                     writes=(("swap", offset), folio.obj))
@@ -94,7 +94,7 @@ def __remove_mapping(machine, mapping, folio: Page) -> bool:
     if folio.flags & PG_dirty:                    # folio_ref_unfreeze(folio, 1 + nr)
         return False
     folio._refcount = 0
-    if mapping == "swap":
+    if mapping is SWAP_SPACE:
         __swap_cache_del_folio(machine, folio, offset)
         put_swap_folio(machine, folio, offset)
     else:
@@ -104,10 +104,10 @@ def __remove_mapping(machine, mapping, folio: Page) -> bool:
 
 
 def _mapping_of(folio: Page):
-    """folio_mapping() as reclaim sees it: the swap space ("swap") for a folio in the swap
-    cache (the model's folio_mapping() answers None for every anonymous folio)."""
+    """folio_mapping() as reclaim sees it: SWAP_SPACE for a folio in the swap cache (the
+    model's folio_mapping() answers None for every anonymous folio)."""
     if folio.flags & PG_swapcache:
-        return "swap"
+        return SWAP_SPACE
     return folio_mapping(folio)
 
 
