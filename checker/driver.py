@@ -51,6 +51,12 @@ class Scheduler(ABC):
         """Thread *tid* ran step *ev*; False ends the execution (:data:`STOPPED`)."""
         return True
 
+    def replayed_findings(self, run: "Run") -> Optional[tuple]:
+        """The findings (Event.findings) of the step about to run, when the scheduler knows
+        it ran this very step after the same schedule before (a stateless search replaying
+        its prefix); None to judge the state after it."""
+        return None
+
 
 @dataclass
 class Run:
@@ -114,7 +120,7 @@ def drive(scenario: Scenario, scheduler: Scheduler, *, record_stacks: bool = Fal
             pre = run.total_preemptions + preempts(run.prev, tid, enabled)
             run.schedule.append(tid)
             run.preemptions.append(pre)
-            ev = ex.step(tid)
+            ev = ex.step(tid, scheduler.replayed_findings(run))
             if not scheduler.stepped(run, tid, ev):
                 run.status = STOPPED
                 break

@@ -426,8 +426,18 @@ class DporSearch(_Search):
         node.chosen = tid
         return tid
 
+    def replayed_findings(self, run: Run) -> Optional[tuple]:
+        # The steps above the deepest state's (new) choice ran in the previous execution,
+        # after the same schedule: the model is deterministic, so the state after each is the
+        # one judged then (a divergence raises in pick).
+        k = run.depth - 1
+        if k < self._replay - 1:
+            return self.stack[k].findings
+        return None
+
     def stepped(self, run: Run, tid: int, ev: Event) -> bool:
         node = self.stack[run.depth - 1]
+        node.findings = ev.findings
         c = self._clocks
         deps, base = c.add(tid, ev)
         if not self.brute_force:
@@ -437,7 +447,8 @@ class DporSearch(_Search):
                     self._reverse_optimal(i, n, run.ex.events)
                 else:
                     self._reverse(i, n, run.ex.events)
-        if self.sleep_sets:
+        if self.sleep_sets and run.depth >= self._replay:
+            # (Only the last replayed step's answer is used: by the first new state.)
             self._child_sleep = {q for q in node.asleep() if q in node.pendings and
                                  not dependent(node.pendings[q], ev)}
         return True

@@ -24,7 +24,7 @@ class Node:
     """One state of the current execution (the state before step ``depth``)."""
 
     __slots__ = ("enabled", "pendings", "sleep", "backtrack", "done", "chosen", "prev",
-                 "preemptions", "wakeup", "handed", "why")
+                 "preemptions", "wakeup", "handed", "why", "findings")
 
     def __init__(self, enabled, pendings, sleep, prev, preemptions):
         # Threads whose pending step can run in this state.
@@ -57,6 +57,9 @@ class Node:
         # reversed sequence (any one of them would have done): a coordinator that knows
         # more of this state's choices than the worker drops the unit if it has one.
         self.why: dict[int, frozenset] = {}
+        # What judging the state after the chosen step found (Event.findings): a later
+        # execution that replays this step reports it again without judging again.
+        self.findings: Optional[tuple] = None
 
     def cost(self, tid: int) -> int:
         """1 if running *tid* here preempts the thread that ran last."""

@@ -55,6 +55,9 @@ class Event:
     events: list = field(default_factory=list)
     adds: frozenset = frozenset()
     blocking: bool = False      # the step could have waited (a lock acquire, a flush IPI)
+    # What judging the state after the step found: (name, group, message, thread) per
+    # violation, before the execution's de-duplication (a replay of the step re-reports it).
+    findings: tuple = ()
 
 
 @dataclass
@@ -193,8 +196,12 @@ class Execution:
     def finished(self) -> bool:
         return all(t.done for t in self.threads)
 
-    def step(self, tid: int) -> Event:
-        """Run thread *tid*'s pending step (and its local work up to the next point)."""
+    def step(self, tid: int, known: Optional[tuple] = None) -> Event:
+        """Run thread *tid*'s pending step (and its local work up to the next point).
+
+        *known*: the findings of this very step in an earlier execution with the same
+        schedule up to it (a stateless search replaying its prefix): the state after it is
+        the same, so they are reported again instead of judging it again."""
         t = self.threads[tid]
         p = t.pending
         assert p is not None and p.enabled(), (t.name, p)
@@ -205,7 +212,9 @@ class Execution:
         self._run_thread(t)
         ev.events = self._step_events
         if self.check_invariants:
-            self._check(ev)
+            ev.findings = self._check(ev) if known is None else known
+            for f in ev.findings:
+                self._violate(*f)
         if not self.enabled() and not self.finished():
             blocked = [x.name for x in self.threads if not x.done]
             self.deadlocked = True
@@ -231,19 +240,22 @@ class Execution:
         self._seen.add(key)
         self.violations.append(Violation(name, group, message, len(self.events) - 1, thread))
 
-    def _check(self, ev: Event) -> None:
+    def _check(self, ev: Event) -> tuple:
         """Judge the state after step *ev*: the step invariants its writes can break, then
-        each event it reported (spec/check.py decides what each moment checks)."""
+        each event it reported (spec/check.py decides what each moment checks). Returns the
+        findings, (name, group, message, thread) each."""
         S = ConcreteView(self.machine)
         thread = self.threads[ev.tid].name
         changed = {o[0] for o in ev.writes} | {o[0] for o in ev.adds}
-        for f in CHECK.violations(S, "step", changed=changed):
-            self._violate(f.name, f.group, f.message, thread)
+        found = [(f.name, f.group, f.message, thread)
+                 for f in CHECK.violations(S, "step", changed=changed)]
         if ev.events:
             quiet, all_quiet = self._quiet_mms(S)
             for kind, info in ev.events:
-                for f in CHECK.violations(S, kind, info, quiet_mms=quiet, all_quiet=all_quiet):
-                    self._violate(f.name, f.group, f.message, thread)
+                found += [(f.name, f.group, f.message, thread)
+                          for f in CHECK.violations(S, kind, info, quiet_mms=quiet,
+                                                    all_quiet=all_quiet)]
+        return tuple(found)
 
     def _quiet_mms(self, S) -> tuple[list, bool]:
         """The mms no thread is in the kernel on, and whether no thread is in the kernel at

@@ -432,7 +432,10 @@ ZAP_KINDS = ("none", "anon", "file", "file_dirty", "shmem", "zero", "swap", "mig
 def _zap_case(kinds: tuple, small_batches: bool = True):
     """A machine with one mm, one private file VMA over len(kinds) pages, and a page table
     whose entries are *kinds*; TLBs of both CPUs hold the present entries. Returns
-    (machine, mm, vma, base)."""
+    (machine, mm, vma, base). The VMA maps a memfd when *kinds* has a shmem page and a
+    regular file otherwise, and every file page is its file's page of the index the VMA maps
+    there (RMAP.file): with a shmem page, "file" and "file_dirty" are clean and dirty shmem
+    pages."""
     from unmapcheck.impl import cpu as hw
     from unmapcheck.impl import rmap
     from unmapcheck.impl.constants import (MM_SWAPENTS, PAGE_SIZE, VM_MAYREAD, VM_MAYWRITE,
@@ -459,8 +462,9 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
         hw.switch_mm(c, mm)
     regular = File(m, "file", n * PAGE_SIZE, shmem=False)
     shm = File(m, "shm", n * PAGE_SIZE, shmem=True)
+    backing = shm if "shmem" in kinds else regular
     vma = vm_area_struct(mm, base, base + n * PAGE_SIZE,
-                         VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE, 0, regular)
+                         VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE, 0, backing)
     mm.mm_mt.store(vma)
     mm.map_count = 1
     assert rmap.anon_vma_prepare(vma) == 0
@@ -495,7 +499,7 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
                 rmap.folio_remove_rmap_ptes(page, page, 1, vma)
                 install(addr, make_migration_entry(page.pfn, True))
         elif k in ("file", "file_dirty", "shmem", "mig_file"):
-            page = cache_page(shm if k == "shmem" else regular, i)
+            page = cache_page(backing, i)
             folio_get(page)                       # the PTE's (or migration's) reference
             inc_mm_counter(mm, mm_counter(page))
             if k == "mig_file":

@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterable, Optional
 from unmapcheck.impl.constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                                        NR_MM_COUNTERS, PAGE_SHIFT, RSS_COUNTER_NAMES)
 
+from .logic import CONCRETE
+
 
 @dataclass(frozen=True)
 class Invariant:
@@ -51,11 +53,12 @@ class Invariant:
         return B.forall(self.domain(S, ev), lambda x: self.body(S, B, x, ev))
 
     def witness(self, S, ev: Optional[dict] = None):
-        from .logic import CONCRETE
         return CONCRETE.witness(self.domain(S, ev), lambda x: self.body(S, CONCRETE, x, ev))
 
 
 REGISTRY: dict[str, Invariant] = {}
+# by_when's answers, per moment.
+_BY_WHEN: dict[str, list] = {}
 GROUPS: dict[str, str] = {
     "I1": "no stale TLB entry after a flush",
     "I2": "rss never negative, and exact",
@@ -69,7 +72,9 @@ GROUPS: dict[str, str] = {
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
     "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",
-    "RMAP": "a mapped anonymous page's anon_vma is alive; a writable one is exclusive",
+    "RMAP": "a mapped page is where its reverse map says: an anonymous page's anon_vma is "
+            "alive and a writable one exclusive; a page-cache page is the cache's page of the "
+            "file offset its VMA maps",
     "KERNEL": "the kernel does not complain (WARN, page-table leak, bad pgtables_bytes)",
 }
 
@@ -78,6 +83,7 @@ def invariant(name: str, title: str, when: str, footprint: Iterable[str] = (),
               concrete_only: bool = False):
     def register(fn):
         domain, body, message = fn()
+        _BY_WHEN.clear()
         REGISTRY[name] = Invariant(name, name.split(".")[0], title, when, domain, body, message,
                                    frozenset(footprint), concrete_only)
         return fn
@@ -616,6 +622,33 @@ def _rmap_anon_exclusive():
         + ": a store through it changes what the other mappings read (COW broken)"))
 
 
+@invariant("RMAP.file", "a PTE of a file VMA that maps a page-cache page maps the page the "
+           "file's page cache holds at the offset the VMA maps there", when="quiescent",
+           concrete_only=True)
+def _rmap_file():
+    # The page-cache rule of mm/truncate.c and the fault paths: a page leaves the cache
+    # (truncation, hole punch, reclaim, migration) only after every PTE mapping it is gone,
+    # under the folio lock: truncate_cleanup_folio unmaps a page a racing fault mapped again
+    # after unmap_mapping_range, __remove_mapping freezes the references a mapping holds,
+    # and a fault maps a page only under its lock after re-checking folio->mapping
+    # (shmem_get_folio, filemap_fault, next_uptodate_folio). A PTE left mapping a truncated
+    # page lets user space read and write memory the file no longer has (data written there
+    # is lost, the page outlives the file's view of it); one of the wrong index maps other
+    # file data. Quiescent: a fault between its lookup and its set_pte_at, or a truncation
+    # between its unmap and its removal, is inside the kernel.
+    def domain(S, ev):
+        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
+
+    def body(S, B, p, ev):
+        return B.Not(S.pte_maps_foreign_file_page(p))
+
+    return (domain, body, lambda S, p, ev: (
+        f"mm{S.mm_id(p.mm)} maps the page-cache page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, "
+        f"but the file's page cache does not hold it at the offset that VMA maps there "
+        f"(truncated, or another index): user space reads and writes memory the file no "
+        f"longer has"))
+
+
 # --- the kernel's own complaints ---------------------------------------------------------------
 # print_bad_pte (I4.bad_pte) and check_mm's bad rss-counter (I2.check_mm) are above, in the
 # groups of what they detect; BUG_ON and the VM_BUG_ON family stop the kernel and are reported
@@ -642,7 +675,12 @@ def _kernel_pgtables_bytes():
 
 
 def by_when(when: str) -> list[Invariant]:
-    return [inv for inv in REGISTRY.values() if inv.when == when]
+    # Asked after every step: computed once per moment (the registry is complete once this
+    # module is imported; register() empties the cache all the same).
+    out = _BY_WHEN.get(when)
+    if out is None:
+        out = _BY_WHEN[when] = [inv for inv in REGISTRY.values() if inv.when == when]
+    return out
 
 
 def groups() -> list[str]:

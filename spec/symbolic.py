@@ -514,6 +514,11 @@ class SymbolicView:
         # judged on concrete states only).
         return z3.BoolVal(False)
 
+    def pte_maps_foreign_file_page(self, p):
+        # The abstract state has no page cache index: every file PTE maps its own page
+        # (RMAP.file is judged on concrete states only).
+        return z3.BoolVal(False)
+
     def frame_pagecache(self, f):
         return self.s.frame_field(f.idx, "pagecache", z3.BoolVal(False))
 

@@ -205,6 +205,27 @@ class ConcreteView:
         return bool(f is not None and f.mapping is not None and f.mapping.is_anon
                     and getattr(f.mapping, "freed", False))
 
+    def pte_maps_foreign_file_page(self, p) -> bool:
+        """A present PTE in a file VMA that maps a page-cache page other than the page cache's
+        page of the file offset the VMA maps there (linear_page_index): a page truncated
+        out of the cache, or one of another index or file. Anonymous pages (COW copies),
+        the zero page and special (PFN) mappings are not page-cache pages."""
+        if not self.pte_present(p) or p.pte.special:
+            return False
+        f = self.frame(self.pte_pfn(p))
+        if f is None or f.free or self.frame_anon(f) or self.frame_is_zero(f):
+            return False
+        addr = p.vpn << PAGE_SHIFT
+        for v in p.mm.mm_mt.vmas:
+            if v.vm_start <= addr < v.vm_end:
+                if v.vm_file is None:
+                    return False
+                mapping = v.vm_file.f_mapping
+                index = ((addr - v.vm_start) >> PAGE_SHIFT) + v.vm_pgoff   # linear_page_index
+                return not (f.mapping is mapping and f.index == index
+                            and mapping.i_pages.get(index) is f)
+        return False
+
     @staticmethod
     def frame_pagecache(f) -> bool:
         return f is not None and f.mapping is not None and not f.mapping.is_anon
