@@ -105,6 +105,7 @@ class File:
         self.f_mapping = AddressSpace(machine, self)
         # inode->i_rwsem (inode_lock): serialises fallocate with other writers of the file.
         self.i_rwsem = RwSem(f"i_rwsem:file{self.id}")
+        machine.files.append(self)
 
     @property
     def i_mapping(self) -> AddressSpace:

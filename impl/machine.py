@@ -99,6 +99,10 @@ class Machine:
         self.swap = swap_info_struct(self.tunables.swap_pages)
         # Every mm_struct from mm_init() to __mmdrop(), for views and invariants.
         self.mms: list = []
+        # Model-only: every anon_vma and every file ever made, for the invariants that look
+        # at the reverse maps (RMAP.chains).
+        self.anon_vmas: list = []
+        self.files: list = []
         # Model-only: the COW copies between reading the old page and retiring its
         # translation (impl/cpu.py CopyWatch), for LOST_WRITE.cow.
         self.copy_watches: list = []

@@ -117,6 +117,7 @@ class AnonVma:
         self.num_children = 0
         self.num_active_vmas = 0
         self.freed = False
+        machine.anon_vmas.append(self)
 
     @property
     def obj(self) -> tuple:

@@ -10,7 +10,8 @@ fields. What is checked at which moment is decided here and nowhere else:
   object tuples), only those whose footprint the step touched.
 * ``"quiescent"``: when no thread is inside a kernel path on an mm. The invariants whose
   ``when`` is ``"quiescent"``, for each mm in *quiet_mms*; the ones about every page (I4,
-  REFCOUNT) only when *all_quiet* (no thread in the kernel anywhere).
+  REFCOUNT) and every mm's reverse-map links (RMAP.chains) only when *all_quiet* (no thread
+  in the kernel anywhere).
 * an event kind of :data:`EVENTS`: the invariants attached to that event (``when`` = the
   kind). A return to user space also makes its mm quiescent when it is in *quiet_mms*.
 
@@ -63,6 +64,8 @@ MOMENTS = ("step", "quiescent") + tuple(EVENTS)
 # Invariants about every page of the machine: a thread inside any mm may hold a batched
 # mapcount or refcount change, so they are judged only when no thread is in the kernel.
 _GLOBAL_GROUPS = ("I4", "REFCOUNT")
+# And invariants about every mm's reverse-map links, the freed mms' too.
+_GLOBAL_NAMES = ("RMAP.chains",)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def violations(S, moment: str, event: Optional[dict] = None, *,
         mms = S.mms() if quiet_mms is None else quiet_mms
         out: list[Finding] = []
         for inv in INV.by_when("quiescent"):
-            if inv.group in _GLOBAL_GROUPS:
+            if inv.group in _GLOBAL_GROUPS or inv.name in _GLOBAL_NAMES:
                 if all_quiet:
                     out += _judge([inv], S, None)
                 continue

@@ -649,6 +649,33 @@ def _rmap_file():
         f"longer has"))
 
 
+@invariant("RMAP.chains", "every VMA on an anon_vma's interval tree or a file's i_mmap is a "
+           "live VMA of its mm", when="quiescent", concrete_only=True)
+def _rmap_chains():
+    # The reverse maps hold no reference on a VMA: whoever removes a VMA from its mm
+    # unlinks it first (remove_vma after free_pgtables' unlink_anon_vmas and
+    # unlink_file_vma_batch_process; vma_complete for the VMA a merge removes; the error
+    # paths of split and expand). A VMA left on a chain after vm_area_free is what the next
+    # rmap walk (reclaim, migration, truncation's unmap_mapping_range) dereferences: a
+    # use-after-free. Judged with no thread in the kernel anywhere (spec/check.py: the
+    # chains of every mm, the freed ones included): a munmap, a merge or an exit holds a
+    # detached VMA on its chains until it unlinks it.
+    def domain(S, ev):
+        return S.rmap_chain_entries()
+
+    def body(S, B, x, ev):
+        return S.vma_live(x[1])
+
+    def message(S, x, ev):
+        owner, v = x
+        where = "i_mmap of file" if not owner.is_anon else "anon_vma"
+        return (f"the {where} {owner.id} still lists the VMA {v.vm_start:#x}-{v.vm_end:#x} of "
+                f"mm{S.mm_id(v.vm_mm)}, which is no longer in that mm's tree: the next rmap "
+                f"walk reads a freed vm_area_struct")
+
+    return (domain, body, message)
+
+
 # --- the kernel's own complaints ---------------------------------------------------------------
 # print_bad_pte (I4.bad_pte) and check_mm's bad rss-counter (I2.check_mm) are above, in the
 # groups of what they detect; BUG_ON and the VM_BUG_ON family stop the kernel and are reported

@@ -519,6 +519,14 @@ class SymbolicView:
         # (RMAP.file is judged on concrete states only).
         return z3.BoolVal(False)
 
+    def rmap_chain_entries(self) -> list:
+        # The abstract state has no reverse maps (RMAP.chains is judged on concrete states
+        # only).
+        return []
+
+    def vma_live(self, v):
+        return z3.BoolVal(True)
+
     def frame_pagecache(self, f):
         return self.s.frame_field(f.idx, "pagecache", z3.BoolVal(False))
 

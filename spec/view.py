@@ -226,6 +226,18 @@ class ConcreteView:
                             and mapping.i_pages.get(index) is f)
         return False
 
+    def rmap_chain_entries(self) -> list:
+        """Every (anon_vma or address_space, VMA) pair of the reverse maps: the VMAs on each
+        live anon_vma's interval tree and on each file's i_mmap."""
+        out = [(av, v) for av in self.machine.anon_vmas if not av.freed for v in av.vmas]
+        out += [(f.f_mapping, v) for f in self.machine.files for v in f.f_mapping.i_mmap]
+        return out
+
+    @staticmethod
+    def vma_live(v) -> bool:
+        """*v* is a VMA of its mm's tree (not detached, removed or freed)."""
+        return any(x is v for x in v.vm_mm.mm_mt.vmas)
+
     @staticmethod
     def frame_pagecache(f) -> bool:
         return f is not None and f.mapping is not None and not f.mapping.is_anon

@@ -1,0 +1,139 @@
+"""RMAP.file (a file VMA's PTE maps the page its file's page cache holds at that offset) and
+RMAP.chains (every VMA on a reverse map is a live VMA): they hold on the correct model, they
+judge a corrupted state, and the explorer reports a broken kernel path with a trace."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from unmapcheck.checker.explore import iterative_context_bounding
+from unmapcheck.checker.prove import explore_scenario, judge
+from unmapcheck.checker.scenario import load, parse
+from unmapcheck.impl import System
+from unmapcheck.impl.constants import (MADV_REMOVE, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
+                                       PROT_READ, PROT_WRITE)
+from unmapcheck.spec import check as CHECK
+from unmapcheck.spec.view import ConcreteView
+
+RW = PROT_READ | PROT_WRITE
+P = 0x1000
+SCENARIOS = Path(__file__).resolve().parents[2] / "proofs" / "scenarios"
+
+
+def _names(machine) -> set[str]:
+    S = ConcreteView(machine)
+    return {f.name for f in CHECK.violations(S, "quiescent")}
+
+
+def test_shared_and_private_file_mappings_satisfy_rmap_file():
+    s = System()
+    p = s.spawn()
+    fd = s.memfd_create("m", 2 * P)
+    shared = p.mmap(0, 2 * P, RW, MAP_SHARED, fd)
+    private = p.mmap(0, 2 * P, RW, MAP_PRIVATE, fd)
+    p.store(shared, 0x41)
+    assert p.load(private) == 0x41          # the page-cache page, mapped read-only
+    p.store(private + P, 0x42)              # a COW copy: anonymous, not judged
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+    assert p.madvise(shared, 2 * P, MADV_REMOVE) == 0
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+    p.exit()
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+
+
+def test_rmap_file_judges_a_page_left_mapped_after_it_left_the_cache():
+    s = System()
+    p = s.spawn()
+    fd = s.memfd_create("m", P)
+    f = s.file(fd)
+    a = p.mmap(0, P, RW, MAP_SHARED, fd)
+    p.store(a, 0x41)
+    page = f.f_mapping.i_pages.pop(0)       # truncated behind the PTE's back
+    page.mapping = None
+    assert "RMAP.file" in _names(s.machine)
+
+
+def test_rmap_file_judges_a_page_of_another_offset():
+    s = System()
+    p = s.spawn()
+    fd = s.memfd_create("m", 2 * P)
+    f = s.file(fd)
+    a = p.mmap(0, 2 * P, RW, MAP_SHARED, fd)
+    p.store(a, 0x41)
+    p.store(a + P, 0x42)
+    cache = f.f_mapping.i_pages
+    cache[0], cache[1] = cache[1], cache[0]   # each PTE now maps the other index's page
+    cache[0].index, cache[1].index = 0, 1
+    assert "RMAP.file" in _names(s.machine)
+
+
+def test_rmap_chains_judges_a_vma_freed_while_still_on_its_anon_vma():
+    s = System()
+    p = s.spawn()
+    a = p.mmap(0, 2 * P, RW, MAP_PRIVATE | MAP_ANONYMOUS)
+    p.store(a, 0x41)
+    vma = p.mm.mm_mt.vmas[0]
+    p.mm.mm_mt.vmas.remove(vma)             # gone from the tree, still on vma->anon_vma
+    assert "RMAP.chains" in _names(s.machine)
+
+
+# --- the explorer catches broken kernel paths, with a trace -------------------------------------
+def test_a_truncation_that_leaves_a_refaulted_page_mapped_is_caught(monkeypatch):
+    """truncate_cleanup_folio() without its unmap: a fault that mapped the page again after
+    the hole punch's unmap_mapping_range keeps it mapped after it left the page cache."""
+    from unmapcheck.impl import filemap
+    monkeypatch.setattr(filemap, "truncate_cleanup_folio",
+                        lambda folio: filemap.folio_cancel_dirty(folio))
+    name = "never-shmem-remove-vs-fault"
+    sc = load(str(SCENARIOS / f"{name}.toml"))
+    res = explore_scenario(sc, None, 300)
+    verdict = judge(sc, res, name, 0.0)
+    assert verdict.status == "FAILED", verdict.detail
+    best = res.best()
+    assert best.violation.name == "RMAP.file" and best.schedule, best.violation
+
+
+SPLIT_THEN_MERGE = """
+[scenario]
+name = "split-then-merge"
+cpus = 1
+
+[[process]]
+name = "p"
+[[process.mapping]]
+addr = 0x7f0000000000
+pages = 2
+prot = "rw"
+populate = "write"
+
+[[thread]]
+name = "T0"
+process = "p"
+cpu = 0
+program = [
+  { op = "mprotect", addr = 0x7f0000000000, len = 0x1000, prot = "r" },
+  { op = "mprotect", addr = 0x7f0000000000, len = 0x2000, prot = "r" },
+]
+
+[expect]
+never = true
+"""
+
+
+def test_a_merge_that_leaves_the_removed_vma_on_its_anon_vma_is_caught(monkeypatch):
+    """vma_complete() not unlinking the VMA a merge removes (unlink_anon_vmas skipped there
+    only): the freed VMA stays on the anon_vma's interval tree."""
+    from unmapcheck.impl import rmap
+    real = rmap.unlink_anon_vmas
+
+    def skipped_by_vma_complete(vma):
+        if inspect.stack()[1].function == "vma_complete":
+            return None
+        return real(vma)
+    sc = parse(SPLIT_THEN_MERGE)
+    assert iterative_context_bounding(sc, 0).best() is None
+    monkeypatch.setattr(rmap, "unlink_anon_vmas", skipped_by_vma_complete)
+    best = iterative_context_bounding(sc, 0).best()
+    assert best is not None and best.violation.name == "RMAP.chains", best
+    assert best.schedule and "anon_vma" in best.violation.message
