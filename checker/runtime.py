@@ -179,7 +179,10 @@ class Execution:
         except (KernelBug, LockDiscipline) as e:
             kind = "LOCK" if isinstance(e, LockDiscipline) else \
                 "DEADLOCK" if isinstance(e, Deadlock) else "BUG"
-            self._violate(kind, kind, f"{t.name}: {e}", t.name)
+            text = str(e)
+            # (the model's lock messages already name the context: the thread, in a run)
+            self._violate(kind, kind, text if text.startswith(f"{t.name}: ") else
+                          f"{t.name}: {text}", t.name)
             t.done = True
             self.record_result(t, f"{kind}: {e}")
         if t.glet.dead:

@@ -222,3 +222,19 @@ def mmap_assert_locked(mm) -> None:
     name = sched.current().name
     if mm.mmap_lock.writer != name and name not in mm.mmap_lock.readers:
         raise LockDiscipline(f"{name}: mmap_assert_locked failed")
+
+
+def lockdep_sys_exit(machine) -> None:
+    """kernel/locking/lockdep.c lockdep_sys_exit(), from exit_to_user_mode_prepare(): on
+    every return to user space, after a system call and after an exception (a page fault's
+    irqentry_exit_to_user_mode) alike, no lock may be held and no RCU read-side section open
+    ("lock held when returning to user space!")."""
+    from .rcu import in_read_section
+    ctx = sched.current()
+    if ctx.held:
+        raise LockDiscipline(f"{ctx.name}: lock held when returning to user space: "
+                             + ", ".join(lock.name for lock in ctx.held))
+    if in_read_section(machine):
+        raise LockDiscipline(f"{ctx.name}: returning to user space inside an RCU read-side "
+                             f"critical section")
+

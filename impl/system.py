@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import sched
-from .rcu import in_read_section
+from .locks import lockdep_sys_exit
 from .constants import (EBADF, EINVAL, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                         PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, VM_LOCKED)
 from .machine import Machine, Tunables
@@ -175,14 +175,7 @@ class Process:
         # The return to user space is a step of its own that reads every TLB: the invariants
         # checked here relate the TLBs to the page tables (see page.free_unref_page()).
         sched.point("return_to_user", reads=self.machine.zone.tlb_objs)
-        if ctx.held:
-            # lockdep's "lock held when returning to user space!"
-            raise sched.LockDiscipline(f"{ctx.name}: lock held when returning to user space: "
-                                       + ", ".join(lock.name for lock in ctx.held))
-        if in_read_section(self.machine):
-            # lockdep's "lock held when returning to user space!" for rcu_read_lock_map
-            raise sched.LockDiscipline(f"{ctx.name}: returning to user space inside an RCU "
-                                       f"read-side critical section")
+        lockdep_sys_exit(self.machine)
         syscall = ctx.syscall
         ctx.syscall = ""
         sched.event("return_to_user", syscall=syscall, cpu=ctx.cpu, mm=self.task.mm,

@@ -30,7 +30,7 @@ from .fault import (FAULT_FLAG_DEFAULT, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_TRIED
                     VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_OOM, VM_FAULT_RETRY,
                     VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, handle_mm_fault, lock_mm_and_find_vma,
                     vma_is_accessible)
-from .locks import mmap_read_unlock
+from .locks import lockdep_sys_exit, mmap_read_unlock
 from .mmap_lock import lock_vma_under_rcu, per_vma_locks, vma_end_read
 from .sched import KernelBug
 
@@ -245,9 +245,13 @@ def handle_page_fault(task, error_code: int, address: int) -> None:
 
 
 def exc_page_fault(task, error_code: int, address: int) -> None:
-    """arch/x86/mm/fault.c exc_page_fault(): the #PF entry (CR2 = *address*)."""
+    """arch/x86/mm/fault.c exc_page_fault(): the #PF entry (CR2 = *address*), and
+    irqentry_exit()'s return to user space (exit_to_user_mode_prepare's lockdep check; a
+    fault from user space always returns there)."""
     # (kvm async PF, irqentry state, tracing: not modelled)
     handle_page_fault(task, error_code, address)
+    if error_code & X86_PF_USER:
+        lockdep_sys_exit(task.mm.machine)
 
 
 def user_access(task, cpu, addr: int, write: bool, value: int = 0):

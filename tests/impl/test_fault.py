@@ -568,3 +568,52 @@ def test_random_accesses_agree_with_a_reference_memory(ops):
                 assert page_mapcount(pg) == counts.get(pg.pfn, 0)
                 assert pg._refcount == counts.get(pg.pfn, 0) + (pg.kind == "file")
                 assert not pg.flags & PG_locked
+
+
+# --- the return to user space after a fault (exit_to_user_mode_prepare's lockdep check) ----------
+def test_a_fault_that_returns_to_user_space_holding_a_lock_is_reported(monkeypatch):
+    """A page fault returns to user space through irqentry_exit_to_user_mode(), where
+    lockdep_sys_exit() checks no lock is held, as after a system call."""
+    from unmapcheck.impl import System, locks
+    from unmapcheck.impl import x86_fault as X
+    from unmapcheck.impl.constants import MAP_PRIVATE
+    s = System()
+    p = s.spawn()
+    fd = s.create_file("f", PAGE_SIZE)
+    a = p.mmap(0, PAGE_SIZE, RW, MAP_PRIVATE, fd)
+    assert p.load(a) == 0
+    real = X.handle_mm_fault
+
+    def keeps_the_page_table_lock(vma, address, flags, regs=None):
+        ret = real(vma, address, flags, regs)
+        locks.spin_lock(vma.vm_mm.page_table_lock)
+        return ret
+    monkeypatch.setattr(X, "handle_mm_fault", keeps_the_page_table_lock)
+    with pytest.raises(sched.LockDiscipline, match="lock held when returning to user space"):
+        p.store(a, 0x41)
+
+
+def test_the_explorer_reports_a_lost_cow_race_that_keeps_the_pte_lock(monkeypatch):
+    """never-cow-fault-vs-cow-fault with wp_page_copy's lost race (the PTE changed under
+    it) returning without pte_unmap_unlock(): the fault returns to user space holding the
+    PTL (LOCK, with a trace)."""
+    import sys
+    from pathlib import Path
+    from unmapcheck.checker.explore import iterative_context_bounding
+    from unmapcheck.checker.scenario import load
+    from unmapcheck.impl import fault as F
+    sc = load(str(Path(__file__).resolve().parents[2] / "proofs" / "scenarios"
+                  / "never-cow-fault-vs-cow-fault.toml"))
+    assert iterative_context_bounding(sc, 1).best() is None
+    real = F.pte_unmap_unlock
+
+    def keep_on_lost_race(pte, ptl):
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "wp_page_copy" and not caller.f_locals["page_copied"]:
+            return None
+        return real(pte, ptl)
+    monkeypatch.setattr(F, "pte_unmap_unlock", keep_on_lost_race)
+    best = iterative_context_bounding(sc, 1).best()
+    assert best is not None and best.violation.group == "LOCK", best
+    assert "lock held when returning to user space" in best.violation.message
+    assert best.schedule and best.preemptions == 1
