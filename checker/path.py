@@ -113,48 +113,56 @@ class Clocks:
 
     def add(self, tid: int, ev) -> tuple[set[int], list[int]]:
         """Record step *ev* of *tid*; return its direct dependencies (earlier steps it
-        conflicts with, latest per object) and the clock of its thread before it."""
+        conflicts with, latest per object) and the clock of its thread before it (shared
+        with that step: clocks are never changed once recorded)."""
         n = len(self.tids)
         seq = self._count.get(tid, 0) + 1
         self._count[tid] = seq
         deps: set[int] = set()
         lw, rs, ad = self._last_write, self._reads_since, self._adds_since
-        for o in ev.reads:
+        reads, adds, writes = ev.reads, ev.adds, ev.writes
+        for o in reads:
             w = lw.get(o)
             if w is not None:
                 deps.add(w)
-            deps.update(ad.get(o, ()))
-        for o in ev.adds:
+            a = ad.get(o)
+            if a:
+                deps.update(a)
+        for o in adds:
             w = lw.get(o)
             if w is not None:
                 deps.add(w)
-            deps.update(rs.get(o, ()))
-        for o in ev.writes:
+            r = rs.get(o)
+            if r:
+                deps.update(r)
+        for o in writes:
             w = lw.get(o)
             if w is not None:
                 deps.add(w)
-            deps.update(rs.get(o, ()))
-            deps.update(ad.get(o, ()))
+            r = rs.get(o)
+            if r:
+                deps.update(r)
+            a = ad.get(o)
+            if a:
+                deps.update(a)
+        vcs = self.vcs
         last = self._last_of_thread.get(tid)
-        base = list(self.vcs[last]) if last is not None else [0] * self.n
+        base = vcs[last] if last is not None else [0] * self.n
         vc = list(base)
         vc[tid] = seq
         for j in deps:
-            vj = self.vcs[j]
-            for k in range(self.n):
-                if vj[k] > vc[k]:
-                    vc[k] = vj[k]
-        self.vcs.append(vc)
+            vc = [a if a >= b else b for a, b in zip(vc, vcs[j])]
+        vcs.append(vc)
         self.tids.append(tid)
         self.seqs.append(seq)
         self._last_of_thread[tid] = n
-        for o in ev.reads:
-            if o not in ev.writes:
+        for o in reads:
+            if o not in writes:
                 rs.setdefault(o, []).append(n)
-        for o in ev.adds:
-            if o not in ev.writes:
+        for o in adds:
+            if o not in writes:
                 ad.setdefault(o, []).append(n)
-        for o in ev.writes:
+        for o in writes:
             lw[o] = n
             rs[o] = []
             ad[o] = []

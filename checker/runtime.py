@@ -218,7 +218,8 @@ class Execution:
             ev.findings = self._check(ev) if known is None else known
             for f in ev.findings:
                 self._violate(*f)
-        if not self.enabled() and not self.finished():
+        if not any(not x.done and x.pending is not None and x.pending.enabled()
+                   for x in self.threads) and not self.finished():
             blocked = [x.name for x in self.threads if not x.done]
             self.deadlocked = True
             self._violate("DEADLOCK", "DEADLOCK", "every remaining thread is blocked: "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from unmapcheck.impl import cpu as hw
 from unmapcheck.impl.mm_types import mm_struct
 from unmapcheck.impl.pgtable import (lookup_pte, p4d_offset, pgd_offset, pmd_alloc, pte_alloc,
-                                     pte_offset_map, pud_alloc, set_pte_at)
+                                     pte_offset_map, pte_unmap, pud_alloc, set_pte_at)
 from unmapcheck.impl.pte import PTE_NONE
 
 BASE = 0x7F0000000000
@@ -19,6 +19,7 @@ def install_pte(mm, addr, pte):
     pte_alloc(mm, pmdp)
     ptep = pte_offset_map(pmdp, addr)
     set_pte_at(mm, addr, ptep, pte)
+    pte_unmap(ptep)          # end pte_offset_map's RCU section (the slot stays usable here)
     return ptep
 
 

@@ -119,10 +119,12 @@ def test_cow_of_a_page_shared_with_another_mm_then_reuse_by_the_last_user():
     env.cpu[0].tlb.clear()                       # the flush fork does (flush_tlb_mm)
     page._refcount += 1                          # folio_get
     assert rmap.folio_try_dup_anon_rmap_pte(page, page, vma2, vma) == 0
-    from unmapcheck.impl.pgtable import walk_to_pmd, pte_alloc, pte_offset_map
+    from unmapcheck.impl.pgtable import walk_to_pmd, pte_alloc, pte_offset_map, pte_unmap
     pmd = walk_to_pmd(mm2, BASE, alloc=True)
     pte_alloc(mm2, pmd)
-    set_pte_at(mm2, BASE, pte_offset_map(pmd, BASE), pfn_pte(page.pfn, write=False))
+    ptep2 = pte_offset_map(pmd, BASE)            # (an RCU read-side section until pte_unmap)
+    set_pte_at(mm2, BASE, ptep2, pfn_pte(page.pfn, write=False))
+    pte_unmap(ptep2)
     mm2.rss_stat[MM_ANONPAGES] = 1
     assert page._refcount == 2 and page_mapcount(page) == 2
 
@@ -444,13 +446,15 @@ def test_swap_entry_is_read_back_into_an_exclusive_anonymous_page():
     env = Env()
     vma = env.vma(BASE, 2, RW)
     assert rmap.anon_vma_prepare(vma) == 0
-    from unmapcheck.impl.pgtable import walk_to_pmd, pte_alloc, pte_offset_map
+    from unmapcheck.impl.pgtable import walk_to_pmd, pte_alloc, pte_offset_map, pte_unmap
     pmd = walk_to_pmd(env.mm, BASE, alloc=True)
     pte_alloc(env.mm, pmd)
     # What reclaim leaves once the folio is gone: a slot one PTE references.
     env.machine.swap.swap_map[5] = 1
     env.machine.swap.data[5] = {0: 0xAB, 1: 0xCD}
-    set_pte_at(env.mm, BASE, pte_offset_map(pmd, BASE), swp_entry_to_pte(5))
+    ptep = pte_offset_map(pmd, BASE)             # (an RCU read-side section until pte_unmap)
+    set_pte_at(env.mm, BASE, ptep, swp_entry_to_pte(5))
+    pte_unmap(ptep)
     env.mm.rss_stat[MM_SWAPENTS] = 1
     assert load(env, BASE + 1) == 0xCD
     page = env.page_at(BASE)
