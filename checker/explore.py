@@ -619,23 +619,27 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
                                on_bound: Optional[Callable] = None,
                                on_execution: Optional[Callable] = None,
                                optimal: bool = True,
-                               parallel: Optional[Callable] = None) -> Result:
+                               parallel: Optional[Callable] = None,
+                               stop_when: Optional[Callable[[Result], bool]] = None) -> Result:
     """DPOR with preemption bounds 0, 1, ... max_bound (None: unbounded after the bounded
     rounds up to 2; that round is optimal DPOR unless *optimal* is False). Stops at the first
     bound that finds a violation when *stop_at_first*. A scenario with ``choices`` is
     explored once per injection plan (explore_choices). *parallel* (scenario, bound) ->
     Result runs each round instead (checker/parallel.py: work units on processes or a
-    cluster)."""
+    cluster). *stop_when* (result so far) -> bool also ends the search after a round or a
+    plan: the caller's verdict is decided (checker/prove.py: every group ``sometimes``
+    names found and every ``exists`` reached)."""
     def run(sc: Scenario) -> Result:
         return _icb(sc, max_bound, stop_at_first, deadline, max_executions, on_bound,
-                    on_execution, optimal, parallel)
+                    on_execution, optimal, parallel, stop_when)
     if not scenario.choices:
         return run(scenario)
-    return explore_choices(scenario, run, stop_at_first)
+    return explore_choices(scenario, run, stop_at_first, stop_when)
 
 
 def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
-                    stop_at_first: bool = True) -> Result:
+                    stop_at_first: bool = True,
+                    stop_when: Optional[Callable[[Result], bool]] = None) -> Result:
     """Both sides of every branch the kernel does not control (impl/sched.py may_fail),
     the way fault injection's fail-nth does it: explore with no branch failing, collect the
     branches the executions met ((thread, k): the thread's k-th branch of a kind the
@@ -659,7 +663,8 @@ def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
             merged.stats.complete = False
             if res.stats.interrupted:
                 break
-        if stop_at_first and merged.counterexamples:
+        if (stop_at_first and merged.counterexamples) or \
+                (stop_when is not None and stop_when(merged)):
             break
         if len(plan) < scenario.max_choices:
             for point in sorted(res.choice_points - set(plan)):
@@ -706,7 +711,8 @@ def _merge(a: Result, b: Result) -> Result:
 def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
          deadline: Optional[float], max_executions: Optional[int],
          on_bound: Optional[Callable], on_execution: Optional[Callable],
-         optimal: bool = True, parallel: Optional[Callable] = None) -> Result:
+         optimal: bool = True, parallel: Optional[Callable] = None,
+         stop_when: Optional[Callable[[Result], bool]] = None) -> Result:
     total = Stats(mode="dpor+icb")
     t0 = time.monotonic()
     bounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]
@@ -744,7 +750,7 @@ def _icb(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
         if res.stats.interrupted or stopped:
             total.complete = False
             break
-        if stop_at_first and res.counterexamples:
+        if (stop_at_first and res.counterexamples) or (stop_when is not None and stop_when(res)):
             break
         if res.stats.complete and res.stats.bound_pruned == 0 and res.stats.truncated == 0:
             # Nothing was cut by the bound: this round explored the unbounded space, and a

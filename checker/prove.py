@@ -128,11 +128,31 @@ def explore_scenario(scenario: Scenario, bound: Optional[int], timeout: Optional
                      max_executions: Optional[int] = None, stop_at_first: Optional[bool] = None):
     from .explore import iterative_context_bounding
     deadline = time.monotonic() + timeout if timeout else None
+    stop_when = None
     if stop_at_first is None:
         stop_at_first = not scenario.needs_every_outcome()
+        stop_when = decided(scenario)
     max_bound = bound if bound is not None else scenario.preemptions
     return iterative_context_bounding(scenario, max_bound, stop_at_first=stop_at_first,
-                                      deadline=deadline, max_executions=max_executions)
+                                      deadline=deadline, max_executions=max_executions,
+                                      stop_when=stop_when)
+
+
+def decided(scenario: Scenario) -> Optional[Callable]:
+    """For an expectation that only asks for things to be found (``sometimes`` groups and
+    ``exists`` conditions, no ``never``, ``not_exists`` or ``forall``): a test of a search
+    result that says every one of them was found, so that no further round can change the
+    verdict (judge). None for any other expectation (it needs the whole bounded space)."""
+    if scenario.expect_never or not scenario.expect_sometimes or \
+            any(oe.quantifier != "exists" for oe in scenario.outcome_expect):
+        return None
+
+    def found_everything(result) -> bool:
+        if not set(scenario.expect_sometimes) <= result.violated():
+            return False
+        outcomes = [dict(key) for key in result.outcome_counts]
+        return all(oe.judge(outcomes, False)[0] == PROVED for oe in scenario.outcome_expect)
+    return found_everything
 
 
 def scenario_obligations(paths=None) -> list[Obligation]:

@@ -507,8 +507,9 @@ def _zap_case(kinds: tuple, small_batches: bool = True):
                 install(addr, make_migration_entry(page.pfn, False))
             else:
                 rmap.folio_add_file_rmap_ptes(page, page, 1, vma)
-                dirty = k != "file"
-                install(addr, pfn_pte(page.pfn, write=dirty, dirty=dirty))
+                # Read-only: a private mapping never maps a page-cache page writable
+                # (RMAP.private_file); the dirty bit is what zap transfers to the page.
+                install(addr, pfn_pte(page.pfn, write=False, dirty=k != "file"))
         elif k == "zero":
             install(addr, pte_mkspecial(pfn_pte(m.zone.zero_page.pfn, write=False)))
         elif k == "swap":

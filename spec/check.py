@@ -10,8 +10,8 @@ fields. What is checked at which moment is decided here and nowhere else:
   object tuples), only those whose footprint the step touched.
 * ``"quiescent"``: when no thread is inside a kernel path on an mm. The invariants whose
   ``when`` is ``"quiescent"``, for each mm in *quiet_mms*; the ones about every page (I4,
-  REFCOUNT) and every mm's reverse-map links (RMAP.chains) only when *all_quiet* (no thread
-  in the kernel anywhere).
+  REFCOUNT), every mm's reverse-map links (RMAP.chains) and every clean file page
+  (LOST_WRITE.clean) only when *all_quiet* (no thread in the kernel anywhere).
 * an event kind of :data:`EVENTS`: the invariants attached to that event (``when`` = the
   kind). A return to user space also makes its mm quiescent when it is in *quiet_mms*.
 
@@ -65,7 +65,7 @@ MOMENTS = ("step", "quiescent") + tuple(EVENTS)
 # mapcount or refcount change, so they are judged only when no thread is in the kernel.
 _GLOBAL_GROUPS = ("I4", "REFCOUNT")
 # And invariants about every mm's reverse-map links, the freed mms' too.
-_GLOBAL_NAMES = ("RMAP.chains",)
+_GLOBAL_NAMES = ("RMAP.chains", "LOST_WRITE.clean")
 
 
 @dataclass(frozen=True)

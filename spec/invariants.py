@@ -527,6 +527,28 @@ def _lost_write_cow():
         f"{S.frame_byte(ev['dst'], st[1]):#x} there: the store is lost"))
 
 
+@invariant("LOST_WRITE.clean", "a clean page-cache page of a regular file that no PTE maps "
+           "dirty holds what the file has on disk", when="quiescent", concrete_only=True)
+def _lost_write_clean():
+    # PG_dirty is the kernel's promise that a page-cache page differs from its backing
+    # store only while it is set (or while PG_writeback is: the I/O is in flight): reclaim
+    # frees a clean, unmapped file page without writing it (shrink_folio_list), and the next
+    # fault reads the disk again. Every path that changes a file page marks it dirty first
+    # (a write fault: do_shared_fault / wp_page_shared -> fault_dirty_shared_page; zap and
+    # folio_mkclean transfer a dirty PTE; pwrite), and writeback clears PG_dirty only to
+    # write the page (folio_clear_dirty_for_io -> ->writepages). A clean page whose bytes
+    # differ from the disk holds stores that will be dropped. A dirty PTE still owes its
+    # stores to the page's dirty bit (zap and folio_mkclean move it), so such a page is not
+    # judged; a store through a stale TLB entry into a clean page is also LOST_WRITE's.
+    # Judged with no thread in the kernel anywhere (writeback is a kernel actor).
+    return (lambda S, ev: S.clean_file_pages(),
+            lambda S, B, page, ev: S.page_matches_disk(page),
+            lambda S, page, ev: (f"page pfn {page.pfn}, index {page.index} of a regular "
+                                 f"file, is clean and under no writeback, but its bytes "
+                                 f"differ from the file's disk image: the stores in it will "
+                                 f"never be written (lost write)"))
+
+
 @invariant("WALKER", "no zap of a VMA while a page walker is inside it", when="zap_under_walker")
 def _walker():
     return complaint(lambda S, e: f"the OOM reaper zaps {e['vma']} while exit_mmap's munlock "
@@ -647,6 +669,29 @@ def _rmap_file():
         f"but the file's page cache does not hold it at the offset that VMA maps there "
         f"(truncated, or another index): user space reads and writes memory the file no "
         f"longer has"))
+
+
+@invariant("RMAP.private_file", "a private mapping maps a page-cache page only read-only",
+           when="quiescent", concrete_only=True)
+def _rmap_private_file():
+    # The COW rule for file pages (mm/memory.c): a store to a MAP_PRIVATE mapping must reach
+    # a private copy, never the file. A read fault maps the page-cache page read-only
+    # (do_read_fault, fault-around); a write fault copies (do_cow_fault); a write to a
+    # read-only page-cache PTE copies (do_wp_page: wp_page_copy, a page that is not
+    # anonymous is never reused in a private mapping); mprotect makes a PTE of a private
+    # mapping writable only for an exclusive anonymous page (can_change_pte_writable); fork
+    # copies a PTE as it is. Quiescent: the fault paths hold the PTL from the check to the
+    # set_pte_at.
+    def domain(S, ev):
+        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
+
+    def body(S, B, p, ev):
+        return B.Not(S.pte_writes_private_pagecache(p))
+
+    return (domain, body, lambda S, p, ev: (
+        f"mm{S.mm_id(p.mm)} maps the page-cache page pfn {S.pte_pfn(p)} writable at "
+        f"{_addr(p.vpn)} in a private mapping: a store through it changes the file (and "
+        f"what every other mapping of it reads) instead of a COW copy"))
 
 
 @invariant("RMAP.chains", "every VMA on an anon_vma's interval tree or a file's i_mmap is a "

@@ -519,6 +519,19 @@ class SymbolicView:
         # (RMAP.file is judged on concrete states only).
         return z3.BoolVal(False)
 
+    def pte_writes_private_pagecache(self, p):
+        # The abstract state does not tell page-cache pages from anonymous ones by VMA
+        # sharing (RMAP.private_file is judged on concrete states only).
+        return z3.BoolVal(False)
+
+    def clean_file_pages(self) -> list:
+        # The abstract state has no page contents and no disk (LOST_WRITE.clean is judged on
+        # concrete states only).
+        return []
+
+    def page_matches_disk(self, page):
+        return z3.BoolVal(True)
+
     def rmap_chain_entries(self) -> list:
         # The abstract state has no reverse maps (RMAP.chains is judged on concrete states
         # only).

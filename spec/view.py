@@ -226,6 +226,38 @@ class ConcreteView:
                             and mapping.i_pages.get(index) is f)
         return False
 
+    def pte_writes_private_pagecache(self, p) -> bool:
+        """A present, writable PTE of a private (non-VM_SHARED) VMA that maps a page-cache
+        page: a store through it writes the file's page instead of a COW copy."""
+        from unmapcheck.impl.constants import VM_SHARED
+        if not self.pte_present(p) or p.pte.special or not p.pte.write:
+            return False
+        f = self.frame(self.pte_pfn(p))
+        if f is None or f.free or not self.frame_pagecache(f):
+            return False
+        addr = p.vpn << PAGE_SHIFT
+        return any(v.vm_start <= addr < v.vm_end and not v.vm_flags & VM_SHARED
+                   for v in p.mm.mm_mt.vmas)
+
+    def clean_file_pages(self) -> list:
+        """The page-cache pages of regular files (not shmem) that are clean (no PG_dirty, no
+        PG_writeback) and that no PTE maps dirty: what the file holds on disk."""
+        from unmapcheck.impl.page import PG_dirty, PG_writeback
+        dirty_ptes = {p.pte.pfn for p in self.ptes()
+                      if self.pte_present(p) and p.pte.dirty}
+        return [page for f in self.machine.files if not f.shmem
+                for page in f.f_mapping.i_pages.values()
+                if not page.flags & (PG_dirty | PG_writeback) and page.pfn not in dirty_ptes]
+
+    @staticmethod
+    def page_matches_disk(page) -> bool:
+        """*page* holds the bytes its file's disk image has at its index (bytes never
+        written read as zero on both sides)."""
+        saved = page.mapping.disk.get(page.index) or {}
+        data = page.data if isinstance(page.data, dict) else {}
+        return ({o: b for o, b in data.items() if b} ==
+                {o: b for o, b in saved.items() if b})
+
     def rmap_chain_entries(self) -> list:
         """Every (anon_vma or address_space, VMA) pair of the reverse maps: the VMAs on each
         live anon_vma's interval tree and on each file's i_mmap."""

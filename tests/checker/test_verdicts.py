@@ -197,3 +197,24 @@ def test_every_kernel_complaint_is_reported_with_a_trace(monkeypatch, name):
     trace = counterexample_trace(sc, found[0]).to_json()
     assert trace["violation"]["invariant"] == name
     assert trace["steps"]
+
+
+# --- a verdict decided early: sometimes + exists stop at the round that found them all ---------
+def test_a_fix_off_obligation_stops_at_the_bound_that_decides_it():
+    """99baac21e458 with its fix off expects I1 and an exists outcome: both turn up at
+    preemption bound 1, so prove's search stops there instead of exploring bound 2, and the
+    verdict is the one a complete bound-2 search gives."""
+    from unmapcheck.checker.prove import decided, explore_scenario, judge
+    sc = load(SCENARIO_DIR / "99baac21e458-parallel-dontneed.toml")
+    off = sc.with_fixes_off(["99baac21e458"])
+    assert decided(sc) is None                      # never = true: needs the whole space
+    stop = decided(off)
+    assert stop is not None
+    early = explore_scenario(off, None, 300)
+    full = iterative_context_bounding(off, off.preemptions, stop_at_first=False)
+    assert stop(early) and early.stats.preemption_bound < off.preemptions
+    assert early.stats.executions < full.stats.executions
+    v_early = judge(off, early, "early", 0.0)
+    v_full = judge(off, full, "full", 0.0)
+    assert v_early.status == v_full.status == "PROVED", (v_early.detail, v_full.detail)
+    assert early.best().violation.group == full.best().violation.group == "I1"

@@ -1,6 +1,7 @@
-"""RMAP.file (a file VMA's PTE maps the page its file's page cache holds at that offset) and
-RMAP.chains (every VMA on a reverse map is a live VMA): they hold on the correct model, they
-judge a corrupted state, and the explorer reports a broken kernel path with a trace."""
+"""RMAP.file (a file VMA's PTE maps the page its file's page cache holds at that offset),
+RMAP.private_file (a private mapping maps a page-cache page only read-only) and RMAP.chains
+(every VMA on a reverse map is a live VMA): they hold on the correct model, they judge a
+corrupted state, and the explorer reports a broken kernel path with a trace."""
 
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def test_shared_and_private_file_mappings_satisfy_rmap_file():
     p.store(shared, 0x41)
     assert p.load(private) == 0x41          # the page-cache page, mapped read-only
     p.store(private + P, 0x42)              # a COW copy: anonymous, not judged
-    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.private_file", "RMAP.chains"}
     assert p.madvise(shared, 2 * P, MADV_REMOVE) == 0
-    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.private_file", "RMAP.chains"}
     p.exit()
-    assert not _names(s.machine) & {"RMAP.file", "RMAP.chains"}
+    assert not _names(s.machine) & {"RMAP.file", "RMAP.private_file", "RMAP.chains"}
 
 
 def test_rmap_file_judges_a_page_left_mapped_after_it_left_the_cache():
@@ -66,6 +67,41 @@ def test_rmap_file_judges_a_page_of_another_offset():
     cache[0], cache[1] = cache[1], cache[0]   # each PTE now maps the other index's page
     cache[0].index, cache[1].index = 0, 1
     assert "RMAP.file" in _names(s.machine)
+
+
+def test_rmap_private_file_judges_a_writable_page_cache_pte_in_a_private_mapping():
+    from unmapcheck.impl.pgtable import lookup_pte, ptep_get, set_pte_at
+    from unmapcheck.impl.pte import pte_mkwrite
+    s = System()
+    p = s.spawn()
+    fd = s.create_file("f", P)
+    a = p.mmap(0, P, RW, MAP_PRIVATE, fd)
+    assert p.load(a) == 0
+    assert "RMAP.private_file" not in _names(s.machine)
+    ptep = lookup_pte(p.mm, a)
+    set_pte_at(p.mm, a, ptep, pte_mkwrite(ptep_get(ptep)))
+    assert "RMAP.private_file" in _names(s.machine)
+
+
+def test_a_cow_fault_that_reuses_a_page_cache_page_is_caught(monkeypatch):
+    """do_wp_page() reusing a page-cache page in a private mapping (wp_page_reuse instead of
+    wp_page_copy): the store writes the file."""
+    from unmapcheck.impl import fault as F
+    real = F.wp_page_copy
+
+    def reuse(vmf):
+        if vmf.page is not None and not F.folio_test_anon(vmf.page):
+            vmf.pte, vmf.ptl = F.pte_offset_map_lock(vmf.vma.vm_mm, vmf.pmd, vmf.address)
+            F.wp_page_reuse(vmf, None)
+            F.folio_put(vmf.page)
+            return 0
+        return real(vmf)
+    monkeypatch.setattr(F, "wp_page_copy", reuse)
+    name = "never-cow-fault-vs-cow-fault"
+    sc = load(str(SCENARIOS / f"{name}.toml"))
+    best = iterative_context_bounding(sc, 0).best()
+    assert best is not None and best.violation.name == "RMAP.private_file", best
+    assert best.schedule
 
 
 def test_rmap_chains_judges_a_vma_freed_while_still_on_its_anon_vma():
@@ -137,3 +173,38 @@ def test_a_merge_that_leaves_the_removed_vma_on_its_anon_vma_is_caught(monkeypat
     best = iterative_context_bounding(sc, 0).best()
     assert best is not None and best.violation.name == "RMAP.chains", best
     assert best.schedule and "anon_vma" in best.violation.message
+
+
+# --- LOST_WRITE.clean: a clean file page is what the disk has -----------------------------------
+def test_lost_write_clean_judges_a_modified_page_left_clean():
+    from unmapcheck.impl.page import PG_dirty
+    from unmapcheck.impl.pgtable import lookup_pte, ptep_get, set_pte_at
+    from unmapcheck.impl.pte import pte_mkclean
+    s = System()
+    p = s.spawn()
+    fd = s.create_file("f", P)
+    a = p.mmap(0, P, RW, MAP_SHARED, fd)
+    p.store(a, 0x41)
+    assert "LOST_WRITE.clean" not in _names(s.machine)      # dirty: owed to the disk
+    page = s.file(fd).f_mapping.i_pages[0]
+    page.flags &= ~PG_dirty
+    assert "LOST_WRITE.clean" not in _names(s.machine)      # the PTE is still dirty
+    ptep = lookup_pte(p.mm, a)
+    set_pte_at(p.mm, a, ptep, pte_mkclean(ptep_get(ptep)))
+    assert "LOST_WRITE.clean" in _names(s.machine)
+
+
+def test_a_writeback_that_cleans_without_writing_is_caught(monkeypatch):
+    """folio_clear_dirty_for_io() that clears the dirty bit but answers "was clean": the
+    writeback skips the folio, whose stores are then never written."""
+    from unmapcheck.impl import writeback
+    real = writeback.folio_clear_dirty_for_io
+
+    def cleans_but_says_clean(folio):
+        real(folio)
+        return False
+    monkeypatch.setattr(writeback, "folio_clear_dirty_for_io", cleans_but_says_clean)
+    sc = load(str(SCENARIOS / "never-writeback-vs-writeback.toml"))
+    best = iterative_context_bounding(sc, 0).best()
+    assert best is not None and best.violation.name == "LOST_WRITE.clean", best
+    assert best.schedule
