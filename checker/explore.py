@@ -634,7 +634,48 @@ def iterative_context_bounding(scenario: Scenario, max_bound: Optional[int],
                     on_execution, optimal, parallel, stop_when)
     if not scenario.choices:
         return run(scenario)
-    return explore_choices(scenario, run, stop_at_first, stop_when)
+    if not stop_at_first and stop_when is None:
+        return explore_choices(scenario, run, False, None)
+    return _choices_bound_first(scenario, max_bound, stop_at_first, deadline, max_executions,
+                                on_bound, on_execution, optimal, parallel, stop_when)
+
+
+def _choices_bound_first(scenario: Scenario, max_bound: Optional[int], stop_at_first: bool,
+                         deadline: Optional[float], max_executions: Optional[int],
+                         on_bound: Optional[Callable], on_execution: Optional[Callable],
+                         optimal: bool, parallel: Optional[Callable],
+                         stop_when: Optional[Callable[[Result], bool]]) -> Result:
+    """A search for a violation (or for what *stop_when* waits for) in a scenario with
+    ``choices``: every injection plan up to bound b before any plan at bound b + 1, so a
+    violation that needs a failing branch is found at the smallest bound that has it, over
+    all plans (and its counterexample has the fewest preemptions), instead of after the whole
+    bounded search of every plan before it. Each step re-runs explore_choices with the
+    larger bound (its rounds re-explore the smaller ones, which cost little next to the
+    largest); the statistics add up every search run."""
+    t0 = time.monotonic()
+    rounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]
+    spent = {f: 0 for f in _ADDED}
+    res: Optional[Result] = None
+    for b in rounds:
+        if on_bound is not None:
+            on_bound(b)
+
+        def run(sc: Scenario, b=b) -> Result:
+            return _icb(sc, b, stop_at_first, deadline, max_executions, None,
+                        on_execution, optimal, parallel, stop_when)
+        res = explore_choices(scenario, run, stop_at_first, stop_when)
+        for f in _ADDED:
+            spent[f] += getattr(res.stats, f)
+        st = res.stats
+        if st.interrupted or not st.complete or st.saturated:
+            break
+        if (stop_at_first and res.counterexamples) or (stop_when is not None and stop_when(res)):
+            break
+    assert res is not None
+    for f in _ADDED:
+        setattr(res.stats, f, spent[f])
+    res.stats.elapsed = time.monotonic() - t0
+    return res
 
 
 def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],

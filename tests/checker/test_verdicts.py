@@ -218,3 +218,22 @@ def test_a_fix_off_obligation_stops_at_the_bound_that_decides_it():
     v_full = judge(off, full, "full", 0.0)
     assert v_early.status == v_full.status == "PROVED", (v_early.detail, v_full.detail)
     assert early.best().violation.group == full.best().violation.group == "I1"
+
+
+def test_a_search_for_a_violation_tries_every_injection_plan_at_a_bound_before_the_next():
+    """0ed1325967ab with its fix off: the violation needs the batch allocation to fail, and
+    it is there at preemption bound 0. Bound first, it is found after a handful of
+    executions with 0 preemptions; plan first (every bound of the no-failure plan, then the
+    failing plans), the same violation costs the whole bounded search of the first plan."""
+    from unmapcheck.checker.explore import _icb, explore_choices
+    sc = load(SCENARIO_DIR / "0ed1325967ab-radix-pwc-batch-failure.toml")
+    off = sc.with_fixes_off(["0ed1325967ab"])
+    fast = iterative_context_bounding(off, off.preemptions, stop_at_first=True)
+    best = fast.best()
+    assert best is not None and best.violation.group == "I1"
+    assert best.preemptions == 0 and best.inject, best
+    plan_first = explore_choices(
+        off, lambda s: _icb(s, off.preemptions, True, None, None, None, None), True)
+    assert plan_first.best().violation.group == "I1"
+    assert fast.stats.executions * 10 < plan_first.stats.executions, \
+        (fast.stats.executions, plan_first.stats.executions)
