@@ -651,7 +651,8 @@ def _choices_bound_first(scenario: Scenario, max_bound: Optional[int], stop_at_f
     all plans (and its counterexample has the fewest preemptions), instead of after the whole
     bounded search of every plan before it. Each step re-runs explore_choices with the
     larger bound (its rounds re-explore the smaller ones, which cost little next to the
-    largest); the statistics add up every search run."""
+    largest), the plans with failing branches that the smaller bound met first; the
+    statistics add up every search run."""
     t0 = time.monotonic()
     rounds = list(range(0, max_bound + 1)) if max_bound is not None else [0, 1, 2, None]
     spent = {f: 0 for f in _ADDED}
@@ -663,7 +664,10 @@ def _choices_bound_first(scenario: Scenario, max_bound: Optional[int], stop_at_f
         def run(sc: Scenario, b=b) -> Result:
             return _icb(sc, b, stop_at_first, deadline, max_executions, None,
                         on_execution, optimal, parallel, stop_when)
-        res = explore_choices(scenario, run, stop_at_first, stop_when)
+        # The plans with failing branches a smaller bound met first: the scenario asks for
+        # choices because the failing sides are where its bugs are.
+        known = tuple(p for p in (res.plans if res is not None else []) if p)
+        res = explore_choices(scenario, run, stop_at_first, stop_when, first=known)
         for f in _ADDED:
             spent[f] += getattr(res.stats, f)
         st = res.stats
@@ -680,16 +684,19 @@ def _choices_bound_first(scenario: Scenario, max_bound: Optional[int], stop_at_f
 
 def explore_choices(scenario: Scenario, run: Callable[[Scenario], Result],
                     stop_at_first: bool = True,
-                    stop_when: Optional[Callable[[Result], bool]] = None) -> Result:
+                    stop_when: Optional[Callable[[Result], bool]] = None,
+                    first: tuple = ()) -> Result:
     """Both sides of every branch the kernel does not control (impl/sched.py may_fail),
     the way fault injection's fail-nth does it: explore with no branch failing, collect the
     branches the executions met ((thread, k): the thread's k-th branch of a kind the
     scenario switched on), then explore again with each one failing, and so on up to
     ``max_choices`` failing branches per execution. Every plan is a full search (*run*), so
     the interleavings of each are covered as without choices; the results are merged (the
-    counterexample of a group is the best-ranked over all plans, and says its plan)."""
-    todo: list[frozenset] = [frozenset()]
-    seen = {frozenset()}
+    counterexample of a group is the best-ranked over all plans, and says its plan).
+    *first*: plans (known from a smaller bound) to explore before the one with no failing
+    branch, in this order."""
+    todo: list[frozenset] = list(dict.fromkeys(list(first) + [frozenset()]))
+    seen = set(todo)
     merged: Optional[Result] = None
     t0 = time.monotonic()
     while todo:
