@@ -64,7 +64,8 @@ MOMENTS = ("step", "quiescent") + tuple(EVENTS)
 # Invariants about every page of the machine: a thread inside any mm may hold a batched
 # mapcount or refcount change, so they are judged only when no thread is in the kernel.
 _GLOBAL_GROUPS = ("I4", "REFCOUNT")
-# And invariants about every mm's reverse-map links, the freed mms' too.
+# And invariants over every mm's reverse-map links (the freed mms' too) and every file page:
+# a munmap or a writeback in flight anywhere may hold them half-changed.
 _GLOBAL_NAMES = ("RMAP.chains", "LOST_WRITE.clean")
 
 
