@@ -527,6 +527,30 @@ def _lost_write_cow():
         f"{S.frame_byte(ev['dst'], st[1]):#x} there: the store is lost"))
 
 
+@invariant("LOST_WRITE.notify", "a writable PTE of a shared mapping of a regular file maps a "
+           "dirty page", when="quiescent", concrete_only=True)
+def _lost_write_notify():
+    # Write-notify (mm/vma.c vma_wants_writenotify: a file with ->page_mkwrite or dirty
+    # accounting): the first store to a clean page of a shared file mapping must fault, so
+    # that ->page_mkwrite and the dirty accounting see it. A PTE is made writable only by
+    # that fault, after the page was marked dirty (do_shared_fault, wp_page_shared ->
+    # filemap_page_mkwrite; mprotect only for a PTE already dirty: can_change_pte_writable),
+    # and writeback clears PG_dirty only after folio_mkclean write-protected every PTE
+    # (folio_clear_dirty_for_io). A writable PTE to a clean page lets stores in that the
+    # file never hears of. Quiescent: the fault holds the PTL from set_pte_at to the dirty
+    # marking's end, and writeback is a kernel actor.
+    def domain(S, ev):
+        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
+
+    def body(S, B, p, ev):
+        return B.Not(S.pte_writes_clean_shared_file(p))
+
+    return (domain, body, lambda S, p, ev: (
+        f"mm{S.mm_id(p.mm)} maps the clean page-cache page pfn {S.pte_pfn(p)} writable at "
+        f"{_addr(p.vpn)} in a shared mapping of a regular file: stores through it reach the "
+        f"page without the write fault that marks it dirty (write-notify)"))
+
+
 @invariant("LOST_WRITE.clean", "a clean page-cache page of a regular file that no PTE maps "
            "dirty holds what the file has on disk", when="quiescent", concrete_only=True)
 def _lost_write_clean():

@@ -524,6 +524,11 @@ class SymbolicView:
         # sharing (RMAP.private_file is judged on concrete states only).
         return z3.BoolVal(False)
 
+    def pte_writes_clean_shared_file(self, p):
+        # The abstract state has no write-notify mappings (LOST_WRITE.notify is judged on
+        # concrete states only).
+        return z3.BoolVal(False)
+
     def clean_file_pages(self) -> list:
         # The abstract state has no page contents and no disk (LOST_WRITE.clean is judged on
         # concrete states only).

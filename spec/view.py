@@ -239,6 +239,21 @@ class ConcreteView:
         return any(v.vm_start <= addr < v.vm_end and not v.vm_flags & VM_SHARED
                    for v in p.mm.mm_mt.vmas)
 
+    def pte_writes_clean_shared_file(self, p) -> bool:
+        """A present, writable PTE of a shared mapping of a regular file (a write-notify
+        mapping: ->page_mkwrite, dirty accounting) that maps a page-cache page without
+        PG_dirty: a store through it changes the page with no fault to tell the file."""
+        from unmapcheck.impl.constants import VM_SHARED
+        if not self.pte_present(p) or p.pte.special or not p.pte.write:
+            return False
+        f = self.frame(self.pte_pfn(p))
+        if f is None or f.free or not self.frame_pagecache(f) or self.frame_dirty(f):
+            return False
+        addr = p.vpn << PAGE_SHIFT
+        return any(v.vm_start <= addr < v.vm_end and v.vm_flags & VM_SHARED
+                   and v.vm_file is not None and not v.vm_file.shmem
+                   for v in p.mm.mm_mt.vmas)
+
     def clean_file_pages(self) -> list:
         """The page-cache pages of regular files (not shmem) that are clean (no PG_dirty, no
         PG_writeback) and that no PTE maps dirty: what the file holds on disk."""

@@ -208,3 +208,27 @@ def test_a_writeback_that_cleans_without_writing_is_caught(monkeypatch):
     best = iterative_context_bounding(sc, 0).best()
     assert best is not None and best.violation.name == "LOST_WRITE.clean", best
     assert best.schedule
+
+
+# --- LOST_WRITE.notify: write-notify mappings map only dirty pages writable ---------------------
+def test_lost_write_notify_judges_a_writable_pte_to_a_clean_shared_file_page():
+    from unmapcheck.impl.page import PG_dirty
+    s = System()
+    p = s.spawn()
+    fd = s.create_file("f", P)
+    a = p.mmap(0, P, RW, MAP_SHARED, fd)
+    p.store(a, 0x41)                        # the write fault marks the page dirty
+    assert "LOST_WRITE.notify" not in _names(s.machine)
+    s.file(fd).f_mapping.i_pages[0].flags &= ~PG_dirty     # cleaned, PTE left writable
+    assert "LOST_WRITE.notify" in _names(s.machine)
+
+
+def test_a_writeback_whose_mkclean_skips_mapped_pages_is_caught(monkeypatch):
+    """folio_mkclean() returning before its rmap walk: writeback cleans a page whose shared
+    PTE stays writable, so the next store reaches it without a write fault."""
+    from unmapcheck.impl import writeback
+    monkeypatch.setattr(writeback, "folio_mkclean", lambda folio: 0)
+    sc = load(str(SCENARIOS / "never-writeback-vs-writeback.toml"))
+    best = iterative_context_bounding(sc, 0).best()
+    assert best is not None and best.violation.name == "LOST_WRITE.notify", best
+    assert best.schedule
