@@ -225,10 +225,11 @@ def mmap_assert_locked(mm) -> None:
 
 
 def lockdep_sys_exit(machine) -> None:
-    """kernel/locking/lockdep.c lockdep_sys_exit(), from exit_to_user_mode_prepare(): on
-    every return to user space, after a system call and after an exception (a page fault's
-    irqentry_exit_to_user_mode) alike, no lock may be held and no RCU read-side section open
-    ("lock held when returning to user space!")."""
+    """kernel/locking/lockdep.c lockdep_sys_exit(), as 6.18's generic entry code (which x86
+    uses) calls it at the end of exit_to_user_mode_prepare(): on every return to user
+    space, after a system call (syscall_exit_to_user_mode) and after an exception (a page
+    fault's irqentry_exit_to_user_mode) alike, no lock may be held and no RCU read-side
+    section open ("lock held when returning to user space!")."""
     from .rcu import in_read_section
     ctx = sched.current()
     if ctx.held:

@@ -67,8 +67,9 @@ GROUPS: dict[str, str] = {
     "VMA_TREE": "the VMA tree is sorted, non-overlapping and counted",
     "PTE_IN_VMA": "no PTE outside a VMA",
     "REFCOUNT": "refcount >= mapcount",
-    "LOST_WRITE": "no store is lost: not to writeback (a clean file page's dirty TLB entry), "
-                  "not to a COW copy",
+    "LOST_WRITE": "no store is lost: not to writeback (a clean file page's dirty TLB entry, "
+                  "a clean file page that differs from the disk, a writable PTE to a clean "
+                  "page of a write-notify mapping), not to a COW copy",
     "WALKER": "no zap of a VMA while a page walker is inside it",
     "EXIT_CLEAN": "after exit_mmap nothing is left",
     "PT_LIFETIME": "a page-table page is freed only when no walker can still reach it",

@@ -171,7 +171,18 @@ def test_sigterm_saves_the_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "unmapcheck.checker.cli", "explore", S99,
                              "--preemptions", "none", "--checkpoint", str(cp)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(5)
+    # Wait until the bounded rounds (0, 1, 2) are saved, so that the signal lands in the
+    # unbounded round (a fixed sleep could land in a bounded one on a loaded machine), then
+    # stop the search.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            if len(json.loads(cp.read_text()).get("rounds") or ()) >= 3:
+                break
+        except (OSError, ValueError):
+            continue
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out, err)
