@@ -144,6 +144,11 @@ def counts_as(S, B, p, member):
                       mm_counter_of(S, B, f) == member))
 
 
+def _mm_ptes(S, ev):
+    """The PTEs a per-mm quiescent check judges: the event's mm's, or every mm's."""
+    return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
+
+
 def maps_frame(S, B, p, f):
     """p is a present, normal (not special) PTE mapping frame f: what _mapcount counts."""
     return B.And(S.pte_present(p), B.Not(S.pte_special(p)), S.frame(S.pte_pfn(p)) == f)
@@ -408,7 +413,7 @@ def _map_count():
 
 @invariant("PTE_IN_VMA", "no PTE outside a VMA", when="quiescent")
 def _pte_in_vma():
-    return (lambda S, ev: S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
+    return (_mm_ptes,
             lambda S, B, p, ev: S.vm_covers(S.pte_mm(p), S.pte_vpn(p)),
             lambda S, p, ev: f"mm{S.mm_id(p.mm)} has a PTE at {_addr(p.vpn)} that "
                              f"{_pte_text(S, p)} but no VMA covers it")
@@ -422,7 +427,7 @@ def _pte_in_vma_write():
     # be read-only (a private file page, a page a later fork shares); the kernel never sets
     # a write bit the VMA does not allow (a FOLL_FORCE write to a read-only private mapping
     # breaks COW into a read-only PTE).
-    return (lambda S, ev: S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(),
+    return (_mm_ptes,
             lambda S, B, p, ev: B.Implies(B.And(S.pte_present(p), S.pte_write(p)),
                                           S.vm_writable(S.pte_mm(p), S.pte_vpn(p))),
             lambda S, p, ev: f"mm{S.mm_id(p.mm)} has a writable PTE at {_addr(p.vpn)} that "
@@ -540,13 +545,10 @@ def _lost_write_notify():
     # (folio_clear_dirty_for_io). A writable PTE to a clean page lets stores in that the
     # file never hears of. Quiescent: the fault holds the PTL from set_pte_at to the dirty
     # marking's end, and writeback is a kernel actor.
-    def domain(S, ev):
-        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
-
     def body(S, B, p, ev):
         return B.Not(S.pte_writes_clean_shared_file(p))
 
-    return (domain, body, lambda S, p, ev: (
+    return (_mm_ptes, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the clean page-cache page pfn {S.pte_pfn(p)} writable at "
         f"{_addr(p.vpn)} in a shared mapping of a regular file: stores through it reach the "
         f"page without the write fault that marks it dirty (write-notify)"))
@@ -622,13 +624,10 @@ def _rmap_anon_vma():
     # waiting for the next rmap walk (folio_lock_anon_vma_read from reclaim, migration,
     # KSM); quiescent, because between a zap's PTE clear and its rmap removal the page is
     # still counted as mapped.
-    def domain(S, ev):
-        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
-
     def body(S, B, p, ev):
         return B.Not(S.pte_maps_freed_anon_vma(p))
 
-    return (domain, body, lambda S, p, ev: (
+    return (_mm_ptes, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the anonymous page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, but "
         f"its anon_vma (folio->mapping) has been freed: no VMA chained to it maps the page, "
         f"and the next rmap walk of the page reads freed memory"))
@@ -655,7 +654,7 @@ def _rmap_anon_exclusive():
                      S.frame_anon(f))
 
     def domain(S, ev):
-        return S.select(S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes(), judged)
+        return S.select(_mm_ptes(S, ev), judged)
 
     def body(S, B, p, ev):
         f = S.frame(S.pte_pfn(p))
@@ -683,13 +682,10 @@ def _rmap_file():
     # is lost, the page outlives the file's view of it); one of the wrong index maps other
     # file data. Quiescent: a fault between its lookup and its set_pte_at, or a truncation
     # between its unmap and its removal, is inside the kernel.
-    def domain(S, ev):
-        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
-
     def body(S, B, p, ev):
         return B.Not(S.pte_maps_foreign_file_page(p))
 
-    return (domain, body, lambda S, p, ev: (
+    return (_mm_ptes, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the page-cache page pfn {S.pte_pfn(p)} at {_addr(p.vpn)}, "
         f"but the file's page cache does not hold it at the offset that VMA maps there "
         f"(truncated, or another index): user space reads and writes memory the file no "
@@ -707,13 +703,10 @@ def _rmap_private_file():
     # mapping writable only for an exclusive anonymous page (can_change_pte_writable); fork
     # copies a PTE as it is. Quiescent: the fault paths hold the PTL from the check to the
     # set_pte_at.
-    def domain(S, ev):
-        return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
-
     def body(S, B, p, ev):
         return B.Not(S.pte_writes_private_pagecache(p))
 
-    return (domain, body, lambda S, p, ev: (
+    return (_mm_ptes, body, lambda S, p, ev: (
         f"mm{S.mm_id(p.mm)} maps the page-cache page pfn {S.pte_pfn(p)} writable at "
         f"{_addr(p.vpn)} in a private mapping: a store through it changes the file (and "
         f"what every other mapping of it reads) instead of a COW copy"))

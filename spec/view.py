@@ -215,16 +215,14 @@ class ConcreteView:
         f = self.frame(self.pte_pfn(p))
         if f is None or f.free or self.frame_anon(f) or self.frame_is_zero(f):
             return False
-        addr = p.vpn << PAGE_SHIFT
-        for v in p.mm.mm_mt.vmas:
-            if v.vm_start <= addr < v.vm_end:
-                if v.vm_file is None:
-                    return False
-                mapping = v.vm_file.f_mapping
-                index = ((addr - v.vm_start) >> PAGE_SHIFT) + v.vm_pgoff   # linear_page_index
-                return not (f.mapping is mapping and f.index == index
-                            and mapping.i_pages.get(index) is f)
-        return False
+        v = self._vma_at(p.mm, p.vpn)
+        if v is None or v.vm_file is None:
+            return False
+        mapping = v.vm_file.f_mapping
+        # linear_page_index(vma, addr)
+        index = (((p.vpn << PAGE_SHIFT) - v.vm_start) >> PAGE_SHIFT) + v.vm_pgoff
+        return not (f.mapping is mapping and f.index == index
+                    and mapping.i_pages.get(index) is f)
 
     def pte_writes_private_pagecache(self, p) -> bool:
         """A present, writable PTE of a private (non-VM_SHARED) VMA that maps a page-cache
@@ -235,9 +233,8 @@ class ConcreteView:
         f = self.frame(self.pte_pfn(p))
         if f is None or f.free or not self.frame_pagecache(f):
             return False
-        addr = p.vpn << PAGE_SHIFT
-        return any(v.vm_start <= addr < v.vm_end and not v.vm_flags & VM_SHARED
-                   for v in p.mm.mm_mt.vmas)
+        v = self._vma_at(p.mm, p.vpn)
+        return v is not None and not v.vm_flags & VM_SHARED
 
     def pte_writes_clean_shared_file(self, p) -> bool:
         """A present, writable PTE of a shared mapping of a regular file (a write-notify
@@ -249,20 +246,22 @@ class ConcreteView:
         f = self.frame(self.pte_pfn(p))
         if f is None or f.free or not self.frame_pagecache(f) or self.frame_dirty(f):
             return False
-        addr = p.vpn << PAGE_SHIFT
-        return any(v.vm_start <= addr < v.vm_end and v.vm_flags & VM_SHARED
-                   and v.vm_file is not None and not v.vm_file.shmem
-                   for v in p.mm.mm_mt.vmas)
+        v = self._vma_at(p.mm, p.vpn)
+        return (v is not None and bool(v.vm_flags & VM_SHARED) and v.vm_file is not None
+                and not v.vm_file.shmem)
 
     def clean_file_pages(self) -> list:
         """The page-cache pages of regular files (not shmem) that are clean (no PG_dirty, no
         PG_writeback) and that no PTE maps dirty: what the file holds on disk."""
         from unmapcheck.impl.page import PG_dirty, PG_writeback
+        clean = [page for f in self.machine.files if not f.shmem
+                 for page in f.f_mapping.i_pages.values()
+                 if not page.flags & (PG_dirty | PG_writeback)]
+        if not clean:
+            return clean
         dirty_ptes = {p.pte.pfn for p in self.ptes()
                       if self.pte_present(p) and p.pte.dirty}
-        return [page for f in self.machine.files if not f.shmem
-                for page in f.f_mapping.i_pages.values()
-                if not page.flags & (PG_dirty | PG_writeback) and page.pfn not in dirty_ptes]
+        return [page for page in clean if page.pfn not in dirty_ptes]
 
     @staticmethod
     def page_matches_disk(page) -> bool:
@@ -436,19 +435,23 @@ class ConcreteView:
     def mm_exited(mm) -> bool:
         return mm.mm_users == 0
 
-    def vm_covers(self, mm, vpn: int) -> bool:
+    @staticmethod
+    def _vma_at(mm, vpn: int):
+        """The VMA of *mm* that covers page *vpn*, or None."""
         addr = vpn << PAGE_SHIFT
         for v in mm.mm_mt.vmas:
             if v.vm_start <= addr < v.vm_end:
-                return True
-        return False
+                return v
+        return None
+
+    def vm_covers(self, mm, vpn: int) -> bool:
+        return self._vma_at(mm, vpn) is not None
 
     def vm_writable(self, mm, vpn: int) -> bool:
         """Does a VMA with VM_WRITE cover page *vpn* of *mm*?"""
         from unmapcheck.impl.constants import VM_WRITE
-        addr = vpn << PAGE_SHIFT
-        return any(v.vm_start <= addr < v.vm_end and bool(v.vm_flags & VM_WRITE)
-                   for v in mm.mm_mt.vmas)
+        v = self._vma_at(mm, vpn)
+        return v is not None and bool(v.vm_flags & VM_WRITE)
 
     def table_frames(self, mm) -> list:
         from unmapcheck.impl.pgtable import iter_tables

@@ -22,6 +22,13 @@ P = 0x1000
 SCENARIOS = Path(__file__).resolve().parents[2] / "proofs" / "scenarios"
 
 
+def _first_violation(name: str, bound: int = 0):
+    """The best counterexample of corpus scenario *name* at preemption bound *bound*."""
+    best = iterative_context_bounding(load(str(SCENARIOS / f"{name}.toml")), bound).best()
+    assert best is not None and best.schedule, name
+    return best
+
+
 def _names(machine) -> set[str]:
     S = ConcreteView(machine)
     return {f.name for f in CHECK.violations(S, "quiescent")}
@@ -97,11 +104,8 @@ def test_a_cow_fault_that_reuses_a_page_cache_page_is_caught(monkeypatch):
             return 0
         return real(vmf)
     monkeypatch.setattr(F, "wp_page_copy", reuse)
-    name = "never-cow-fault-vs-cow-fault"
-    sc = load(str(SCENARIOS / f"{name}.toml"))
-    best = iterative_context_bounding(sc, 0).best()
-    assert best is not None and best.violation.name == "RMAP.private_file", best
-    assert best.schedule
+    best = _first_violation("never-cow-fault-vs-cow-fault")
+    assert best.violation.name == "RMAP.private_file", best
 
 
 def test_rmap_chains_judges_a_vma_freed_while_still_on_its_anon_vma():
@@ -204,10 +208,8 @@ def test_a_writeback_that_cleans_without_writing_is_caught(monkeypatch):
         real(folio)
         return False
     monkeypatch.setattr(writeback, "folio_clear_dirty_for_io", cleans_but_says_clean)
-    sc = load(str(SCENARIOS / "never-writeback-vs-writeback.toml"))
-    best = iterative_context_bounding(sc, 0).best()
-    assert best is not None and best.violation.name == "LOST_WRITE.clean", best
-    assert best.schedule
+    best = _first_violation("never-writeback-vs-writeback")
+    assert best.violation.name == "LOST_WRITE.clean", best
 
 
 # --- LOST_WRITE.notify: write-notify mappings map only dirty pages writable ---------------------
@@ -228,7 +230,5 @@ def test_a_writeback_whose_mkclean_skips_mapped_pages_is_caught(monkeypatch):
     PTE stays writable, so the next store reaches it without a write fault."""
     from unmapcheck.impl import writeback
     monkeypatch.setattr(writeback, "folio_mkclean", lambda folio: 0)
-    sc = load(str(SCENARIOS / "never-writeback-vs-writeback.toml"))
-    best = iterative_context_bounding(sc, 0).best()
-    assert best is not None and best.violation.name == "LOST_WRITE.notify", best
-    assert best.schedule
+    best = _first_violation("never-writeback-vs-writeback")
+    assert best.violation.name == "LOST_WRITE.notify", best
