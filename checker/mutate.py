@@ -82,7 +82,11 @@ class ReviewedError(MutateError):
 
 
 def load_reviewed(path: Path = REVIEWED_FILE) -> dict[tuple, str]:
-    """(function, operator, before, after) -> the reviewer's reason."""
+    """(function, operator, before, after) -> the reviewer's reason; an entry with a
+    ``within`` (the header of the block the mutated statement is in, as
+    ``Mutant.within`` shows it) is keyed (function, operator, before, after, within) and
+    marks only the mutants inside that block: the same statement can be equivalent in
+    one branch and not in another."""
     import tomllib
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -94,14 +98,14 @@ def load_reviewed(path: Path = REVIEWED_FILE) -> dict[tuple, str]:
     keys = ("function", "operator", "before", "after", "reason")
     out: dict[tuple, str] = {}
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or set(e) != set(keys) or \
-                not all(isinstance(e[k], str) and e[k].strip() for k in keys):
+        if not isinstance(e, dict) or set(e) - {"within"} != set(keys) or \
+                not all(isinstance(e[k], str) and e[k].strip() for k in set(e)):
             raise ReviewedError(f"{path}: equivalent[{i}]: needs exactly the non-empty "
-                                f"strings {', '.join(keys)}")
+                                f"strings {', '.join(keys)} (and optionally within)")
         if e["operator"] not in OPERATORS:
             raise ReviewedError(f"{path}: equivalent[{i}]: unknown operator "
                                 f"{e['operator']!r}")
-        key = tuple(e[k] for k in keys[:4])
+        key = tuple(e[k] for k in keys[:4]) + ((e["within"],) if "within" in e else ())
         if key in out:
             raise ReviewedError(f"{path}: equivalent[{i}]: listed twice")
         out[key] = " ".join(e["reason"].split())
@@ -594,6 +598,22 @@ def _def_span(f) -> tuple[int, int]:
     return (min([d.lineno for d in f.decorator_list] + [f.lineno]), f.end_lineno or f.lineno)
 
 
+def _within(ctx: Ctx, node) -> str:
+    """The header of the innermost block *node*'s statement is in ("if not x:", "while
+    y:", ...; an elif shows as its own if), or "" at the function's top level."""
+    stmt = ctx.stmt_of(node)
+    owner = ctx.parent[id(stmt)][0] if id(stmt) in ctx.parent else None
+    if isinstance(owner, (ast.If, ast.While)):
+        return f"{'if' if isinstance(owner, ast.If) else 'while'} {ast.unparse(owner.test)}:"
+    if isinstance(owner, (ast.For, ast.AsyncFor)):
+        return f"for {ast.unparse(owner.target)} in {ast.unparse(owner.iter)}:"
+    if isinstance(owner, (ast.With, ast.AsyncWith)):
+        return f"with {', '.join(ast.unparse(i) for i in owner.items)}:"
+    if isinstance(owner, (ast.Try, ast.ExceptHandler)):
+        return "try:" if isinstance(owner, ast.Try) else "except:"
+    return ""
+
+
 def _show(stmt) -> str:
     """One line for a statement: its header for a compound one."""
     if isinstance(stmt, ast.If):
@@ -646,6 +666,7 @@ class Mutant:
     seconds: float = 0.0
     detail: str = ""
     reached_by: Optional[int] = None      # how many obligations execute the function
+    within: str = ""           # the header of the block the mutated statement is in
 
     @property
     def where(self) -> str:
@@ -654,7 +675,7 @@ class Mutant:
     def as_dict(self, run: bool = True) -> dict:
         d = {"id": self.id, "file": self.file, "line": self.line, "function": self.function,
              "operator": self.operator, "before": self.before, "after": self.after,
-             "equivalent": self.equivalent}
+             "within": self.within, "equivalent": self.equivalent}
         if run:
             d.update(status=self.status, killer=self.killers[0] if self.killers else None,
                      killers=self.killers, seconds=round(self.seconds, 3), detail=self.detail,
@@ -734,12 +755,15 @@ class Package:
                         finally:
                             for e in reversed(site.edits):
                                 e.undo()
-                        why = reviewed.get((q, opname, before, after))
+                        within = _within(ctx, site.anchors[0])
+                        why = reviewed.get((q, opname, before, after, within),
+                                           reviewed.get((q, opname, before, after)))
                         if equivalent is None and why is not None:
                             equivalent = f"reviewed: {why}"
                         out.append(Mutant(f"{stem}.{q}.{opname}.{k}", rel, mod,
                                           site.node.lineno, site.node.col_offset, q, opname, k,
-                                          before, after, equivalent, _def_span(f)))
+                                          before, after, equivalent, _def_span(f),
+                                          within=within))
         out.sort(key=lambda m: (m.file, m.line, m.operator, m.col, m.function, m.ordinal))
         return out
 

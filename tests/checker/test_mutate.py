@@ -210,11 +210,28 @@ def test_every_reviewed_equivalent_still_matches_a_mutant_of_impl():
     argued again or removed, never silently keep a mutant out of the score."""
     reviewed = M.load_reviewed()
     assert reviewed, "mutate-equivalent.toml lists nothing"
-    seen = {(m.function, m.operator, m.before, m.after): m for m in M.Package().mutants()}
+    seen: dict[tuple, list] = {}
+    for m in M.Package().mutants():
+        key = (m.function, m.operator, m.before, m.after)
+        seen.setdefault(key, []).append(m)
+        seen.setdefault(key + (m.within,), []).append(m)
     stale = [key for key in reviewed if key not in seen]
     assert not stale, f"entries that match no mutant: {stale}"
     for key, why in reviewed.items():
-        assert seen[key].equivalent == f"reviewed: {why}"
+        for m in seen[key]:
+            if len(key) == 4 and key + (m.within,) in reviewed:
+                continue                    # a narrower entry decides that one
+            assert m.equivalent == f"reviewed: {why}", m.id
+
+
+def test_a_reviewed_equivalent_within_a_block_marks_only_that_block():
+    """next_uptodate_folio puts its reference in five branches; the entry for the branch a
+    model state never reaches (an unlocked folio that is not uptodate) marks that one only."""
+    puts = [m for m in M.Package().mutants(functions={"next_uptodate_folio"})
+            if m.operator == "delete_count_update"]
+    assert len({(m.before, m.after) for m in puts}) == 1 and len(puts) >= 5
+    marked = [m.within for m in puts if m.equivalent]
+    assert marked == ["if not folio_test_uptodate(folio):"]
 
 
 def test_a_reviewed_equivalent_is_not_run_and_not_scored(tmp_path):
@@ -242,6 +259,10 @@ def test_a_malformed_reviewed_file_is_one_line(tmp_path):
         "[[equivalent]\n": "",
         ("[[equivalent]]\nfunction='f'\noperator='off_by_one'\nbefore='a'\nafter='b'\n"
          "reason='r'\n") * 2: "listed twice",
+        ("[[equivalent]]\nfunction='f'\noperator='off_by_one'\nbefore='a'\nafter='b'\n"
+         "reason='r'\nwithin=''\n"): "needs exactly",
+        ("[[equivalent]]\nfunction='f'\noperator='off_by_one'\nbefore='a'\nafter='b'\n"
+         "reason='r'\ninside='if x:'\n"): "needs exactly",
     }
     for text, want in bad.items():
         p = tmp_path / "eq.toml"
