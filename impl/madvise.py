@@ -292,7 +292,8 @@ def folio_mark_lazyfree(folio) -> None:
     """mm/swap.c folio_mark_lazyfree(): a clean anonymous folio becomes lazily freeable
     (moved to the inactive file LRU, PG_swapbacked cleared). Simplified: the per-CPU
     lru_lazyfree batch is drained at once (the real kernel shows LazyFree in smaps only once
-    the batch drains); reclaim of lazyfree folios is not modelled."""
+    the batch drains). Reclaim discards such a folio while it stays clean (try_to_unmap_one's
+    lazyfree branch, shrink_folio_list)."""
     if (folio_test_anon(folio) and folio_test_swapbacked(folio)
             and not folio_test_swapcache(folio) and not folio.flags & PG_unevictable):
         folio_clear_flag(folio, PG_swapbacked | PG_active | PG_referenced)
