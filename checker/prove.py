@@ -223,6 +223,11 @@ def sequence_obligations() -> list[Obligation]:
     return obligations()
 
 
+def copy_vma_obligations() -> list[Obligation]:
+    from unmapcheck.proofs.copy_vma import obligations
+    return obligations()
+
+
 def baseline_obligations() -> list[Obligation]:
     from unmapcheck.proofs.baseline import obligations
     return obligations()
@@ -234,8 +239,8 @@ def recorded_obligations() -> list[Obligation]:
 
 
 def all_obligations() -> list[Obligation]:
-    return symbolic_obligations() + sequence_obligations() + baseline_obligations() + \
-        recorded_obligations() + scenario_obligations()
+    return symbolic_obligations() + sequence_obligations() + copy_vma_obligations() + \
+        baseline_obligations() + recorded_obligations() + scenario_obligations()
 
 
 def run_obligation(ob: Obligation, opts: Options) -> ObligationResult:

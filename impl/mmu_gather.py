@@ -272,10 +272,22 @@ def __tlb_remove_folio_pages(tlb: mmu_gather, page: Page, nr_pages: int,
     if delay_rmap:
         tlb.delayed_rmap = True
     batch = tlb.batches[tlb.active]
+    if len(batch.pages) >= batch.max:
+        # encoded_pages[batch->nr++] would write past the batch's array (the page
+        # tlb_next_batch allocated, or the on-stack local batch): a caller went on queueing
+        # after being told to flush. Nothing in the kernel checks this; KASAN would.
+        raise sched.KernelBug(f"__tlb_remove_folio_pages: batch overflow: pfn {page.pfn} "
+                              f"queued in a full batch of {batch.max} entries (a caller did "
+                              f"not flush when asked to)")
     batch.pages.append((page, delay_rmap))
+    # Make sure that we can always add another "page" + "nr_pages", requiring two entries
+    # instead of only a single one.
     if len(batch.pages) >= batch.max - 1:
         if not tlb_next_batch(tlb):
             return True
+        batch = tlb.batches[tlb.active]
+    if len(batch.pages) > batch.max - nr_pages:
+        raise sched.KernelBug("VM_BUG_ON_PAGE(batch->nr > batch->max - nr_pages, page)")
     return False
 
 

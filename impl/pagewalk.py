@@ -2,15 +2,17 @@
 
 Models include/linux/pagewalk.h (struct mm_walk_ops, struct mm_walk, enum page_walk_action,
 enum page_walk_lock) and mm/pagewalk.c (walk_page_range_vma, __walk_page_range,
-walk_pgd_range, walk_p4d_range, walk_pud_range, walk_pmd_range, walk_pte_range,
-walk_pte_range_inner) of Linux 6.18. Its users here are MADV_FREE / MADV_COLD
-(mm/madvise.c) and mlock/munlock (mm/mlock.c mlock_vma_pages_range).
+walk_pgd_range, walk_p4d_range, walk_pud_range, walk_pmd_range) of Linux 6.18. Its users
+here are MADV_FREE / MADV_COLD / MADV_PAGEOUT (mm/madvise.c) and mlock/munlock (mm/mlock.c
+mlock_vma_pages_range).
 
 Simplifications common to the module:
 * no huge entries (no THP, no hugetlb): no pud_entry/hugetlb_entry callbacks, no split;
-* only the callbacks the model's users set: ``pmd_entry`` (called for every present pmd; it
-  may set ``walk.action``) and ``pte_entry`` (called for every PTE under the PTL); no
-  ``pte_hole``, ``test_walk``, ``pre_vma``/``post_vma``, ``install_pte``;
+* only the callback the model's users set: ``pmd_entry`` (called for every present pmd; it
+  may set ``walk.action``; each user walks the PTE table itself, under the PTL). No
+  ``pte_entry`` (so no walk_pte_range / walk_pte_range_inner: 6.18's walk_pmd_range calls
+  them only for a walk that has one), no ``pte_hole``, ``test_walk``,
+  ``pre_vma``/``post_vma``, ``install_pte``;
 * the walk-lock checks (process_mm_walk_lock / process_vma_walk_lock) as 6.18 has them: a
   PGWALK_VMA_RDLOCK_VERIFY walk (MADV_FREE under the VMA lock) needs only the VMA's lock.
 """
@@ -20,11 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .constants import EINVAL, PAGE_SIZE
+from .constants import EINVAL
 from .locks import mmap_assert_locked, mmap_assert_write_locked
 from .pgtable import (EntryPtr, p4d_addr_end, p4d_offset, pgd_addr_end, pgd_offset, pgdp_get,
-                      pmd_addr_end, pmd_offset, pmdp_get, pte_offset_map_lock, pte_unmap_unlock,
-                      pud_addr_end, pud_offset, pudp_get)
+                      pmd_addr_end, pmd_offset, pmdp_get, pud_addr_end, pud_offset, pudp_get)
 
 # include/linux/pagewalk.h enum page_walk_action
 ACTION_SUBTREE = 0
@@ -40,14 +41,12 @@ PGWALK_VMA_RDLOCK_VERIFY = 3
 
 @dataclass
 class mm_walk_ops:
-    """``struct mm_walk_ops``: the callbacks of a walk (only the ones the model uses).
+    """``struct mm_walk_ops``: the callbacks of a walk (only the one the model uses).
 
-    ``pmd_entry(pmd, addr, next, walk) -> int`` gets the ``pmd_t *`` (an EntryPtr);
-    ``pte_entry(pte, addr, next, walk) -> int`` gets the ``pte_t *`` under the PTL.
-    A non-zero return stops the walk and is returned by it."""
+    ``pmd_entry(pmd, addr, next, walk) -> int`` gets the ``pmd_t *`` (an EntryPtr). A
+    non-zero return stops the walk and is returned by it."""
 
     pmd_entry: Optional[Callable[..., int]] = None
-    pte_entry: Optional[Callable[..., int]] = None
     walk_lock: int = PGWALK_RDLOCK
 
 
@@ -88,37 +87,10 @@ def process_vma_walk_lock(vma, walk_lock: int) -> None:
         vma_assert_locked(vma)
 
 
-def walk_pte_range_inner(pte: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
-    """mm/pagewalk.c walk_pte_range_inner(): call pte_entry on every PTE of [addr, end)."""
-    ops = walk.ops
-    err = 0
-    while True:
-        err = ops.pte_entry(pte, addr, addr + PAGE_SIZE, walk)
-        if err:
-            break
-        if addr >= end - PAGE_SIZE:
-            break
-        addr += PAGE_SIZE
-        pte = pte + 1
-    return err
-
-
-def walk_pte_range(pmd: EntryPtr, addr: int, end: int, walk: mm_walk) -> int:
-    """mm/pagewalk.c walk_pte_range(): map and lock the PTE table, walk it; if the table is
-    gone (pte_offset_map_lock failed) ask the caller to retry the pmd (ACTION_AGAIN)."""
-    err = 0
-    pte, ptl = pte_offset_map_lock(walk.mm, pmd, addr)
-    if pte is not None:
-        err = walk_pte_range_inner(pte, addr, end, walk)
-        pte_unmap_unlock(pte, ptl)
-    if pte is None:
-        walk.action = ACTION_AGAIN
-    return err
-
-
 def walk_pmd_range(pud: EntryPtr, pudval, addr: int, end: int, walk: mm_walk) -> int:
-    """mm/pagewalk.c walk_pmd_range(): for each present pmd, pmd_entry, then (unless the
-    callback said ACTION_CONTINUE, or there is no pte_entry) the PTE level."""
+    """mm/pagewalk.c walk_pmd_range(): for each present pmd, pmd_entry (which may ask for
+    the same pmd again). The PTE level (walk_pte_range) is only for a walk with a pte_entry,
+    and no walk of the model has one."""
     ops = walk.ops
     err = 0
     pmd = pmd_offset(pud, pudval, addr)
@@ -135,15 +107,7 @@ def walk_pmd_range(pud: EntryPtr, pudval, addr: int, end: int, walk: mm_walk) ->
                 break
             if walk.action == ACTION_AGAIN:
                 again = True
-            elif walk.action == ACTION_CONTINUE or ops.pte_entry is None:
-                pass
-            else:
-                # (split_huge_pmd: no THP)
-                err = walk_pte_range(pmd, addr, next_, walk)
-                if err:
-                    break
-                if walk.action == ACTION_AGAIN:
-                    again = True
+            # (ACTION_CONTINUE, or no pte_entry: the PTE level is not walked)
         if again:
             continue                        # goto again (same pmd)
         addr = next_

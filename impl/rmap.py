@@ -8,9 +8,9 @@ flush: set_tlb_ubc_flush_pending, try_to_unmap_flush, flush_tlb_batched_pending)
 include/linux/rmap.h (folio_try_dup_anon_rmap_ptes, folio_dup_file_rmap_ptes,
 folio_try_share_anon_rmap_pte, struct page_vma_mapped_walk), mm/page_vma_mapped.c
 (page_vma_mapped_walk), mm/interval_tree.c (vma_interval_tree_*), mm/vma.c's
-unlink_file_vma (and its batch form), mm/pgtable-generic.c ptep_clear_flush, the i_mmap lock
-helpers of include/linux/fs.h, and, beside try_to_migrate which they undo, mm/migrate.c's
-remove_migration_pte(s).
+unlink_file_vma_batch_* (free_pgtables' batch form), mm/pgtable-generic.c ptep_clear_flush,
+the i_mmap lock helpers of include/linux/fs.h, and, beside try_to_migrate which they undo,
+mm/migrate.c's remove_migration_pte(s).
 
 6.18 shapes where later kernels differ: anon_vma_clone(dst, src) takes two arguments and
 does the fork-time reuse itself (later kernels add an operation argument and split out
@@ -655,25 +655,14 @@ def folio_dup_file_rmap_pte(folio: Page, page: Page, dst_vma) -> None:
 
 
 # =============================================================================================
-# The file side of VMA teardown (mm/vma.c unlink_file_vma and its batch form)
+# The file side of VMA teardown (mm/vma.c unlink_file_vma_batch_*, free_pgtables' 6.18 form;
+# unlink_file_vma, hugetlb's one-VMA form, is not modelled: no hugetlb)
 # =============================================================================================
 def __remove_shared_vm_struct(vma, mapping) -> None:
     """mm/vma.c __remove_shared_vm_struct(): take the VMA out of the file's i_mmap. Caller
     holds i_mmap_rwsem for write. (mapping_unmap_writable's i_mmap_writable count and
     flush_dcache_mmap_lock are not modelled.)"""
     vma_interval_tree_remove(vma, mapping.i_mmap)
-
-
-def unlink_file_vma(vma) -> None:
-    """Unlink a file-based VMA from its file's reverse map: one VMA, one i_mmap lock (6.18's
-    free_pgtables batches them, see unlink_file_vma_batch_add; this is hugetlb's form,
-    kept for the tests of the i_mmap tree). Models mm/vma.c unlink_file_vma()."""
-    file = vma.vm_file
-    if file is not None:
-        mapping = file.f_mapping
-        i_mmap_lock_write(mapping)
-        __remove_shared_vm_struct(vma, mapping)
-        i_mmap_unlock_write(mapping)
 
 
 class unlink_vma_file_batch:

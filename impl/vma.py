@@ -3,17 +3,18 @@
 Models mm/vma.c and mm/vma.h of Linux 6.18 (struct vma_merge_struct, struct vma_munmap_struct,
 struct vma_prepare, vma_merge_new_range, vma_merge_existing_range, vma_expand,
 vma_modify / vma_modify_flags, __split_vma, split_vma, do_vmi_munmap, do_vmi_align_munmap,
-vms_gather_munmap_vmas, vms_complete_munmap_vmas, vms_clear_ptes, unmap_region, remove_vma,
+vms_gather_munmap_vmas, vms_complete_munmap_vmas, vms_clear_ptes, remove_vma,
 __mmap_region / mmap_region, copy_vma, acct_stack_growth, expand_downwards), mm/vma_init.c
 (vm_area_alloc, vm_area_dup, vm_area_free) and the accounting helpers of mm/internal.h
-(is_exec_mapping ...). copy_vma and vma_link are mremap's: only the unit tests of fix
-7e7757876f25 call them (the model has no mremap). vma_merge_extend, vma_shrink and
-vma_modify_name are not modelled: their callers (brk, mremap, exec's shift_arg_pages,
-prctl(PR_SET_VMA)) are not in the model.
+(is_exec_mapping ...). copy_vma and vma_link are mremap's: the model has no mremap(2);
+bounded:copy_vma (proofs/copy_vma.py) and the unit tests of fix 7e7757876f25 call copy_vma
+as move_vma does. unmap_region is not modelled: its one caller in 6.18 is __mmap_region's
+error path after a driver's ->mmap failed, and no ->mmap fails in the model.
+vma_merge_extend, vma_shrink and vma_modify_name are not modelled: their callers (brk,
+mremap, exec's shift_arg_pages, prctl(PR_SET_VMA)) are not in the model.
 
-6.18 forms, not later ones: unmap_vmas(tlb, mas, vma, start, end, tree_end, mm_wr_locked) and
-unmap_region(mas, vma, prev, next) (6.19's struct unmap_desc / UNMAP_STATE are not used);
-vma_modify_flags() takes the new flags by value (no VM_STICKY propagation); the mmap_state
+6.18 forms, not later ones: unmap_vmas(tlb, mas, vma, start, end, tree_end, mm_wr_locked)
+(6.19's struct unmap_desc / UNMAP_STATE are not used); vma_modify_flags() takes the new flags by value (no VM_STICKY propagation); the mmap_state
 setup is __mmap_prepare() (renamed __mmap_setup() later); vma_merge_copied_range() does not
 exist yet (copy_vma() clears vmg.middle and calls vma_merge_new_range()).
 
@@ -1263,26 +1264,6 @@ def do_vmi_munmap(vmi: VmaIterator, mm: mm_struct, start: int, len_: int, uf,
     return do_vmi_align_munmap(vmi, vma, mm, start, end, uf, unlock)
 
 
-def unmap_region(vmi: VmaIterator, vma: vm_area_struct, prev: Optional[vm_area_struct],
-                 nxt: Optional[vm_area_struct]) -> None:
-    """Zap *vma* and free its page tables between prev's end and next's start (mmap's error
-    path after a driver's ->mmap failed). Models mm/vma.c unmap_region() of 6.18 (the
-    (mas, vma, prev, next) form, before 6.19's unmap_desc); the caller holds mmap_lock for
-    write."""
-    from .free_pgtables import free_pgtables
-    from .mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu
-    from .zap import unmap_vmas, update_hiwater_rss
-    mm = vma.vm_mm
-    tlb = mmu_gather()
-    tlb_gather_mmu(tlb, mm)
-    update_hiwater_rss(mm)
-    unmap_vmas(tlb, vmi, vma, vma.vm_start, vma.vm_end, vma.vm_end, True)
-    vma_iter_set(vmi, vma.vm_end)
-    free_pgtables(tlb, vmi, vma, prev.vm_end if prev is not None else FIRST_USER_ADDRESS,
-                  nxt.vm_start if nxt is not None else USER_PGTABLES_CEILING, True)
-    tlb_finish_mmu(tlb)
-
-
 # =============================================================================================
 # Mapping a new region (mm/vma.c __mmap_region and its helpers)
 # =============================================================================================
@@ -1382,16 +1363,12 @@ def mmap_file(file, vma: vm_area_struct) -> int:
 def __mmap_new_file_vma(map_: mmap_state, vma: vm_area_struct) -> int:
     """Attach the file to a new VMA and call its ->mmap. Models mm/vma.c
     __mmap_new_file_vma()."""
-    vmi = map_.vmi
     vma.vm_file = map_.file
     # get_file(map->file): no reference counts.
-    error = mmap_file(vma.vm_file, vma)
-    if error:
-        vma.vm_file = None
-        vma_iter_set(vmi, vma.vm_end)
-        # Undo any partial mapping done by a device driver.
-        unmap_region(vmi, vma, map_.prev, map_.next)
-        return error
+    # The ->mmap of a shmem or regular file does not fail (the model has no driver files),
+    # so the kernel's error path here (unmap_region of what a driver may have mapped, then
+    # the VMA freed) is not modelled.
+    mmap_file(vma.vm_file, vma)
     map_.file = vma.vm_file
     map_.vm_flags = vma.vm_flags
     return 0
@@ -1594,6 +1571,6 @@ __all__ = [
     "vma_iter_store_overwrite", "vma_merge_new_range", "vma_merge_existing_range",
     "vma_expand", "vma_modify", "vma_modify_flags", "split_vma", "vma_link", "remove_vma", "copy_vma",
     "do_vmi_munmap", "do_vmi_munmap_args", "do_vmi_align_munmap", "vms_gather_munmap_vmas",
-    "vms_complete_munmap_vmas", "vms_clear_ptes", "unmap_region", "mmap_region",
+    "vms_complete_munmap_vmas", "vms_clear_ptes", "mmap_region",
     "is_exec_mapping", "is_stack_mapping", "is_data_mapping", "vm_start_gap",
 ]

@@ -3,10 +3,10 @@ invariant checked after every step.
 
 The scenario corpus covers the paths the historic bugs live on; this covers the rest of what
 the model has, sequentially: for each *layout* (a process with two mappings, placed inside
-one PTE table, across a PMD boundary, or covering a whole PTE table; anonymous, private and
-shared file, shmem and mlocked; populated from the other CPU, so that its TLB holds
-translations every flush must reach), every sequence of at most K calls (K = 2, or
-``prove --bound K``) drawn from an alphabet of munmap, mprotect (read-only, and back to
+one PTE table, across a PMD boundary, across a PGD entry's boundary and 512 GiB apart, or covering a
+whole PTE table; anonymous, private and shared file, shmem and mlocked; populated from the
+other CPU, so that its TLB holds translations every flush must reach), every sequence of at
+most K calls (K = 2, or ``prove --bound K``) drawn from an alphabet of munmap, mprotect (read-only, and back to
 read-write), madvise (MADV_DONTNEED, MADV_FREE, MADV_COLD, MADV_WILLNEED, MADV_DONTFORK, a
 range that spans both mappings and the hole between them, MADV_REMOVE where A is shmem),
 mlock, munlock, mlockall(MCL_CURRENT|MCL_FUTURE; with MCL_ONFAULT on the 512-page layout),
@@ -131,6 +131,32 @@ prot = "rw"
 populate = "write"
 populate_cpu = 1
 """, mlockall="MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT"),
+    # A straddles a PGD-entry boundary (512 GiB, so a PUD and a PMD boundary too) and B is in
+    # the next PGD entry: an unmap frees or keeps PMD and PUD tables by free_pgd_range's floor
+    # and ceiling (A's first page ends where its last page's tables start; B's start is a
+    # ceiling aligned at every level). B is a private file page, read.
+    Layout("across-a-pgd-boundary", "x86", 0x7efffffff000, 2, 0x7f8000000000, """
+[[process.mapping]]
+addr = 0x7efffffff000
+pages = 2
+prot = "rw"
+populate = "write"
+populate_cpu = 1
+data = { 0 = 0x41, 1 = 0x42 }
+[[process.mapping]]
+addr = 0x7f8000000000
+pages = 1
+prot = "rw"
+file = "f"
+populate = "read"
+populate_cpu = 1
+""", """
+[[file]]
+name = "f"
+size = 4096
+shmem = false
+data = { 0 = 0x43 }
+"""),
     # Shared shmem, mlocked (munlock on unmap, VM_LOCKED zaps), and a read-only private
     # anonymous page that maps the zero page.
     Layout("shmem-mlocked", "x86", 0x7f0000000000, 2, 0x7f0000002000, """
@@ -169,6 +195,7 @@ def alphabet(lay: Layout) -> list[tuple[str, str]]:
     return [
         call("munmap(A)", op="munmap", addr=a, len=n),
         call("munmap(A first page)", op="munmap", addr=a, len=PAGE),
+        call("munmap(A last page)", op="munmap", addr=a + n - PAGE, len=PAGE),
         call("munmap(B)", op="munmap", addr=b, len=PAGE),
         call("mprotect(A, r)", op="mprotect", addr=a, len=n, prot="r"),
         call("mprotect(A first page, r)", op="mprotect", addr=a, len=PAGE, prot="r"),

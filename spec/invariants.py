@@ -434,6 +434,27 @@ def _pte_in_vma_write():
                              f"{_pte_text(S, p)} in a VMA without VM_WRITE")
 
 
+@invariant("PTE_IN_VMA.table", "every page table below the pgd translates some address of a "
+           "VMA", when="quiescent", concrete_only=True)
+def _pte_in_vma_table():
+    # free_pgtables() frees, after an unmap, every table whose whole span lies between the
+    # VMAs left on either side (floor = prev->vm_end, ceiling = next->vm_start, rounded out
+    # to the table at each level by free_pgd_range and free_p?d_range); a table it keeps
+    # spans part of prev or next. Tables are only allocated inside VMAs (faults, GUP,
+    # fork's copy_page_range), and PT_RECLAIM and exit_mmap only free. So once the mm is
+    # quiescent, a table that spans no VMA is one free_pgtables() failed to free: leaked
+    # until exit (VmPTE shows it; a later mapping there would reuse it).
+    return (lambda S, ev: [t for m in ([ev["mm"]] if ev and "mm" in ev else S.mms())
+                           if not S.mm_exited(m) for t in S.page_tables_of(m)],
+            lambda S, B, t, ev: S.vm_intersects(t[0], t[2], t[3]),
+            lambda S, t, ev: f"mm{S.mm_id(t[0])} keeps a {_LEVEL_TEXT[t[1]]} table for "
+                             f"{t[2]:#x}-{t[3]:#x}, where no VMA is: free_pgtables() did not "
+                             f"free it")
+
+
+_LEVEL_TEXT = {1: "PTE", 2: "PMD", 3: "PUD"}
+
+
 @invariant("REFCOUNT", "refcount >= mapcount for every allocated page", when="quiescent")
 def _refcount():
     return (_mapped_frames,

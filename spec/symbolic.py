@@ -542,6 +542,14 @@ class SymbolicView:
         # only).
         return []
 
+    def page_tables_of(self, mm) -> list:
+        # The abstract state has no page tables above the PTE level and no table spans
+        # (PTE_IN_VMA.table is judged on concrete states only).
+        return []
+
+    def vm_intersects(self, mm, start, end):
+        return z3.BoolVal(True)
+
     def vma_live(self, v):
         return z3.BoolVal(True)
 

@@ -279,6 +279,18 @@ class ConcreteView:
         out += [(f.f_mapping, v) for f in self.machine.files for v in f.f_mapping.i_mmap]
         return out
 
+    def page_tables_of(self, mm) -> list:
+        """Every page table of *mm* below its pgd, as (mm, level, first address, end): the
+        span of addresses it translates."""
+        from unmapcheck.impl.constants import PTRS_PER_TABLE
+        from unmapcheck.impl.pgtable import LEVEL_PGD, LEVEL_SHIFT, iter_tables
+        return [(mm, level, base, base + (PTRS_PER_TABLE << LEVEL_SHIFT[level]))
+                for level, base, _page in iter_tables(mm) if level != LEVEL_PGD]
+
+    def vm_intersects(self, mm, start: int, end: int) -> bool:
+        """Does a VMA of *mm* overlap [start, end)?"""
+        return any(v.vm_start < end and start < v.vm_end for v in mm.mm_mt.vmas)
+
     @staticmethod
     def vma_live(v) -> bool:
         """*v* is a VMA of its mm's tree (not detached, removed or freed)."""

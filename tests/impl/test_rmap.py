@@ -159,8 +159,11 @@ def test_i_mmap_insert_keeps_pgoff_order_and_remove():
     assert f.f_mapping.i_mmap == [b, a, c]
     assert rmap.vma_interval_tree_foreach(f.f_mapping, 5, 5) == [a, c]
     assert rmap.vma_interval_tree_foreach(f.f_mapping, 0, 0) == [b]
-    rmap.unlink_file_vma(a)
-    assert f.f_mapping.i_mmap == [b, c]
+    vb = rmap.unlink_vma_file_batch()
+    rmap.unlink_file_vma_batch_add(vb, a)
+    assert f.f_mapping.i_mmap == [b, a, c]          # batched until the batch is processed
+    rmap.unlink_file_vma_batch_final(vb)
+    assert f.f_mapping.i_mmap == [b, c] and vb.count == 0
     assert f.f_mapping.i_mmap_rwsem.writer is None
     with pytest.raises(KernelBug):
         rmap.vma_interval_tree_insert(a, File(m, "other", 0).f_mapping.i_mmap)
