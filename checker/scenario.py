@@ -1009,7 +1009,7 @@ _OP_FIELDS = {
     "munmap": {"addr", "len"},
     "mprotect": {"addr", "len", "prot"},
     "madvise": {"addr", "len", "advice"},
-    "mlock": {"addr", "len"},
+    "mlock": {"addr", "len", "flags"},
     "munlock": {"addr", "len"},
     "mlockall": {"flags"},
     "munlockall": set(),
@@ -1021,9 +1021,9 @@ _OP_FIELDS = {
     "store": {"addr", "value"},
 }
 # The op fields a program may leave out (mmap's file and offset, gup_fast's write,
-# pwrite's len: one byte).
+# pwrite's len: one byte; mlock's flags: mlock(2), with them mlock2(2)).
 _OP_OPTIONAL = {"mmap": frozenset({"offset", "file"}), "gup_fast": frozenset({"write"}),
-                "pwrite": frozenset({"len"})}
+                "pwrite": frozenset({"len"}), "mlock": frozenset({"flags"})}
 MAX_PWRITE_LEN = 4 * 4096
 
 
@@ -1051,6 +1051,8 @@ def _op(ctx: _Ctx, where: str, op: Any, cpus: int, file_names: set[str],
             args[k] = _prot(ctx, fw, v)
         elif k == "flags" and kind == "mlockall":
             args[k] = _named(ctx, fw, v, "MCL_", (1 << 31) - 1)      # an int
+        elif k == "flags" and kind == "mlock":
+            args[k] = _named(ctx, fw, v, "MLOCK_", (1 << 31) - 1)    # mlock2's int
         elif k == "flags":
             args[k] = _named(ctx, fw, v, "MAP_")
         elif k == "advice":

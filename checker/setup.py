@@ -156,7 +156,7 @@ def run_op(system: System, proc, cpu: int, op, env: dict) -> Any:
     if k == "madvise":
         return proc.madvise(a["addr"], a["len"], a["advice"], cpu=cpu)
     if k == "mlock":
-        return proc.mlock(a["addr"], a["len"], cpu=cpu)
+        return proc.mlock(a["addr"], a["len"], a.get("flags"), cpu=cpu)
     if k == "munlock":
         return proc.munlock(a["addr"], a["len"], cpu=cpu)
     if k == "pwrite":

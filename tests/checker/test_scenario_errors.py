@@ -45,6 +45,12 @@ def test_the_good_scenario_parses():
     ('name = "s"', 'name = "s"\nfixes_off = ["deadbeef"]', "scenario.fixes_off[0]"),
     ('name = "s"', 'name = "s"\ncolour = 1', "scenario"),
     ('[expect]', '[bounds]\npreemptions = -1\n[expect]', "bounds.preemptions"),
+    ('{ op = "load", addr = 0x7f0000000000 }',
+     '{ op = "mlock", addr = 0x7f0000000000, len = 0x1000, flags = "MLOCK_ONFALT" }',
+     "thread[0].program[0].flags"),
+    ('{ op = "load", addr = 0x7f0000000000 }',
+     '{ op = "mlock", addr = 0x7f0000000000, len = 0x1000, flags = true }',
+     "thread[0].program[0].flags"),
 ])
 def test_errors_name_file_line_and_field(old, new, where):
     assert old in GOOD
@@ -55,6 +61,15 @@ def test_errors_name_file_line_and_field(old, new, where):
     assert msg.startswith("bad.toml"), msg
     assert where in msg, msg
     assert "\n" not in msg
+
+
+def test_mlock_flags_make_it_mlock2():
+    for flags, want in (("", None), (', flags = "MLOCK_ONFAULT"', 1), (", flags = 2", 2),
+                        (', flags = "onfault"', 1)):
+        text = GOOD.replace('{ op = "load", addr = 0x7f0000000000 }',
+                            '{ op = "mlock", addr = 0x7f0000000000, len = 0x1000' + flags + ' }')
+        op = parse(text, "s.toml").threads[0].program[0]
+        assert op.op == "mlock" and op.args.get("flags") == want
 
 
 def test_line_numbers_point_at_the_field():
