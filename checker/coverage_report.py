@@ -18,7 +18,7 @@ What is reported:
 * the *kernel-mirroring functions* never executed: every module-level ``def`` of
   ``impl/*.py`` (including those inside a module-level ``if``/``try``) whose name does not
   start with a single underscore (``__split_vma`` counts, ``_tunable`` and ``__getattr__``
-  do not). A function counts as executed when any line of its body (after the ``def`` line,
+  do not) and that is not marked ``@model_only`` (the text of a PTE for traces, say). A function counts as executed when any line of its body (after the ``def`` line,
   its decorators and its default values, which run at import) was executed.
 
 The full report (``--coverage FILE``) is JSON, ``{"schema": "unmapcheck-coverage",
@@ -100,10 +100,23 @@ def module_functions(tree: ast.Module) -> list[ast.FunctionDef]:
     return out
 
 
+def is_model_only(f) -> bool:
+    """A def decorated ``@model_only`` (impl/sched.py): the model's own helper, not kernel
+    code."""
+    return any((isinstance(d, ast.Name) and d.id == "model_only") or
+               (isinstance(d, ast.Attribute) and d.attr == "model_only")
+               for d in f.decorator_list)
+
+
+def is_kernel_function(f) -> bool:
+    """A kernel-mirroring function: a kernel-mirroring name, not marked ``@model_only``."""
+    return is_kernel_name(f.name) and not is_model_only(f)
+
+
 def kernel_functions(path: Path) -> list[FunctionSpan]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     return [FunctionSpan(f.name, f.lineno, f.body[0].lineno, f.end_lineno or f.lineno)
-            for f in module_functions(tree) if is_kernel_name(f.name)]
+            for f in module_functions(tree) if is_kernel_function(f)]
 
 
 # --- the report -------------------------------------------------------------------------------

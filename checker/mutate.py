@@ -566,9 +566,12 @@ def _module_names(tree: ast.Module) -> set[str]:
 
 def _functions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef, bool]]:
     """(qualname, def, kernel-mirroring?) for the module-level functions and the methods of
-    module-level classes; a second def of the same name is NAME@2."""
-    from .coverage_report import is_kernel_name, module_functions
-    out = [(f.name, f, is_kernel_name(f.name)) for f in module_functions(tree)]
+    module-level classes; a second def of the same name is NAME@2. Functions marked
+    ``@model_only`` (the model's own helpers, impl/sched.py) are left out: they are not
+    kernel code, so no mutant of them is a kernel regression."""
+    from .coverage_report import is_kernel_name, is_model_only, module_functions
+    out = [(f.name, f, is_kernel_name(f.name)) for f in module_functions(tree)
+           if not is_model_only(f)]
     for st in tree.body:
         if isinstance(st, ast.ClassDef):
             out += [(f"{st.name}.{f.name}", f, False) for f in st.body

@@ -60,7 +60,7 @@ from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_
                   pte_write, swp_offset)
 from .rmap import (RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive,
                    folio_move_anon_rmap)
-from .sched import KernelBug
+from .sched import KernelBug, model_only
 from .swapfile import (__swap_count, folio_free_swap, folio_matches_swap_entry,
                        swap_cache_get_folio, swap_free, swap_read_folio, swap_slot_cached,
                        swapcache_clear, swapcache_prepare, swapin_readahead, vm_swap_full)
@@ -105,6 +105,7 @@ VM_FAULT_NAMES = ((VM_FAULT_OOM, "OOM"), (VM_FAULT_SIGBUS, "SIGBUS"), (VM_FAULT_
                   (VM_FAULT_DONE_COW, "DONE_COW"), (VM_FAULT_COMPLETED, "COMPLETED"))
 
 
+@model_only
 def vm_fault_names(ret: int) -> str:
     """A vm_fault_t as text, for traces: ``"NOPAGE|LOCKED"``, ``"0"``."""
     names = [n for bit, n in VM_FAULT_NAMES if ret & bit]

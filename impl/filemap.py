@@ -496,7 +496,8 @@ def filemap_page_mkwrite(vmf) -> int:
         folio_unlock(folio)
         return VM_FAULT_NOPAGE
     folio_mark_dirty(folio)
-    # (folio_wait_stable: no writeback in the model)
+    # (folio_wait_stable: no backing device of the model needs stable pages, so it never
+    # waits)
     return ret
 
 

@@ -213,6 +213,15 @@ def _seq_end(mm) -> None:
         vma_end_write_all(mm)
 
 
+def lockdep_assert_held_write(sem: RwSem, what: str) -> None:
+    """include/linux/lockdep.h lockdep_assert_held_write(): the current context holds *sem*
+    for write. The model also calls it where the kernel relies on a lock without asserting
+    it (a caller's comment says "caller holds ..."), as lockdep would if it did."""
+    if sem.writer != sched.current().name:
+        raise LockDiscipline(f"{sched.current().name}: {what} without {sem.name} held for "
+                             f"write ({sem.state()})")
+
+
 def mmap_assert_write_locked(mm) -> None:
     if mm.mmap_lock.writer != sched.current().name:
         raise LockDiscipline(f"{sched.current().name}: mmap_assert_write_locked failed")

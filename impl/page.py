@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from . import sched
 from .constants import POISON_FREE
-from .sched import KernelBug
+from .sched import KernelBug, model_only
 
 # include/linux/page-flags.h, the bits the model uses.
 PG_locked = 1 << 0
@@ -268,6 +268,7 @@ def folio_clear_flag(page: Page, flag: int) -> None:
     page.flags &= ~flag
 
 
+@model_only
 def page_flag_names(page: Page) -> list[str]:
     return [name for bit, name in PAGE_FLAG_NAMES if page.flags & bit]
 

@@ -18,6 +18,8 @@ unmap paths' behaviour:
 
 from __future__ import annotations
 
+from .sched import model_only
+
 NONE, PRESENT, SWAP, MIGRATION = 0, 1, 2, 3
 KIND_NAMES = ("none", "present", "swap", "migration")
 
@@ -59,6 +61,7 @@ class pte_t:
 PTE_NONE = pte_t(NONE)
 
 
+@model_only
 def describe(pte: pte_t) -> str:
     """A short human-readable form, used in traces: ``pfn 12 rw dirty``, ``none``."""
     if pte.kind == NONE:

@@ -44,8 +44,8 @@ from . import sched
 from .bug import WARN
 from .constants import (EBUSY, EFAULT, ENOMEM, MM_ANONPAGES, MM_SWAPENTS, PAGE_SHIFT, PAGE_SIZE,
                         PMD_SIZE, VM_EXEC, VM_LOCKED, VM_READ, VM_SHARED, VM_WRITE)
-from .locks import (RwSem, down_read, down_read_trylock, down_write, might_sleep, spin_lock,
-                    spin_unlock, up_read, up_write)
+from .locks import (RwSem, down_read, down_read_trylock, down_write, lockdep_assert_held_write,
+                    might_sleep, spin_lock, spin_unlock, up_read, up_write)
 from .mm_types import linear_page_index, vm_flags_read
 from .page import (PG_anon_exclusive, PG_dirty, PG_locked, PG_swapbacked, PG_swapcache, Page,
                    folio_get, folio_mapped, folio_put, folio_set_dirty, folio_set_flag,
@@ -196,7 +196,9 @@ def anon_vma_unlock_read(anon_vma: AnonVma) -> None:
 def anon_vma_chain_link(vma, anon_vma: AnonVma) -> None:
     """mm/rmap.c anon_vma_chain_link(): add the chain to vma->anon_vma_chain (at the head)
     and to anon_vma->rb_root (anon_vma_interval_tree_insert). Caller holds the anon_vma
-    lock for write."""
+    (root) lock for write: the interval tree is what rmap walkers read under its read side.
+    6.18 does not assert it here; the model does (lockdep_assert_held_write)."""
+    lockdep_assert_held_write(anon_vma.root.rwsem, "anon_vma_chain_link")
     sched.point("anon_vma_chain_link", writes=(anon_vma.obj, vma.obj))
     anon_vma_chain(vma).insert(0, anon_vma)
     anon_vma.vmas.append(vma)
@@ -393,6 +395,7 @@ def unlink_anon_vmas(vma) -> None:
                 up_write(root.rwsem)
             root = anon_vma.root
             down_write(root.rwsem)
+        lockdep_assert_held_write(anon_vma.root.rwsem, "anon_vma_interval_tree_remove")
         sched.point("anon_vma_interval_tree_remove", writes=(anon_vma.obj, vma.obj))
         anon_vma.vmas.remove(vma)
         # Leave empty anon_vmas on the list: they are freed outside the lock.

@@ -61,6 +61,13 @@ class NotModelled(Exception):
     preallocation, page reclaim ...): raised instead of doing something else silently."""
 
 
+def model_only(fn):
+    """Marks a function of impl/ that is the model's own helper, not kernel code (the text of
+    a PTE or of page flags for traces and messages): ``unmapcheck mutate`` does not mutate
+    it and ``prove --coverage`` does not count it among the kernel-mirroring functions."""
+    return fn
+
+
 @dataclass
 class Context:
     """What ``current`` means for the model: the task running kernel code, and on which CPU.

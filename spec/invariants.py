@@ -144,6 +144,11 @@ def counts_as(S, B, p, member):
                       mm_counter_of(S, B, f) == member))
 
 
+def _event_mms(S, ev) -> list:
+    """The mms a per-mm check judges: the event's, or every mm of the view."""
+    return [ev["mm"]] if ev and "mm" in ev else S.mms()
+
+
 def _mm_ptes(S, ev):
     """The PTEs a per-mm quiescent check judges: the event's mm's, or every mm's."""
     return S.ptes_of(ev["mm"]) if ev and "mm" in ev else S.ptes()
@@ -242,7 +247,7 @@ def _i1_freed_table():
 def _live_tlb_entries(S, ev):
     """The TLB entries of the event's mm, or of every live mm (a freed mm has no page table to
     agree with; an entry of it that reaches a freed frame is I1.freed_frame's business)."""
-    mms = [ev["mm"]] if ev and "mm" in ev else S.mms()
+    mms = _event_mms(S, ev)
     return S.select(S.tlb_entries(), lambda S, B, t: B.exists(mms, lambda m: S.tlb_mm(t) == m))
 
 
@@ -262,8 +267,7 @@ def _i1_coherent():
 
 # --- I2: rss ----------------------------------------------------------------------------------
 def _rss_domain(S, ev):
-    mms = [ev["mm"]] if ev and "mm" in ev else S.mms()
-    return [(mm, k) for mm in mms for k in range(NR_MM_COUNTERS)]
+    return [(mm, k) for mm in _event_mms(S, ev) for k in range(NR_MM_COUNTERS)]
 
 
 @invariant("I2.nonneg", "no rss counter is negative", when="step", footprint=("rss",))
@@ -404,8 +408,7 @@ def _vma_sorted():
 def _map_count():
     # exit_mmap destroys the tree and leaves map_count as it was (an mm kept alive by mmgrab
     # after its last user is gone): only live mms are checked.
-    return (lambda S, ev: [m for m in ([ev["mm"]] if ev and "mm" in ev else S.mms())
-                           if not S.mm_exited(m)],
+    return (lambda S, ev: [m for m in _event_mms(S, ev) if not S.mm_exited(m)],
             lambda S, B, mm, ev: S.map_count(mm) == S.tree_size(mm),
             lambda S, mm, ev: f"mm{S.mm_id(mm)} map_count is {S.map_count(mm)} but the tree "
                               f"holds {S.tree_size(mm)} VMAs")
@@ -444,8 +447,8 @@ def _pte_in_vma_table():
     # fork's copy_page_range), and PT_RECLAIM and exit_mmap only free. So once the mm is
     # quiescent, a table that spans no VMA is one free_pgtables() failed to free: leaked
     # until exit (VmPTE shows it; a later mapping there would reuse it).
-    return (lambda S, ev: [t for m in ([ev["mm"]] if ev and "mm" in ev else S.mms())
-                           if not S.mm_exited(m) for t in S.page_tables_of(m)],
+    return (lambda S, ev: [t for m in _event_mms(S, ev) if not S.mm_exited(m)
+                           for t in S.page_tables_of(m)],
             lambda S, B, t, ev: S.vm_intersects(t[0], t[2], t[3]),
             lambda S, t, ev: f"mm{S.mm_id(t[0])} keeps a {_LEVEL_TEXT[t[1]]} table for "
                              f"{t[2]:#x}-{t[3]:#x}, where no VMA is: free_pgtables() did not "

@@ -95,6 +95,36 @@ def test_an_equivalent_mutant_is_listed_apart_and_not_scored(tmp_path):
     assert _tree_hash(tmp_path) == before    # the laid-out tree too: runs use their own copy
 
 
+MODEL_ONLY_MODULE = '''"""Only for the mutation tests."""
+from .mmu_gather import tlb_flush_mmu
+from .sched import model_only
+
+
+@model_only
+def tlb_flush_text(tlb):
+    if tlb.fullmm:
+        tlb_flush_mmu(tlb)
+    return "text"
+
+
+def tlb_flush_kernel(tlb):
+    if tlb.fullmm:
+        tlb_flush_mmu(tlb)
+'''
+
+
+def test_a_model_only_helper_is_neither_mutated_nor_counted_as_kernel_code(tmp_path):
+    from unmapcheck.checker.coverage_report import kernel_functions
+    M.copy_package(tmp_path, M.package_dirs())
+    probe = tmp_path / "unmapcheck" / "impl" / "zz_mutate_probe.py"
+    probe.write_text(MODEL_ONLY_MODULE)
+    pkg = M.Package(tmp_path)
+    assert {m.function for m in pkg.mutants([probe])} == {"tlb_flush_kernel"}
+    assert [f.name for f in kernel_functions(probe)] == ["tlb_flush_kernel"]
+    # impl/'s own: the text of a PTE for traces
+    assert "describe" not in M.Package().function_names()
+
+
 def test_unknown_function_or_path_is_one_line_exit_2(capsys):
     for argv, needle in [(["mutate", "no_such_kernel_function"], "no_such_kernel_function"),
                          (["mutate", "impl/no_such_file.py"], "no_such_file.py"),
