@@ -18,8 +18,9 @@ What is reported:
 * the *kernel-mirroring functions* never executed: every module-level ``def`` of
   ``impl/*.py`` (including those inside a module-level ``if``/``try``) whose name does not
   start with a single underscore (``__split_vma`` counts, ``_tunable`` and ``__getattr__``
-  do not) and that is not marked ``@model_only`` (the text of a PTE for traces, say). A function counts as executed when any line of its body (after the ``def`` line,
-  its decorators and its default values, which run at import) was executed.
+  do not) and that is not marked ``@model_only`` (the text of a PTE for traces, say). A
+  function counts as executed when any line of its body (after the ``def`` line, its
+  decorators and its default values, which run at import) was executed.
 
 The full report (``--coverage FILE``) is JSON, ``{"schema": "unmapcheck-coverage",
 "version": 1, ...}``, with each file's statements, executed and missing lines, and each

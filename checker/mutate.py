@@ -603,18 +603,23 @@ def _def_span(f) -> tuple[int, int]:
 
 def _within(ctx: Ctx, node) -> str:
     """The header of the innermost block *node*'s statement is in ("if not x:", "while
-    y:", ...; an elif shows as its own if), or "" at the function's top level."""
+    y:", ...), prefixed "else of " for its else branch (where an elif is too: the elif
+    itself is the statement), or "" at the function's top level."""
     stmt = ctx.stmt_of(node)
-    owner = ctx.parent[id(stmt)][0] if id(stmt) in ctx.parent else None
+    owner, fname, _ = ctx.parent.get(id(stmt), (None, None, None))
     if isinstance(owner, (ast.If, ast.While)):
-        return f"{'if' if isinstance(owner, ast.If) else 'while'} {ast.unparse(owner.test)}:"
-    if isinstance(owner, (ast.For, ast.AsyncFor)):
-        return f"for {ast.unparse(owner.target)} in {ast.unparse(owner.iter)}:"
-    if isinstance(owner, (ast.With, ast.AsyncWith)):
-        return f"with {', '.join(ast.unparse(i) for i in owner.items)}:"
-    if isinstance(owner, (ast.Try, ast.ExceptHandler)):
-        return "try:" if isinstance(owner, ast.Try) else "except:"
-    return ""
+        header = f"{'if' if isinstance(owner, ast.If) else 'while'} {ast.unparse(owner.test)}:"
+    elif isinstance(owner, (ast.For, ast.AsyncFor)):
+        header = f"for {ast.unparse(owner.target)} in {ast.unparse(owner.iter)}:"
+    elif isinstance(owner, (ast.With, ast.AsyncWith)):
+        header = f"with {', '.join(ast.unparse(i) for i in owner.items)}:"
+    elif isinstance(owner, ast.Try):
+        header = "try:"
+    elif isinstance(owner, ast.ExceptHandler):
+        header = "except:"
+    else:
+        return ""
+    return ("else of " if fname == "orelse" else "") + header
 
 
 def _show(stmt) -> str:

@@ -262,6 +262,11 @@ def test_a_reviewed_equivalent_within_a_block_marks_only_that_block():
     assert len({(m.before, m.after) for m in puts}) == 1 and len(puts) >= 5
     marked = [m.within for m in puts if m.equivalent]
     assert marked == ["if not folio_test_uptodate(folio):"]
+    # an elif is a statement of its if's else branch
+    tests = {m.before: m.within for m in M.Package().mutants(
+        functions={"__mlock_posix_error_return"}) if m.operator == "negate_condition"}
+    assert tests == {"if retval == -EFAULT:": "",
+                     "if retval == -ENOMEM:": "else of if retval == -EFAULT:"}
 
 
 def test_a_reviewed_equivalent_is_not_run_and_not_scored(tmp_path):
