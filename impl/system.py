@@ -445,7 +445,9 @@ def _ptes_in(mm, start: int, end: int):
             yield addr, pte, table
 
 
+@sched.model_only
 def _range_end(addr: int, length: int) -> int:
+    """The end of the page-aligned range a call names (for I1.return and traces)."""
     end = addr + ((length + PAGE_SIZE - 1) & PAGE_MASK)
     return end if end <= (1 << 64) - 1 else 0
 
