@@ -7,13 +7,15 @@ there when their flags, anon_vma and file offsets allow (vma_merge_new_range: me
 prev, into next, or into both) or by a new VMA; and a historic bug lives in that merge
 (7e7757876f25: a range merged into the following VMA, which expands downwards, gave it the
 new range's pgoff). So this obligation runs copy_vma() itself, as move_vma() calls it (the
-mmap_lock held for write), on a two-page source: a mapping of a file at offset 4, or
-anonymous memory, unfaulted (copy_vma gives it the new address's pgoff) or faulted (it has
-an anon_vma); to a free two-page range D whose neighbour below (ending at D) and above
-(starting at D + 2 pages) is absent, continues the copy's offsets (so it can merge), or is
-the same kind of mapping that cannot merge (another offset, or read-only); and, for an
-unfaulted anonymous source, to the range right above and right below the source itself
-(the merge that takes the source in: copy_vma then hands back the merged VMA).
+mmap_lock held for write), on a two-page source, a mapping of a file at offset 4 or
+unfaulted anonymous memory (copy_vma gives it the new address's pgoff): to a free two-page
+range D whose neighbour below (ending at D) and above (starting at D + 2 pages) is absent,
+continues the copy's offsets (so it can merge), or is the same kind of mapping that cannot
+merge (another offset, or read-only); and to the range right above and right below the
+source itself, with a neighbour on the far side or none (a merge that takes the source in:
+copy_vma then hands back the merged VMA through *vmap). A faulted anonymous range (it has an
+anon_vma, and keeps its pgoff) merges only with VMAs that share its anon_vma: it is moved
+away from the middle of its VMA and back between the two parts left (prev, next or both).
 
 After each copy: every invariant held at every step and event (I3.pgoff at each
 vma_complete: every address that stayed mapped keeps its file offset), every state
