@@ -268,7 +268,9 @@ def tlb_next_batch(tlb: mmu_gather) -> bool:
 def __tlb_remove_folio_pages(tlb: mmu_gather, page: Page, nr_pages: int,
                              delay_rmap: bool) -> bool:
     """Queue *page* (holding the reference the PTE held) for freeing after the flush.
-    Returns True when the gather is full and the caller must flush."""
+    Returns True when the gather is full and the caller must flush. Models mm/mmu_gather.c
+    __tlb_remove_folio_pages() -> __tlb_remove_folio_pages_size() of 6.18 for an order-0
+    page (one entry; no ENCODED_PAGE_BIT_NR_PAGES_NEXT pair)."""
     if delay_rmap:
         tlb.delayed_rmap = True
     batch = tlb.batches[tlb.active]
@@ -286,8 +288,8 @@ def __tlb_remove_folio_pages(tlb: mmu_gather, page: Page, nr_pages: int,
         if not tlb_next_batch(tlb):
             return True
         batch = tlb.batches[tlb.active]
-    if len(batch.pages) > batch.max - nr_pages:
-        raise sched.KernelBug("VM_BUG_ON_PAGE(batch->nr > batch->max - nr_pages, page)")
+    if len(batch.pages) > batch.max - 1:
+        raise sched.KernelBug("VM_BUG_ON_PAGE(batch->nr > batch->max - 1, page)")
     return False
 
 
