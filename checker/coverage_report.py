@@ -15,10 +15,22 @@ What is reported:
 
 * line coverage of impl/: executable statements (as coverage.py counts them) executed by
   the obligations, per file and in total;
+* the same figure over the *kernel statements*: every statement less the model's own, which
+  a correct model run on valid input never executes by design: the body of an assertion
+  (``raise KernelBug`` for BUG_ON/VM_BUG_ON, ``raise LockDiscipline`` for lockdep,
+  ``raise Deadlock``), the model's argument checks (``raise ValueError``/``TypeError``), its
+  boundary (``raise NotModelled``/``NotSupported``: a path the model refuses to guess), the
+  kernel's reports of a bug it caught in itself (the bodies of ``@reports_bug`` functions,
+  WARN and print_bad_pte, and the statements that call them), and the text of its objects
+  (``__repr__``, ``__str__``, the bodies of ``@model_only`` functions). The ``if`` that guards an assertion stays a kernel statement: only the raise
+  is set apart. Both figures are reported, the model's own statements counted apart;
 * the *kernel-mirroring functions* never executed: every module-level ``def`` of
   ``impl/*.py`` (including those inside a module-level ``if``/``try``) whose name does not
   start with a single underscore (``__split_vma`` counts, ``_tunable`` and ``__getattr__``
-  do not) and that is not marked ``@model_only`` (the text of a PTE for traces, say). A
+  do not) and that is not marked ``@model_only`` (the text of a PTE for traces, say) or
+  ``@reports_bug`` (WARN: only a kernel that caught a bug in itself runs it). A function
+  whose body has no statement (a no-op, its docstring only) is not counted: there is
+  nothing of it to execute. A
   function counts as executed when any line of its body (after the ``def`` line, its
   decorators and its default values, which run at import) was executed.
 
@@ -109,15 +121,86 @@ def is_model_only(f) -> bool:
                for d in f.decorator_list)
 
 
+def is_bug_report(f) -> bool:
+    """A def decorated ``@reports_bug`` (impl/bug.py): it runs only when the kernel caught a
+    bug in itself (a WARNING, a bad-PTE report)."""
+    return any((isinstance(d, ast.Name) and d.id == "reports_bug") or
+               (isinstance(d, ast.Attribute) and d.attr == "reports_bug")
+               for d in f.decorator_list)
+
+
 def is_kernel_function(f) -> bool:
-    """A kernel-mirroring function: a kernel-mirroring name, not marked ``@model_only``."""
-    return is_kernel_name(f.name) and not is_model_only(f)
+    """A kernel-mirroring function: a kernel-mirroring name, not marked ``@model_only`` or
+    ``@reports_bug``."""
+    return is_kernel_name(f.name) and not is_model_only(f) and not is_bug_report(f)
+
+
+# What a raise of these means: a correct model run on valid input never reaches it.
+MODEL_RAISES = frozenset({"KernelBug", "LockDiscipline", "Deadlock", "ValueError", "TypeError",
+                          "NotModelled", "NotSupported"})
+# Methods that are the text of the model's objects (traces, debugging), not kernel code.
+MODEL_TEXT_METHODS = frozenset({"__repr__", "__str__"})
+
+
+def _raised_name(node: ast.Raise) -> Optional[str]:
+    exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+    if isinstance(exc, ast.Name):
+        return exc.id
+    if isinstance(exc, ast.Attribute):
+        return exc.attr
+    return None
+
+
+def _called_name(node: ast.stmt) -> Optional[str]:
+    """The name a statement that is one call (``f(...)``, ``mod.f(...)``) calls."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        fn = node.value.func
+        if isinstance(fn, ast.Name):
+            return fn.id
+        if isinstance(fn, ast.Attribute):
+            return fn.attr
+    return None
+
+
+def bug_reporters(root: Optional[Path] = None) -> frozenset[str]:
+    """The names of impl/'s ``@reports_bug`` functions."""
+    return frozenset(f.name for path in impl_files(root)
+                     for f in module_functions(ast.parse(path.read_text(encoding="utf-8")))
+                     if is_bug_report(f))
+
+
+def model_statement_lines(path: Path, reporters: frozenset[str] = frozenset()) -> set[int]:
+    """The first lines of the statements of *path* that are the model's own (see the module
+    docstring): assertion, argument-check and boundary raises; a statement that only calls
+    one of *reporters* (the ``@reports_bug`` functions: a WARN, a bad-PTE report); every
+    statement in the body of a ``__repr__``/``__str__`` method or of a ``@model_only`` or
+    ``@reports_bug`` function."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and _raised_name(node) in MODEL_RAISES:
+            lines.add(node.lineno)
+        elif isinstance(node, ast.stmt) and _called_name(node) in reporters:
+            lines.add(node.lineno)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                node.name in MODEL_TEXT_METHODS or is_model_only(node) or is_bug_report(node)):
+            for st in node.body:
+                lines.update(n.lineno for n in ast.walk(st) if isinstance(n, ast.stmt))
+    return lines
+
+
+def _does_something(f) -> bool:
+    """Whether a def's body has a statement besides its docstring and ``pass`` (a no-op such
+    as flush_cache_page on x86 has none: nothing of it can be executed)."""
+    return any(not isinstance(st, ast.Pass) and
+               not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))
+               for st in f.body)
 
 
 def kernel_functions(path: Path) -> list[FunctionSpan]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     return [FunctionSpan(f.name, f.lineno, f.body[0].lineno, f.end_lineno or f.lineno)
-            for f in module_functions(tree) if is_kernel_function(f)]
+            for f in module_functions(tree) if is_kernel_function(f) and _does_something(f)]
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -128,10 +211,20 @@ class FileCoverage:
     executed: int
     missing_lines: list[int]
     functions: list[dict] = field(default_factory=list)
+    model_statements: int = 0       # of statements: the model's own (model_statement_lines)
+    model_executed: int = 0         # of those, executed
 
     @property
     def percent(self) -> float:
         return 100.0 * self.executed / self.statements if self.statements else 100.0
+
+    @property
+    def kernel_statements(self) -> int:
+        return self.statements - self.model_statements
+
+    @property
+    def kernel_executed(self) -> int:
+        return self.executed - self.model_executed
 
 
 @dataclass
@@ -151,6 +244,19 @@ class CoverageReport:
     def percent(self) -> float:
         return 100.0 * self.executed / self.statements if self.statements else 100.0
 
+    @property
+    def kernel_statements(self) -> int:
+        return sum(f.kernel_statements for f in self.files)
+
+    @property
+    def kernel_executed(self) -> int:
+        return sum(f.kernel_executed for f in self.files)
+
+    @property
+    def kernel_percent(self) -> float:
+        k = self.kernel_statements
+        return 100.0 * self.kernel_executed / k if k else 100.0
+
     def functions(self) -> list[tuple[str, dict]]:
         return [(f.file, fn) for f in self.files for fn in f.functions]
 
@@ -165,8 +271,13 @@ class CoverageReport:
                 "percent": round(self.percent, 2),
                 "statements": self.statements,
                 "executed": self.executed,
+                "kernel_percent": round(self.kernel_percent, 2),
+                "kernel_statements": self.kernel_statements,
+                "kernel_executed": self.kernel_executed,
                 "files": [{"file": f.file, "statements": f.statements, "executed": f.executed,
-                           "percent": round(f.percent, 2)} for f in self.files],
+                           "percent": round(f.percent, 2),
+                           "kernel_statements": f.kernel_statements,
+                           "kernel_executed": f.kernel_executed} for f in self.files],
                 "functions": {"total": len(fns),
                               "executed": sum(1 for _, fn in fns if fn["executed"])},
                 "not_executed": self.not_executed(),
@@ -181,30 +292,41 @@ class CoverageReport:
         return {"schema": SCHEMA, "version": VERSION, **s,
                 "files": [{"file": f.file, "statements": f.statements,
                            "executed": f.executed, "percent": round(f.percent, 2),
+                           "kernel_statements": f.kernel_statements,
+                           "kernel_executed": f.kernel_executed,
                            "missing_lines": f.missing_lines, "functions": f.functions}
                           for f in self.files]}
 
     def render(self) -> str:
         """The table printed after prove's own output."""
-        rows = [(f.file, str(f.statements), str(f.executed), f"{f.percent:.1f}%",
+        def kernel_cover(c) -> str:
+            k = c.kernel_statements
+            return f"{100.0 * c.kernel_executed / k:.1f}%" if k else "100.0%"
+        rows = [(f.file, str(f.statements), str(f.executed), f"{f.percent:.1f}%", kernel_cover(f),
                  f"{sum(1 for fn in f.functions if fn['executed'])}/{len(f.functions)}")
                 for f in self.files]
         fns = self.functions()
         run = sum(1 for _, fn in fns if fn["executed"])
         rows.append(("total", str(self.statements), str(self.executed),
-                     f"{self.percent:.1f}%", f"{run}/{len(fns)}"))
-        head = ("file", "statements", "executed", "cover", "functions run")
-        widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+                     f"{self.percent:.1f}%", kernel_cover(self), f"{run}/{len(fns)}"))
+        head = ("file", "statements", "executed", "cover", "kernel", "functions run")
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 
         def line(r):
             return "  " + "  ".join(r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i])
-                                    for i in range(5))
+                                    for i in range(len(head)))
         out = [f"coverage of {PACKAGE} (impl/) by these obligations"
                + (f" (--jobs {self.jobs})" if self.jobs > 1 else "") + ":",
                line(head)]
         out += [line(r) for r in rows[:-1]]
-        out.append("  " + "-" * (sum(widths) + 8))
+        out.append("  " + "-" * (sum(widths) + 2 * (len(head) - 1)))
         out.append(line(rows[-1]))
+        model = self.statements - self.kernel_statements
+        out.append(f"\nkernel statements: {self.kernel_executed} of {self.kernel_statements} "
+                   f"executed ({self.kernel_percent:.1f}%); the 'kernel' column leaves out the "
+                   f"model's own {model} statements ({self.executed - self.kernel_executed} "
+                   f"executed): assertion bodies, argument checks, not-modelled boundaries, "
+                   f"object text")
         missing = self.not_executed()
         out.append(f"\nkernel-mirroring functions never executed: {len(missing)} of {len(fns)}")
         by_file: dict[str, list[str]] = {}
@@ -226,6 +348,7 @@ def build_report(cov, root: Optional[Path] = None, jobs: int = 1) -> CoverageRep
     """Measure every impl/ file (those never imported too) from a loaded Coverage."""
     root = root or impl_dir()
     data = cov.get_data()
+    reporters = bug_reporters(root)
     files = []
     for path in impl_files(root):
         real = os.path.realpath(path)
@@ -240,8 +363,10 @@ def build_report(cov, root: Optional[Path] = None, jobs: int = 1) -> CoverageRep
                         "statements": len(st), "executed_statements": len(st - missing),
                         "executed": bool(executed_lines & body)})
         rel = "impl/" + path.relative_to(root).as_posix()
+        model = statements & model_statement_lines(path, reporters)
         files.append(FileCoverage(rel, len(statements), len(statements - missing),
-                                  sorted(missing), fns))
+                                  sorted(missing), fns, model_statements=len(model),
+                                  model_executed=len(model - missing)))
     return CoverageReport(files, jobs)
 
 

@@ -568,10 +568,12 @@ def _functions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef, bool]]:
     """(qualname, def, kernel-mirroring?) for the module-level functions and the methods of
     module-level classes; a second def of the same name is NAME@2. Functions marked
     ``@model_only`` (the model's own helpers, impl/sched.py) are left out: they are not
-    kernel code, so no mutant of them is a kernel regression."""
-    from .coverage_report import is_kernel_name, is_model_only, module_functions
+    kernel code, so no mutant of them is a kernel regression; so are those marked
+    ``@reports_bug`` (impl/bug.py: a WARN, a bad-PTE report), which a correct model never
+    runs."""
+    from .coverage_report import is_bug_report, is_kernel_name, is_model_only, module_functions
     out = [(f.name, f, is_kernel_name(f.name)) for f in module_functions(tree)
-           if not is_model_only(f)]
+           if not is_model_only(f) and not is_bug_report(f)]
     for st in tree.body:
         if isinstance(st, ast.ClassDef):
             out += [(f"{st.name}.{f.name}", f, False) for f in st.body

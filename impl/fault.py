@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import filemap, rmap, sched
-from .bug import WARN
+from .bug import WARN, reports_bug
 from .cpu import end_copy_watch, watch_copy
 from .constants import (MM_ANONPAGES, MM_SWAPENTS, MMF_UNSTABLE, PAGE_MASK, PTRS_PER_TABLE,
                         VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP,
@@ -60,8 +60,8 @@ from .pte import (is_migration_entry, non_swap_entry, pfn_pte, pte_mkdirty, pte_
                   pte_write, swp_offset)
 from .rmap import (RMAP_EXCLUSIVE, PageAnonExclusive, SetPageAnonExclusive,
                    folio_move_anon_rmap)
-from .sched import KernelBug, model_only
-from .swapfile import (__swap_count, folio_free_swap, folio_matches_swap_entry,
+from .sched import KernelBug, NotModelled, model_only
+from .swapfile import (__swap_count, folio_free_swap, free_swap_cache, folio_matches_swap_entry,
                        swap_cache_get_folio, swap_free, swap_read_folio, swap_slot_cached,
                        swapcache_clear, swapcache_prepare, swapin_readahead, vm_swap_full)
 
@@ -207,6 +207,7 @@ def check_stable_address_space(mm) -> int:
     return 0
 
 
+@reports_bug
 def _print_bad_pte(vma, addr: int, pte: pte_t, page: Optional[Page]) -> None:
     """mm/memory.c print_bad_pte() (the zap chain's, impl/zap.py)."""
     from .zap import print_bad_pte
@@ -888,7 +889,8 @@ def wp_page_copy(vmf) -> int:
     if new_folio is not None:
         folio_put(new_folio)
     if old_folio is not None:
-        # (page_copied: free_swap_cache: no swap cache)
+        if page_copied:
+            free_swap_cache(mm.machine, old_folio)
         folio_put(old_folio)
     return 0
 
@@ -907,13 +909,6 @@ def finish_mkwrite_fault(vmf, folio: Optional[Page]) -> int:
         pte_unmap_unlock(vmf.pte, vmf.ptl)              # update_mmu_tlb: no-op
         return VM_FAULT_NOPAGE
     wp_page_reuse(vmf, folio)
-    return 0
-
-
-def wp_pfn_shared(vmf) -> int:
-    """mm/memory.c wp_pfn_shared(): a shared special mapping (no ->pfn_mkwrite in the model):
-    just make the PTE writable."""
-    wp_page_reuse(vmf, None)
     return 0
 
 
@@ -983,8 +978,9 @@ def do_wp_page(vmf) -> int:
     # Shared mapping: we are guaranteed to have VM_WRITE and FAULT_FLAG_WRITE set here.
     if vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
         if vmf.page is None:
-            vmf.page = None
-            return wp_pfn_shared(vmf)
+            # vmf->page = NULL; return wp_pfn_shared(vmf): a VM_PFNMAP/VM_MIXEDMAP mapping
+            # (a special PTE); a shared mapping of the model always has a struct page.
+            raise NotModelled("do_wp_page: wp_pfn_shared (no PFN mappings in the model)")
         return wp_page_shared(vmf, folio)
 
     # Private mapping: create an exclusive anonymous page copy if reuse is impossible. If we

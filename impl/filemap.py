@@ -46,7 +46,7 @@ from .locks import RwSem
 from .page import (PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_uptodate, Page, folio_lock,
                    folio_put, folio_test_locked, folio_try_get, folio_trylock, folio_unlock)
 from .word import MASK64
-from .sched import KernelBug, NotModelled
+from .sched import KernelBug, NotModelled, model_only
 
 # include/linux/shmem_fs.h enum sgp_type, in its order (SGP_CACHE compares below SGP_WRITE).
 SGP_READ, SGP_NOALLOC, SGP_CACHE, SGP_WRITE, SGP_FALLOC = range(5)
@@ -167,14 +167,6 @@ def folio_mark_uptodate(folio: Page) -> None:
 def __folio_mark_uptodate(folio: Page) -> None:
     """__folio_mark_uptodate(): the non-atomic form, on a folio only its allocator sees."""
     folio.flags |= PG_uptodate
-
-
-def folio_ref_add(folio: Page, nr: int) -> None:
-    """include/linux/page_ref.h folio_ref_add()."""
-    if nr == 0:
-        return
-    sched.point("folio_ref_add", writes=(folio.obj,))
-    folio._refcount += nr
 
 
 def folio_ref_dec(folio: Page) -> None:
@@ -983,6 +975,7 @@ def mapping_can_writeback(mapping: AddressSpace) -> bool:
     return not mapping.host.shmem
 
 
+@model_only
 def cache_page(file: File, index: int) -> Optional[Page]:
     """The folio at *index* of *file*'s page cache, or None (for views and tests: no
     reference, no scheduling point)."""

@@ -49,7 +49,7 @@ from .pte import (is_migration_entry, is_writable_migration_entry, make_migratio
                   non_swap_entry, pte_mkclean, pte_mkold, pte_none, pte_present,
                   pte_swp_clear_exclusive, pte_swp_exclusive, pte_t, pte_wrprotect,
                   pte_write, swp_offset)
-from .sched import KernelBug, NotModelled
+from .sched import KernelBug, NotModelled, model_only
 from .swapfile import swap_duplicate
 
 FIX_MIGRATION_RSS = "9f9f1acd713d"
@@ -125,18 +125,24 @@ def mm_free_pgd(mm) -> None:
     free_table(mm, pgd)
 
 
+@model_only
+def _forget_mm(mm) -> None:
+    """The model's bookkeeping in __mmdrop: from here on nothing can reach the mm_struct, so
+    views and invariants stop looking at it (the machine's list of mms) before its pgd
+    goes."""
+    mm.freed = True
+    mms = getattr(mm.machine, "mms", None)
+    if mms is not None and mm in mms:
+        mms.remove(mm)
+
+
 def __mmdrop(mm) -> None:
     """Free the mm_struct: the pgd, then check_mm() of what the counters say.
     Models kernel/fork.c __mmdrop() (no lazy-TLB shootdown, no mm id, no cid, no pasid)."""
     cur = sched.current()
     if cur.task is not None and cur.task.mm is mm:
         WARN(mm.machine, f"WARN_ON_ONCE(mm == current->mm) in __mmdrop: mm{mm.id}")
-    # Model only: from here on nothing can reach the mm_struct; views and invariants stop
-    # looking at it before its pgd goes.
-    mm.freed = True
-    mms = getattr(mm.machine, "mms", None)
-    if mms is not None and mm in mms:
-        mms.remove(mm)
+    _forget_mm(mm)
     # cleanup_lazy_tlbs(mm): nothing (MMU_LAZY_TLB_SHOOTDOWN is powerpc's; x86 lazy CPUs
     # were moved to init_mm by exit_mmap's flush, which freed the page tables).
     mm_free_pgd(mm)

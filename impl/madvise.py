@@ -66,6 +66,7 @@ from .mmu_gather import (mmu_gather, tlb_end_vma, tlb_finish_mmu, tlb_gather_mmu
 from .page import (PG_active, PG_dirty, PG_referenced, PG_swapbacked, PG_unevictable,
                    folio_clear_dirty, folio_clear_flag, folio_test_anon, folio_test_swapbacked,
                    folio_test_swapcache, page_mapcount)
+from .vma import IS_ERR, vma_modify_flags
 from .pagewalk import PGWALK_RDLOCK, PGWALK_VMA_RDLOCK_VERIFY, mm_walk_ops, walk_page_range_vma
 from .pgtable import (EntryPtr, pte_clear_not_present_full, pte_offset_map_lock,
                       pte_unmap_unlock, ptep_get, ptep_get_and_clear, set_pte_at)
@@ -146,17 +147,6 @@ class madvise_behavior:
         self.lock_dropped = False
 
 
-def _vma_modify_flags(vmi, prev, vma, start, end, new_flags):
-    """mm/vma.c vma_modify_flags() (impl/vma.py): returns the VMA covering exactly
-    [start, end) -- split or merged as needed -- or a negative errno (the kernel's ERR_PTR)."""
-    from .vma import vma_modify_flags
-    return vma_modify_flags(vmi, prev, vma, start, end, new_flags)
-
-
-def IS_ERR(x) -> bool:
-    return isinstance(x, int)
-
-
 # --- per-VMA helpers -----------------------------------------------------------------------------
 def mark_mmap_lock_dropped(madv_behavior: madvise_behavior) -> None:
     """mm/madvise.c mark_mmap_lock_dropped()."""
@@ -174,7 +164,7 @@ def madvise_update_vma(new_flags: int, madv_behavior: madvise_behavior) -> int:
     vmi = VmaIterator(madv_behavior.mm.mm_mt, rng.start)
     if new_flags == vma.vm_flags:
         return 0
-    vma = _vma_modify_flags(vmi, madv_behavior.prev, vma, rng.start, rng.end, new_flags)
+    vma = vma_modify_flags(vmi, madv_behavior.prev, vma, rng.start, rng.end, new_flags)
     if IS_ERR(vma):
         return vma
     madv_behavior.vma = vma
@@ -222,6 +212,7 @@ def madvise_willneed(madv_behavior: madvise_behavior) -> int:
     mappings do not change), shmem would have its swapped-out pages read in
     (shmem_swapin_range: shmem is never swapped out in the model, so nothing to do). A
     regular file's readahead (vfs_fadvise) is not modelled."""
+    from .filemap import shmem_mapping
     vma = madv_behavior.vma
     file = vma.vm_file
     if file is None:
@@ -229,7 +220,7 @@ def madvise_willneed(madv_behavior: madvise_behavior) -> int:
                             mm_walk_ops(pmd_entry=swapin_walk_pmd_entry), vma)
         # lru_add_drain(): the model's LRU has no per-CPU batches.
         return 0
-    if file.shmem:                           # shmem_mapping(file->f_mapping)
+    if shmem_mapping(file.f_mapping):
         return 0                             # shmem_swapin_range: nothing swapped out
     raise NotSupported(madv_behavior.behavior, "readahead of a regular file")
 

@@ -134,7 +134,7 @@ def mlock_fixup(vmi, vma, prev: list, start: int, end: int, newflags: int) -> in
     vma_modify_flags() (impl/vma.py), account locked_vm, mark the pages. Special VMAs
     (VM_SPECIAL, hugetlb) are left alone and not counted. ``prev`` is a one-element list for
     ``struct vm_area_struct **prev``. Models mm/mlock.c mlock_fixup()."""
-    from .vma import vma_modify_flags
+    from .vma import IS_ERR, vma_modify_flags
     mm = vma.vm_mm
     ret = 0
     oldflags = vma.vm_flags
@@ -143,7 +143,7 @@ def mlock_fixup(vmi, vma, prev: list, start: int, end: int, newflags: int) -> in
         prev[0] = vma                             # goto out
         return ret
     vma = vma_modify_flags(vmi, prev[0], vma, start, end, newflags)
-    if isinstance(vma, int):                      # IS_ERR(vma)
+    if IS_ERR(vma):
         return vma                                # (prev is not updated on the error path)
     # Keep track of amount of locked VM.
     nr_pages = (end - start) >> PAGE_SHIFT

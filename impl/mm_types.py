@@ -359,19 +359,12 @@ def mm_flags_test_and_set(mm: mm_struct, bit: int) -> bool:
     return was
 
 
-# --- vm_flags updates (include/linux/mm.h vm_flags_set / vm_flags_clear) ----------------------
+# --- vm_flags updates (include/linux/mm.h vm_flags_clear) ---------------------------------
 def vm_flags_read(vma: vm_area_struct) -> int:
     """A read of vma->vm_flags by a path that does not exclude writers (the OOM reaper's
     VM_LOCKED test, bug 27ae357fa82b)."""
     sched.point("READ_ONCE(vma->vm_flags)", reads=(vma.obj,))
     return vma.vm_flags
-
-
-def vm_flags_set(vma: vm_area_struct, flags: int) -> None:
-    """include/linux/mm.h vm_flags_set(): write-locks the VMA first."""
-    _vma_start_write(vma)
-    sched.point("vm_flags_set", writes=(vma.obj,))
-    vma.vm_flags |= flags
 
 
 def vm_flags_clear(vma: vm_area_struct, flags: int) -> None:

@@ -45,7 +45,7 @@ from .constants import (EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, ENOMEM,
                         MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_STACK, MAP_SYNC,
                         MAP_TYPE, MAP_UNINITIALIZED, MMAP_BASE, MMF_OOM_SKIP, PAGE_MASK,
                         PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
-                        ULONG_MAX, USER_PGTABLES_CEILING, VM_ACCOUNT, VM_DONTDUMP, VM_EXEC,
+                        ULONG_MAX, USER_PGTABLES_CEILING, VM_DONTDUMP, VM_EXEC,
                         VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                         VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NOHUGEPAGE, VM_NORESERVE,
                         VM_READ, VM_SHARED, VM_SYNC, VM_WIPEONFORK, VM_WRITE)
@@ -603,7 +603,6 @@ def exit_mmap_618(mm: mm_struct) -> None:
     from .free_pgtables import free_pgtables
     from .mmu_gather import mmu_gather, tlb_finish_mmu, tlb_gather_mmu_fullmm
     from .zap import unmap_vmas
-    nr_accounted = 0
     vmi = VmaIterator(mm.mm_mt, 0)
     count = 0
 
@@ -637,8 +636,7 @@ def exit_mmap_618(mm: mm_struct) -> None:
     # without holding any MM locks besides the unreachable mmap_write_lock.
     vma_iter_set(vmi, vma.vm_end)
     while True:
-        if vma.vm_flags & VM_ACCOUNT:
-            nr_accounted += vma_pages(vma)
+        # (nr_accounted += vma_pages(vma) for VM_ACCOUNT: for vm_unacct_memory, below)
         vma_mark_detached(vma)
         remove_vma(vma)
         count += 1
@@ -650,7 +648,7 @@ def exit_mmap_618(mm: mm_struct) -> None:
     # destroy:
     _exit_mmap_destroy(mm)
     mmap_write_unlock(mm)
-    # vm_unacct_memory(nr_accounted): no overcommit accounting.
+    # vm_unacct_memory(nr_accounted): no overcommit accounting, so nr_accounted is not kept.
 
 
 def exit_mmap_5x(mm: mm_struct) -> None:
@@ -679,7 +677,6 @@ def exit_mmap_5x(mm: mm_struct) -> None:
     from .zap import unmap_vmas
     from .oom_kill import mm_is_oom_victim
     fixed = mm.machine.fixes.on("27ae357fa82b")
-    nr_accounted = 0
 
     # mmu_notifier_release(mm): no mmu notifiers.
     if fixed:
@@ -728,13 +725,12 @@ def exit_mmap_5x(mm: mm_struct) -> None:
 
     # Walk the list again, actually closing and freeing it.
     while vma is not None:
-        if vma.vm_flags & VM_ACCOUNT:
-            nr_accounted += vma_pages(vma)
+        # (nr_accounted += vma_pages(vma) for VM_ACCOUNT: for vm_unacct_memory, below)
         sched.point("remove_vma", writes=(mm.mm_mt.obj,))
         mm.mm_mt.erase(vma)
         remove_vma(vma)
         vma = VmaIterator(mm.mm_mt, 0).vma_next()
-    # vm_unacct_memory(nr_accounted): no overcommit accounting.
+    # vm_unacct_memory(nr_accounted): no overcommit accounting, so nr_accounted is not kept.
 
 
 __all__ = [

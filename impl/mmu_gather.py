@@ -312,11 +312,13 @@ def tlb_flush_rmaps(tlb: mmu_gather, vma) -> None:
 
 
 def tlb_batch_pages_flush(tlb: mmu_gather) -> None:
-    """free_pages_and_swap_cache() on every batch: drop the references the PTEs held."""
+    """mm/mmu_gather.c tlb_batch_pages_flush(): free_pages_and_swap_cache() on every batch:
+    a page leaves the swap cache if nothing maps it any more, and the references the PTEs
+    held go."""
+    from .swapfile import free_pages_and_swap_cache
     for batch in tlb.batches:
         pages, batch.pages = batch.pages, []
-        for page, _ in pages:
-            folio_put(page)
+        free_pages_and_swap_cache(tlb.mm.machine, [page for page, _ in pages])
     tlb.active = 0
 
 

@@ -358,7 +358,7 @@ def mprotect_fixup(vmi, tlb: mmu_gather, vma, pprev: list, start: int, end: int,
     modelled)."""
     from .gup import populate_vma_page_range
     from .mmap import vm_stat_account
-    from .vma import vma_modify_flags
+    from .vma import IS_ERR, vma_modify_flags
     mm = vma.vm_mm
     oldflags = vma.vm_flags                       # READ_ONCE(vma->vm_flags)
     nrpages = (end - start) >> PAGE_SHIFT
@@ -378,7 +378,7 @@ def mprotect_fixup(vmi, tlb: mmu_gather, vma, pprev: list, start: int, end: int,
         newflags &= ~VM_ACCOUNT
 
     vma = vma_modify_flags(vmi, pprev[0], vma, start, end, newflags)
-    if isinstance(vma, int):                      # IS_ERR(vma)
+    if IS_ERR(vma):
         return vma                                # goto fail: vm_unacct_memory(charged)
     pprev[0] = vma
     # vm_flags and vm_page_prot are protected by the mmap_lock held in write mode.

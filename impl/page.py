@@ -107,7 +107,10 @@ def page_mapcount(page: Page) -> int:
     return page._mapcount + 1
 
 
+@model_only
 def page_ref_count(page: Page) -> int:
+    """include/linux/page_ref.h page_ref_count(), for the tests: no modelled path calls it
+    (they read folio->_refcount where the kernel does, with its scheduling point)."""
     return page._refcount
 
 

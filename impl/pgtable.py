@@ -192,7 +192,10 @@ def ptep_clear_flush(vma, address: int, ptep: EntryPtr) -> pte_t:
     return pte
 
 
+@sched.model_only
 def pte_clear(mm, addr: int, ptep: EntryPtr) -> None:
+    """include/linux/pgtable.h pte_clear(), for the tests that build a page table by hand: no
+    modelled path calls it (the zap clears with ptep_get_and_clear_full)."""
     _write(ptep, PTE_NONE, "pte_clear")
 
 

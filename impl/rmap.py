@@ -1022,17 +1022,12 @@ def rmap_walk_anon_lock(folio: Page, rwc: rmap_walk_control) -> Optional[AnonVma
     return anon_vma
 
 
-def rmap_walk_anon(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
+def rmap_walk_anon(folio: Page, rwc: rmap_walk_control) -> None:
     """Call rwc->rmap_one for each VMA of the folio's anon_vma that may map it.
 
-    Models mm/rmap.c rmap_walk_anon()."""
-    # The folio lock keeps folio->mapping from changing to an anon_vma of another root.
-    if locked:
-        anon_vma = folio_anon_vma(folio)
-        if anon_vma is None:
-            raise KernelBug(f"VM_BUG_ON_FOLIO(!anon_vma): pfn {folio.pfn}")
-    else:
-        anon_vma = rmap_walk_anon_lock(folio, rwc)
+    Models mm/rmap.c rmap_walk_anon() with locked false: its callers with the anon_vma
+    already locked (rmap_walk_locked: THP splitting and hugetlb migration) are not modelled."""
+    anon_vma = rmap_walk_anon_lock(folio, rwc)
     if anon_vma is None:
         return
     pgoff_start = folio_pgoff(folio)
@@ -1047,22 +1042,21 @@ def rmap_walk_anon(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
             break
         if rwc.done is not None and rwc.done(folio):
             break
-    if not locked:
-        anon_vma_unlock_read(anon_vma)
+    anon_vma_unlock_read(anon_vma)
 
 
 def __rmap_walk_file(folio: Optional[Page], mapping, pgoff_start: int, nr_pages: int,
-                     rwc: rmap_walk_control, locked: bool) -> None:
+                     rwc: rmap_walk_control) -> None:
     """Call rwc->rmap_one for each VMA of *mapping* that maps file page *pgoff_start*.
 
-    Models mm/rmap.c __rmap_walk_file(): i_mmap_rwsem is taken for read (a trylock first)."""
+    Models mm/rmap.c __rmap_walk_file() with locked false (rmap_walk_locked's callers are
+    not modelled): i_mmap_rwsem is taken for read (a trylock first)."""
     pgoff_end = pgoff_start + nr_pages - 1
-    if not locked:
-        if not down_read_trylock(mapping.i_mmap_rwsem):     # i_mmap_trylock_read()
-            if rwc.try_lock:
-                rwc.contended = True
-                return
-            i_mmap_lock_read(mapping)
+    if not down_read_trylock(mapping.i_mmap_rwsem):         # i_mmap_trylock_read()
+        if rwc.try_lock:
+            rwc.contended = True
+            return
+        i_mmap_lock_read(mapping)
     for vma in vma_interval_tree_foreach(mapping, pgoff_start, pgoff_end):
         address = vma_address(vma, pgoff_start, nr_pages)
         if address == -EFAULT:
@@ -1073,35 +1067,27 @@ def __rmap_walk_file(folio: Optional[Page], mapping, pgoff_start: int, nr_pages:
             break
         if rwc.done is not None and rwc.done(folio):
             break
-    if not locked:
-        i_mmap_unlock_read(mapping)
+    i_mmap_unlock_read(mapping)
 
 
-def rmap_walk_file(folio: Page, rwc: rmap_walk_control, locked: bool) -> None:
-    """mm/rmap.c rmap_walk_file(): the folio lock keeps ->mapping from being truncated."""
+def rmap_walk_file(folio: Page, rwc: rmap_walk_control) -> None:
+    """mm/rmap.c rmap_walk_file() with locked false: the folio lock keeps ->mapping from being
+    truncated."""
     _assert_folio_locked(folio, "rmap_walk_file", bug=True)
     sched.point("READ folio->mapping", reads=(folio.obj,))
     mapping = folio.mapping
     if mapping is None:
         return
-    __rmap_walk_file(folio, mapping, folio.index, 1, rwc, locked)
+    __rmap_walk_file(folio, mapping, folio.index, 1, rwc)
 
 
 def rmap_walk(folio: Page, rwc: rmap_walk_control) -> None:
     """mm/rmap.c rmap_walk(). No KSM."""
     if folio_test_anon(folio):
         _assert_folio_locked(folio, "rmap_walk_anon", bug=False)
-        rmap_walk_anon(folio, rwc, False)
+        rmap_walk_anon(folio, rwc)
     else:
-        rmap_walk_file(folio, rwc, False)
-
-
-def rmap_walk_locked(folio: Page, rwc: rmap_walk_control) -> None:
-    """mm/rmap.c rmap_walk_locked(): the caller holds the rmap lock."""
-    if folio_test_anon(folio):
-        rmap_walk_anon(folio, rwc, True)
-    else:
-        rmap_walk_file(folio, rwc, True)
+        rmap_walk_file(folio, rwc)
 
 
 # =============================================================================================
@@ -1435,14 +1421,14 @@ def try_to_migrate(folio: Page, flags: int) -> None:
     # Migration ignores mlock and supports only TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD,
     # TTU_SYNC and TTU_BATCH_FLUSH.
     if flags & ~(TTU_RMAP_LOCKED | TTU_SPLIT_HUGE_PMD | TTU_SYNC | TTU_BATCH_FLUSH):
+        WARN(None, "WARN_ON_ONCE(flags & ~(TTU_RMAP_LOCKED | TTU_SPLIT_HUGE_PMD | TTU_SYNC | "
+                   "TTU_BATCH_FLUSH)) in try_to_migrate")
         return
     # Zone-device folios: not modelled. KSM: none.
     if folio_test_anon(folio):
         rwc.invalid_vma = invalid_migration_vma
-    if flags & TTU_RMAP_LOCKED:
-        rmap_walk_locked(folio, rwc)
-    else:
-        rmap_walk(folio, rwc)
+    # (TTU_RMAP_LOCKED: rmap_walk_locked; only hugetlb migration passes it, not modelled)
+    rmap_walk(folio, rwc)
 
 
 def try_to_unmap_one(folio: Page, vma, address: int, arg) -> bool:
@@ -1557,13 +1543,11 @@ def try_to_unmap(folio: Page, flags: int) -> None:
     """Try to remove every PTE mapping of *folio* (reclaim). Caller holds the folio lock;
     folio_mapped() tells it whether the walk got them all.
 
-    Models mm/rmap.c try_to_unmap() (no TTU_RMAP_LOCKED caller in the model)."""
+    Models mm/rmap.c try_to_unmap(); its TTU_RMAP_LOCKED branch (rmap_walk_locked) is left
+    out: only THP splitting passes that flag, and the model has no THP."""
     rwc = rmap_walk_control(rmap_one=try_to_unmap_one, arg=flags, done=folio_not_mapped,
                             anon_lock=folio_lock_anon_vma_read)
-    if flags & TTU_RMAP_LOCKED:
-        rmap_walk_locked(folio, rwc)
-    else:
-        rmap_walk(folio, rwc)
+    rmap_walk(folio, rwc)
 
 
 # =============================================================================================
@@ -1634,10 +1618,8 @@ def remove_migration_ptes(src: Page, dst: Page, flags: int) -> None:
     migration is undone).
 
     Models mm/migrate.c remove_migration_ptes(): an rmap walk over *dst* (which already has
-    src's mapping and index)."""
+    src's mapping and index). Its RMP_LOCKED branch (rmap_walk_locked) is left out: only THP
+    splitting and hugetlb migration pass it, neither modelled."""
     arg = rmap_walk_arg(src)
     rwc = rmap_walk_control(rmap_one=remove_migration_pte, arg=arg)
-    if flags & TTU_RMAP_LOCKED:
-        rmap_walk_locked(dst, rwc)
-    else:
-        rmap_walk(dst, rwc)
+    rmap_walk(dst, rwc)

@@ -231,6 +231,26 @@ def folio_free_swap(machine, folio: Page) -> bool:
     return True
 
 
+def free_swap_cache(machine, folio: Page) -> None:
+    """mm/swap_state.c free_swap_cache(): a folio that has just lost a mapping leaves the swap
+    cache if nothing maps it any more and its lock can be had at once; the tests before the
+    trylock are racy, folio_free_swap() rechecks under the lock (and keeps the folio cached
+    while a swap PTE still references its slot)."""
+    from .page import folio_mapped, folio_trylock, folio_unlock
+    if folio.flags & PG_swapcache and not folio_mapped(folio) and folio_trylock(folio):
+        folio_free_swap(machine, folio)
+        folio_unlock(folio)
+
+
+def free_pages_and_swap_cache(machine, pages: list) -> None:
+    """mm/swap_state.c free_pages_and_swap_cache(): drop each page from the swap cache where
+    it can go (free_swap_cache), then the reference the caller held (folios_put_refs)."""
+    from .page import folio_put
+    for folio in pages:
+        free_swap_cache(machine, folio)
+        folio_put(folio)
+
+
 def folio_alloc_swap(machine, folio: Page) -> int:
     """mm/swapfile.c folio_alloc_swap(): a free slot (the lowest: the model has no
     clusters) with SWAP_HAS_CACHE, and the folio in the swap cache; -ENOMEM when swap is

@@ -1402,12 +1402,6 @@ def __mmap_new_vma(map_: mmap_state):
     return 0, vma
 
 
-def pgtable_supports_soft_dirty() -> bool:
-    """CONFIG_MEM_SOFT_DIRTY is off on the oracle machine's 6.18 kernel (its VmFlags show no
-    "sd"), so new VMAs do not get VM_SOFTDIRTY."""
-    return False
-
-
 def vma_supports_mlock(vma: vm_area_struct) -> bool:
     """mm/internal.h vma_supports_mlock(): not special, not hugetlb (no gate VMA, no DAX)."""
     if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
@@ -1419,7 +1413,6 @@ def __mmap_complete(map_: mmap_state, vma: vm_area_struct) -> None:
     """Unmap what the new mapping replaced, account it (total_vm, locked_vm), finalise the
     VMA. Models mm/vma.c __mmap_complete() (perf_event_mmap, uprobe_mmap and
     vma_set_page_prot have nothing to do in the model)."""
-    from .constants import VM_SOFTDIRTY
     from .mmap import vm_stat_account
     mm = map_.mm
     vm_flags = vma.vm_flags
@@ -1431,10 +1424,9 @@ def __mmap_complete(map_: mmap_state, vma: vm_area_struct) -> None:
             vm_flags_clear(vma, VM_LOCKED_MASK)
         else:
             mm.locked_vm += map_.pglen
-    # New (or expanded) VMAs always get soft-dirty status where the page tables support it.
-    if pgtable_supports_soft_dirty():
-        from .mm_types import vm_flags_set
-        vm_flags_set(vma, VM_SOFTDIRTY)
+    # New (or expanded) VMAs get soft-dirty status where the page tables support it
+    # (pgtable_supports_soft_dirty): CONFIG_MEM_SOFT_DIRTY is off on the oracle machine's
+    # 6.18 kernel (its VmFlags show no "sd"), so never in the model.
 
 
 def vms_abort_munmap_vmas(vms: vma_munmap_struct, mas_detach: VmaIterator) -> None:

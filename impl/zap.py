@@ -34,6 +34,7 @@ from typing import Optional
 
 from . import sched, word
 from .sched import KernelBug
+from .bug import reports_bug
 from .constants import (MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS, NR_MM_COUNTERS, PAGE_SHIFT,
                         PAGE_SIZE, PMD_SIZE, PTRS_PER_TABLE, ULONG_MAX, VM_HUGETLB)
 from .locks import spin_lock, spin_trylock, spin_unlock
@@ -69,6 +70,7 @@ class zap_details:
     zap_flags: int = 0
 
 
+@reports_bug
 def print_bad_pte(vma: vm_area_struct, addr: int, pte: pte_t, page: Optional[Page]) -> None:
     """mm/memory.c print_bad_pte(): "BUG: Bad page map in process" in dmesg; the kernel
     carries on (and taints)."""

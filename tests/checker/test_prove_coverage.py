@@ -44,6 +44,7 @@ def test_text_table_and_full_report_file(tmp_path, capfd):
     assert "1 obligations: 1 proved" in out                    # prove's own output first
     assert out.index("1 obligations") < out.index("coverage of unmapcheck.impl")
     assert "kernel-mirroring functions never executed" in out and "zap_pte_range" in out
+    assert "kernel statements:" in out and " kernel " in out.split("coverage of")[1]
     doc = json.loads(report.read_text())
     assert doc["schema"] == "unmapcheck-coverage" and doc["version"] == 1
     files = {f["file"]: f for f in doc["files"]}
@@ -79,3 +80,71 @@ def test_a_name_after_coverage_is_an_obligation_and_bad_paths_are_one_line(capfd
     assert [r["name"] for r in doc["results"]] == [SMALL] and "coverage" in doc
     rc, out, err = _run(["prove", SMALL, "--coverage", "/nonexistent-folder/c.json"], capfd)
     assert rc == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+MODEL_CODE = '''\
+from .bug import WARN, reports_bug
+from .sched import KernelBug, model_only
+from . import sched
+
+
+def kernel_fn(x):
+    if x < 0:
+        raise KernelBug("BUG_ON(x < 0)")
+    if x > 9:
+        WARN(None, "WARN_ON_ONCE(x > 9)")
+        return 9
+    if x == 5:
+        raise sched.NotModelled("five")
+    return x
+
+
+@reports_bug
+def print_it(x):
+    sched.event("bad", x=x)
+
+
+@model_only
+def text(x):
+    return str(x)
+
+
+def noop(x):
+    """Nothing to do on this architecture."""
+
+
+class Thing:
+    def __repr__(self):
+        return "<thing>"
+'''
+
+
+def test_model_statements_are_set_apart_by_their_form(tmp_path):
+    """The kernel figure leaves out assertion, boundary and bug-report statements and the
+    bodies of @reports_bug, @model_only and __repr__; the guarding ifs stay kernel code; a
+    no-op and a @reports_bug function are not kernel functions that must run."""
+    from unmapcheck.checker.coverage_report import kernel_functions, model_statement_lines
+    path = tmp_path / "m.py"
+    path.write_text(MODEL_CODE)
+    src = MODEL_CODE.splitlines()
+    lines = model_statement_lines(path, frozenset({"WARN", "print_it"}))
+    picked = {src[n - 1].strip() for n in lines}
+    assert picked == {'raise KernelBug("BUG_ON(x < 0)")', 'WARN(None, "WARN_ON_ONCE(x > 9)")',
+                      'raise sched.NotModelled("five")', 'sched.event("bad", x=x)',
+                      "return str(x)", 'return "<thing>"'}
+    assert not any(src[n - 1].strip().startswith("if ") for n in lines)
+    assert [f.name for f in kernel_functions(path)] == ["kernel_fn"]
+
+
+def test_kernel_figure_is_reported_beside_the_raw_one(capfd):
+    rc, out, err = _run(["prove", SMALL, "--coverage", "--json"], capfd)
+    assert rc == 0, err
+    cov = json.loads(out)["coverage"]
+    assert 0 < cov["kernel_statements"] < cov["statements"]
+    assert cov["kernel_executed"] <= cov["executed"]
+    assert cov["kernel_percent"] == round(100 * cov["kernel_executed"]
+                                          / cov["kernel_statements"], 2)
+    files = {f["file"]: f for f in cov["files"]}
+    assert sum(f["kernel_statements"] for f in cov["files"]) == cov["kernel_statements"]
+    # impl/bug.py is WARN alone: a @reports_bug function, nothing of it is kernel code to run
+    assert files["impl/bug.py"]["kernel_statements"] < files["impl/bug.py"]["statements"]

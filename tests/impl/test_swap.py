@@ -91,8 +91,28 @@ def test_fork_shares_a_slot_and_the_swap_cache_serves_both():
     assert c.load(a) == 0x41 and p.load(a) == 0x55
     c.exit()
     p.exit()
-    # The page nobody maps stays in the swap cache, as in the kernel, until reclaim.
-    assert list(si.cache) == [off] and si.swap_map == {off: 0x40}
+    # The last unmap frees the page from the swap cache and the slot with it: the zap's
+    # free_pages_and_swap_cache -> free_swap_cache -> folio_free_swap (no PTE references
+    # the slot any more).
+    assert list(si.cache) == [] and si.swap_map == {}
+
+
+def test_a_zap_frees_the_swap_cache_page_only_when_nothing_maps_it_or_its_slot():
+    """free_swap_cache: the page stays cached while another process maps it, or while a swap
+    PTE still references its slot; the last unmap frees both."""
+    s, p = _system()
+    a = p.mmap(0, P, RW, ANON)
+    p.store(a, 0x41)
+    p.madvise(a, P, MADV_PAGEOUT)
+    off = _pte(p, a).offset
+    c = p.fork()
+    si = s.machine.swap
+    assert p.load(a) == 0x41                 # the parent maps the page from the swap cache
+    p.munmap(a, P)                           # nothing maps it now, but the child's swap PTE
+    assert list(si.cache) == [off] and si.swap_map == {off: 0x41}    # references the slot
+    assert c.load(a) == 0x41                 # the child maps it from the cache
+    c.munmap(a, P)                           # the last mapping and the last reference
+    assert list(si.cache) == [] and si.swap_map == {}
 
 
 def test_pageout_discards_a_clean_lazyfree_page_and_keeps_a_redirtied_one():
