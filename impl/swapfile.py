@@ -3,7 +3,7 @@
 Models mm/swapfile.c (swap_map counts, SWAP_HAS_CACHE, folio_alloc_swap, swap_duplicate,
 swapcache_prepare, swap_free_nr, put_swap_folio, free_swap_and_cache_nr, folio_free_swap),
 mm/swap_state.c (the swap cache: swap_cache_get_folio, swap_cache_add_folio,
-__swap_cache_del_folio / swap_cache_del_folio; in 6.18 the cache is the cluster's swap
+__swap_cache_del_folio / swap_cache_del_folio, free_swap_cache, free_pages_and_swap_cache; in 6.18 the cache is the cluster's swap
 table, the "swap table phase I" series) and mm/page_io.c (swap_writeout, swap_read_folio).
 Read from v6.18 (docs/research/swap-6.18.md says where).
 
