@@ -22,8 +22,9 @@ What is reported:
   boundary (``raise NotModelled``/``NotSupported``: a path the model refuses to guess), the
   kernel's reports of a bug it caught in itself (the bodies of ``@reports_bug`` functions,
   WARN and print_bad_pte, and the statements that call them), and the text of its objects
-  (``__repr__``, ``__str__``, the bodies of ``@model_only`` functions). The ``if`` that guards an assertion stays a kernel statement: only the raise
-  is set apart. Both figures are reported, the model's own statements counted apart;
+  (``__repr__``, ``__str__``, the bodies of ``@model_only`` functions). The ``if`` that
+  guards an assertion stays a kernel statement: only the raise is set apart. Both figures
+  are reported, the model's own statements counted apart;
 * the *kernel-mirroring functions* never executed: every module-level ``def`` of
   ``impl/*.py`` (including those inside a module-level ``if``/``try``) whose name does not
   start with a single underscore (``__split_vma`` counts, ``_tunable`` and ``__getattr__``
