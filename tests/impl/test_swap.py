@@ -71,14 +71,20 @@ def test_without_swap_pageout_keeps_anonymous_pages_active():
     assert p.load(a) == 0x41
 
 
-def test_fork_shares_a_slot_and_the_swap_cache_serves_both():
+def _paged_out_then_forked():
+    """A page (0x41) paged out to swap, then a fork: parent and child each hold a swap PTE
+    for its slot. Returns the system, parent, child, address, slot and swap device."""
     s, p = _system()
     a = p.mmap(0, P, RW, ANON)
     p.store(a, 0x41)
     p.madvise(a, P, MADV_PAGEOUT)
     off = _pte(p, a).offset
     c = p.fork()
-    si = s.machine.swap
+    return s, p, c, a, off, s.machine.swap
+
+
+def test_fork_shares_a_slot_and_the_swap_cache_serves_both():
+    s, p, c, a, off, si = _paged_out_then_forked()
     assert si.swap_map[off] == 2                       # swap_duplicate
     assert not _pte(p, a).swp_exclusive                # cleared in the parent
     assert c.load(a) == 0x41                           # read into the swap cache
@@ -98,15 +104,9 @@ def test_fork_shares_a_slot_and_the_swap_cache_serves_both():
 
 
 def test_a_zap_frees_the_swap_cache_page_only_when_nothing_maps_it_or_its_slot():
-    """free_swap_cache: the page stays cached while another process maps it, or while a swap
-    PTE still references its slot; the last unmap frees both."""
-    s, p = _system()
-    a = p.mmap(0, P, RW, ANON)
-    p.store(a, 0x41)
-    p.madvise(a, P, MADV_PAGEOUT)
-    off = _pte(p, a).offset
-    c = p.fork()
-    si = s.machine.swap
+    """free_swap_cache: an unmapped page stays in the swap cache while a swap PTE still
+    references its slot; the last unmap frees both."""
+    s, p, c, a, off, si = _paged_out_then_forked()
     assert p.load(a) == 0x41                 # the parent maps the page from the swap cache
     p.munmap(a, P)                           # nothing maps it now, but the child's swap PTE
     assert list(si.cache) == [off] and si.swap_map == {off: 0x41}    # references the slot
